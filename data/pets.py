@@ -1,0 +1,33 @@
+"""The Oxford-IIIT Pet labels and the `{label}_{id}.jpg` naming of the course's split."""
+from pathlib import Path
+
+from .io import UserError
+
+# Label = Oxford class id - 1, in Oxford's order.
+CLASS_NAMES = (
+    "Abyssinian", "american_bulldog", "american_pit_bull_terrier", "basset_hound", "beagle",
+    "Bengal", "Birman", "Bombay", "boxer", "British_Shorthair", "chihuahua", "Egyptian_Mau",
+    "english_cocker_spaniel", "english_setter", "german_shorthaired", "great_pyrenees", "havanese",
+    "japanese_chin", "keeshond", "leonberger", "Maine_Coon", "miniature_pinscher", "newfoundland",
+    "Persian", "pomeranian", "pug", "Ragdoll", "Russian_Blue", "saint_bernard", "samoyed",
+    "scottish_terrier", "shiba_inu", "Siamese", "Sphynx", "staffordshire_bull_terrier",
+    "wheaten_terrier", "yorkshire_terrier",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+
+
+def label_from_name(path) -> int | None:
+    """The label of a `{label}_{id}.ext` file name, or None when the name carries none."""
+    head, sep, _ = Path(path).stem.partition("_")
+    return int(head) if sep and head.isdigit() else None
+
+
+def parse_label(path, num_classes: int = NUM_CLASSES) -> int:
+    """The label of a training file, checked to lie in 0..num_classes-1."""
+    label = label_from_name(path)
+    if label is None:
+        raise UserError(f"cannot read a label from {path}: labeled files must be named "
+                        "{label}_{id}.jpg, e.g. 12_3705.jpg")
+    if not 0 <= label < num_classes:
+        raise UserError(f"{path}: label {label} is outside 0..{num_classes - 1}")
+    return label

@@ -1,0 +1,60 @@
+"""The one checkpoint format of this repository, and rebuilding a model from a checkpoint alone.
+
+A checkpoint is a dict: `format` (a marker that tells ours from other files), `model` (the state
+dict of a package ViT), `config` (model name, image size, class count, normalisation and the training
+settings), and the training state (`epoch`, `best_acc`, `optimizer`, `scheduler`, `history`). It is
+written atomically and read with `weights_only=True`.
+"""
+from pathlib import Path
+
+import torch
+
+from data.io import UserError, torch_save_atomic
+from .vit import MODEL_NAMES, build_vit, load_state_strict
+
+CHECKPOINT_FORMAT = "vit-pets-checkpoint-v1"
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DistributedDataParallel and torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
+def save_checkpoint(path, model: torch.nn.Module, config: dict, **state) -> None:
+    torch_save_atomic({"format": CHECKPOINT_FORMAT, "model": unwrap(model).state_dict(),
+                       "config": config, **state}, path)
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint of ours; anything else is reported as one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path} is not a checkpoint written by p1_train.py "
+                        "(a bare state dict or another program's file)")
+    name = ckpt["config"].get("model")
+    if name not in MODEL_NAMES:
+        raise UserError(f"{path} names an unknown model {name!r}")
+    return ckpt
+
+
+def model_from_checkpoint(ckpt) -> tuple:
+    """(model in eval mode on the CPU, config) rebuilt from a checkpoint dict or path alone."""
+    if not isinstance(ckpt, dict):
+        source, ckpt = str(ckpt), load_checkpoint(ckpt)
+    else:
+        source = "the checkpoint"
+    config = ckpt["config"]
+    with torch.device("meta"):  # no time spent on random initialisation that is overwritten
+        model = build_vit(config["model"], num_classes=config["num_classes"],
+                          image_size=config["image_size"], pretrained=False)
+    model = model.to_empty(device="cpu")
+    load_state_strict(model, ckpt["model"], source, config["model"])
+    return model.eval(), config

@@ -1,0 +1,165 @@
+"""Building a package ViT by name, loading its pretrained weights, and small named configurations.
+
+Every model is a `pytorch_pretrained_vit.ViT`, so a state dict saved here loads into the package's
+own class. The package cannot build a custom configuration through `ViT(name=None)` (its constructor
+refers to an undefined variable), so the small configurations are registered beside the published
+ones, without weights, and built by name like them.
+"""
+from pathlib import Path
+
+import torch
+from pytorch_pretrained_vit import ViT
+from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
+
+from data.io import UserError
+
+PACKAGE_MODELS = ("B_16", "B_32", "L_16", "L_32",
+                  "B_16_imagenet1k", "B_32_imagenet1k", "L_16_imagenet1k", "L_32_imagenet1k")
+
+
+def _small_config(patch, dim, heads, layers, image_size):
+    return {
+        "config": dict(patches=(patch, patch), dim=dim, ff_dim=2 * dim, num_heads=heads,
+                       num_layers=layers, attention_dropout_rate=0.0, dropout_rate=0.0,
+                       representation_size=None, classifier="token"),
+        "num_classes": 37,
+        "image_size": (image_size, image_size),
+        "url": None,
+    }
+
+
+# Trained from scratch in seconds on a CPU: `tiny` for the demo, `micro` for the tests.
+SMALL_MODELS = {
+    "tiny": _small_config(patch=8, dim=96, heads=4, layers=4, image_size=64),
+    "micro": _small_config(patch=8, dim=32, heads=2, layers=2, image_size=32),
+}
+for _name, _entry in SMALL_MODELS.items():
+    PRETRAINED_MODELS.setdefault(_name, _entry)
+
+MODEL_NAMES = PACKAGE_MODELS + tuple(SMALL_MODELS)
+
+
+def check_model_name(name: str) -> None:
+    if name not in MODEL_NAMES:
+        raise UserError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
+
+
+def native_image_size(name: str) -> int:
+    check_model_name(name)
+    return PRETRAINED_MODELS[name]["image_size"][0]
+
+
+def has_published_weights(name: str) -> bool:
+    return PRETRAINED_MODELS.get(name, {}).get("url") is not None
+
+
+def build_vit(name: str, num_classes: int = 37, image_size: int | None = None,
+              pretrained: bool = True, weights: str | None = None) -> ViT:
+    """A package ViT with a new `num_classes` head, pretrained from the package's URL or `weights`.
+
+    With `image_size` other than the weights' native size the position embeddings are resized.
+    """
+    check_model_name(name)
+    image_size = image_size or native_image_size(name)
+    model = ViT(name, pretrained=False, image_size=image_size, num_classes=num_classes)
+    if weights is not None or pretrained:
+        load_pretrained(model, name, weights)
+    return model
+
+
+def fetch_pretrained_state(name: str, weights: str | None = None) -> dict:
+    """The pretrained state dict: from a local file, else the package's URL via the torch hub cache."""
+    if weights is not None:
+        return _read_state_file(weights)
+    url = PRETRAINED_MODELS[name]["url"]
+    if url is None:
+        with_weights = [n for n in PACKAGE_MODELS if has_published_weights(n)]
+        raise UserError(f"{name} has no published weights; pass --weights FILE, --no_pretrained, "
+                        f"or a model that has them: {', '.join(with_weights)}")
+    try:
+        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True,
+                                                  weights_only=True)
+    except Exception as err:  # network errors come in many types (URLError, HTTPError, OSError ...)
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise UserError(f"could not download the {name} weights from {url} ({err}); download the "
+                        f"file yourself (into {cache} or anywhere) and pass --weights FILE") from None
+
+
+def _read_state_file(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise UserError(f"cannot read weights file {path}: {str(err).splitlines()[0]}") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # a checkpoint of ours: take its weights
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def load_pretrained(model: ViT, name: str, weights: str | None = None) -> None:
+    """Load pretrained weights into `model`, keeping its own head when the class count differs."""
+    state = dict(fetch_pretrained_state(name, weights))
+    source = weights or PRETRAINED_MODELS[name]["url"]
+    own = model.state_dict()
+    state.pop("pre_logits.weight", None)  # the 21k models' representation layer, unused by the package
+    state.pop("pre_logits.bias", None)
+    kept_head = []
+    for key in ("fc.weight", "fc.bias"):
+        if key in state and key in own and state[key].shape != own[key].shape:
+            del state[key]
+            kept_head.append(key)
+    key = "positional_embedding.pos_embedding"
+    if key in state and key in own and state[key].shape != own[key].shape:
+        state[key] = resize_position_embedding(state[key], own[key].shape[1])
+    missing, unexpected = _mismatch(own, state)
+    missing = [k for k in missing if k not in kept_head]
+    if missing or unexpected:
+        raise UserError(f"weights from {source} do not fit {name}: "
+                        f"{_key_summary('missing', missing)}; {_key_summary('unexpected', unexpected)}")
+    model.load_state_dict(state, strict=False)
+
+
+def resize_position_embedding(pos_embedding: torch.Tensor, new_tokens: int) -> torch.Tensor:
+    """Resize a (1, 1 + g*g, D) position embedding to (1, new_tokens, D), the class token kept."""
+    try:
+        from pytorch_pretrained_vit.utils import resize_positional_embedding_
+        import scipy.ndimage  # noqa: F401  the package needs it but does not declare it
+    except ImportError:
+        raise UserError("resizing position embeddings needs scipy: pip install scipy") from None
+    target = torch.zeros(1, new_tokens, pos_embedding.shape[-1])
+    return resize_positional_embedding_(pos_embedding, target, has_class_token=True).to(pos_embedding.dtype)
+
+
+def _mismatch(own: dict, state: dict):
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    unexpected += [f"{k} (shape {tuple(state[k].shape)} != {tuple(own[k].shape)})"
+                   for k in own if k in state and state[k].shape != own[k].shape]
+    return missing, unexpected
+
+
+def _key_summary(kind: str, keys: list) -> str:
+    if not keys:
+        return f"no {kind} keys"
+    shown = ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
+    return f"{len(keys)} {kind} keys ({shown})"
+
+
+def load_state_strict(model: ViT, state: dict, source: str, name: str) -> None:
+    """Load a full state dict (ours) strictly, reporting a mismatch as one line."""
+    missing, unexpected = _mismatch(model.state_dict(), state)
+    if missing or unexpected:
+        raise UserError(f"{source} does not hold a {name} model: "
+                        f"{_key_summary('missing', missing)}; {_key_summary('unexpected', unexpected)}")
+    model.load_state_dict(state)
+
+
+def grid_size(model: ViT) -> tuple:
+    """The (rows, cols) of the patch grid the model sees."""
+    patch = model.patch_embedding.kernel_size
+    size = model.image_size if isinstance(model.image_size, tuple) else (model.image_size,) * 2
+    return size[0] // patch[0], size[1] // patch[1]
