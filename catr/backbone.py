@@ -1,0 +1,55 @@
+"""The image side: a ResNet with frozen batch norm and a dilated last stage, plus the sine positions.
+
+The module layout mirrors DETR's `Joiner` (a two-entry Sequential of body and position encoding), so
+the published state dict's keys `backbone.0.body.*` load as they are.
+"""
+from collections import OrderedDict
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.ops import FrozenBatchNorm2d
+
+from .position_encoding import PositionEmbeddingSine
+
+RESNET101_LAYERS = (3, 4, 23, 3)
+
+
+class Backbone(nn.Module):
+    """ResNet up to layer4: (B, 3, H, W) -> (B, 2048, ceil(H/16), ceil(W/16)).
+
+    Batch norm statistics and affine terms are buffers (FrozenBatchNorm2d, eps 1e-5); layer4 trades its
+    stride for dilation, so the output stride is 16 instead of 32.
+    """
+
+    num_channels = 512 * Bottleneck.expansion
+
+    def __init__(self, layers=RESNET101_LAYERS, width_per_group: int = 64):
+        super().__init__()
+        resnet = ResNet(Bottleneck, list(layers), width_per_group=width_per_group,
+                        replace_stride_with_dilation=[False, False, True], norm_layer=FrozenBatchNorm2d)
+        stages = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
+        self.body = nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in stages))
+
+    def forward(self, images: Tensor, pixel_mask: Tensor) -> tuple:
+        """Features and their padding mask (True on cells that come from padded pixels)."""
+        features = self.body(images)
+        mask = F.interpolate(pixel_mask[None].float(), size=features.shape[-2:])[0].bool()
+        return features, mask
+
+
+class Joiner(nn.Sequential):
+    """Backbone then position encoding: features, their padding mask and their positions."""
+
+    def __init__(self, backbone: Backbone, position_encoding: PositionEmbeddingSine):
+        super().__init__(backbone, position_encoding)
+        self.num_channels = backbone.num_channels
+
+    def forward(self, images: Tensor, pixel_mask: Tensor) -> tuple:
+        features, mask = self[0](images, pixel_mask)
+        return features, mask, self[1](mask).to(features.dtype)
+
+
+def build_backbone(hidden_dim: int, layers=RESNET101_LAYERS, width_per_group: int = 64) -> Joiner:
+    return Joiner(Backbone(layers, width_per_group), PositionEmbeddingSine(hidden_dim // 2))
+

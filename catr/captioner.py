@@ -1,0 +1,113 @@
+"""The CATR captioner: ResNet features -> transformer encoder -> word decoder -> vocabulary logits.
+
+`build_model()` gives the published architecture (its state dict matches the released v1/v2/v3 files
+key for key); `build_model("tiny")` a small one with the same code paths for tests and the demo.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .backbone import RESNET101_LAYERS, build_backbone
+from .tokenizer import PAD_ID
+from .transformer import Transformer
+
+
+@dataclass(frozen=True)
+class CaptionConfig:
+    resnet_layers: tuple = RESNET101_LAYERS
+    resnet_width: int = 64  # torchvision's width_per_group: the bottleneck width of layer1
+    hidden_dim: int = 256
+    nheads: int = 8
+    enc_layers: int = 6
+    dec_layers: int = 6
+    dim_feedforward: int = 2048
+    mlp_dim: int = 512
+    dropout: float = 0.1
+    vocab_size: int = 30522
+    max_length: int = 128
+
+
+CONFIGS = {
+    "catr": CaptionConfig(),
+    # Seconds on a CPU; the same geometry (output stride 16) and vocabulary. Random weights only.
+    "tiny": CaptionConfig(resnet_layers=(1, 1, 1, 1), resnet_width=8, hidden_dim=32, nheads=4,
+                          enc_layers=2, dec_layers=3, dim_feedforward=64, mlp_dim=64),
+}
+
+
+@dataclass
+class EncodedImages:
+    """What the decoder needs from a batch of images, computed once per image."""
+
+    memory_kvs: list  # per decoder layer, its cross-attention (keys, values): (B, heads, h*w, D/heads)
+    padding_mask: Tensor  # (B, h*w), True on cells that come from padding
+    grid: tuple  # (h, w) of the feature map; attention rows reshape to it row-major
+
+
+class MLP(nn.Module):
+    """Linear layers with ReLU between them."""
+
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int):
+        super().__init__()
+        dims = [input_dim] + [hidden_dim] * (num_layers - 1) + [output_dim]
+        self.layers = nn.ModuleList(nn.Linear(n, k) for n, k in zip(dims[:-1], dims[1:]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers[:-1]:
+            x = F.relu(layer(x))
+        return self.layers[-1](x)
+
+
+class Caption(nn.Module):
+    def __init__(self, backbone: nn.Module, transformer: Transformer, hidden_dim: int, mlp_dim: int,
+                 vocab_size: int):
+        super().__init__()
+        self.backbone = backbone
+        self.input_proj = nn.Conv2d(backbone.num_channels, hidden_dim, kernel_size=1)
+        self.transformer = transformer
+        self.mlp = MLP(hidden_dim, mlp_dim, vocab_size, 3)
+
+    def encode(self, images: Tensor, pixel_mask: Tensor = None) -> EncodedImages:
+        """Backbone, projection and encoder for (B, 3, H, W) images.
+
+        `pixel_mask` (B, H, W), True on padding, describes a batch of differently sized images padded
+        at the bottom and right (see `catr.preprocess.batch_images`); None means no padding.
+        """
+        if pixel_mask is None:
+            pixel_mask = images.new_zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool)
+        features, mask, pos = self.backbone(images, pixel_mask)
+        src = self.input_proj(features)
+        grid = tuple(src.shape[-2:])
+        src, pos, mask = src.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), mask.flatten(1)
+        memory = self.transformer.encoder(src, pos, mask)
+        return EncodedImages(self.transformer.decoder.project_memory(memory, pos), mask, grid)
+
+    def decode(self, encoded: EncodedImages, captions: Tensor, caption_mask: Tensor) -> tuple:
+        """Word states (B, L, D) and per-layer cross-attention (B, heads, L, h*w) for (B, L) ids."""
+        return self.transformer.decode(captions, caption_mask, encoded.memory_kvs, encoded.padding_mask)
+
+    def forward(self, images: Tensor, captions: Tensor, caption_mask: Tensor, return_attention: bool = False,
+                *, pixel_mask: Tensor = None, average_heads: bool = True):
+        """Logits (B, L, vocab) for every position of `captions` (B, L); `caption_mask` is True on padding.
+
+        With `return_attention`, also the list over decoder layers of the cross-attention weights:
+        (B, L, h*w) averaged over heads, or (B, heads, L, h*w) with `average_heads=False`.
+        """
+        hidden, cross_weights = self.decode(self.encode(images, pixel_mask), captions, caption_mask)
+        logits = self.mlp(hidden)
+        if not return_attention:
+            return logits
+        if average_heads:
+            cross_weights = [weights.mean(dim=1) for weights in cross_weights]
+        return logits, cross_weights
+
+
+def build_model(config: str = "catr") -> Caption:
+    """A randomly initialised captioner; "catr" is the published architecture."""
+    cfg = CONFIGS[config]
+    backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width)
+    transformer = Transformer(cfg.hidden_dim, cfg.nheads, cfg.enc_layers, cfg.dec_layers, cfg.dim_feedforward,
+                              cfg.dropout, cfg.vocab_size, cfg.max_length, PAD_ID)
+    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size)

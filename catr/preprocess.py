@@ -1,0 +1,34 @@
+"""Images as CATR's reference inference prepares them: longer side 299, ToTensor, Normalize(0.5, 0.5)."""
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision.transforms import functional as TF
+
+MAX_SIDE = 299
+
+
+def resize_longer_side(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Image:
+    """Scale so the longer side is `max_side`, small images up as well.
+
+    Each side is computed as side * (max_side / longer) in floating point and truncated, as the
+    reference does: a 275-pixel side becomes 298, not 299. Pillow's default resampling.
+    """
+    scale = max_side / max(image.size)
+    return image.resize(tuple(int(side * scale) for side in image.size))
+
+
+def preprocess(image: Image.Image) -> Tensor:
+    """An RGB image, already resized, -> (3, H, W) float tensor in [-1, 1]."""
+    return TF.normalize(TF.to_tensor(image), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+
+
+def batch_images(images: list) -> tuple:
+    """Pad (3, H, W) tensors at the bottom and right into one batch, with the mask of the padding."""
+    height = max(image.shape[1] for image in images)
+    width = max(image.shape[2] for image in images)
+    batch = images[0].new_zeros(len(images), 3, height, width)
+    pixel_mask = torch.ones(len(images), height, width, dtype=torch.bool, device=batch.device)
+    for image, padded, mask in zip(images, batch, pixel_mask):
+        padded[:, : image.shape[1], : image.shape[2]] = image
+        mask[: image.shape[1], : image.shape[2]] = False
+    return batch, pixel_mask

@@ -1,0 +1,70 @@
+"""greedy_decode against the reference procedure (the whole network at every step)."""
+import pytest
+import torch
+
+import catr
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return catr.build_model("tiny").eval()
+
+
+@pytest.fixture(scope="module")
+def image():
+    return torch.randn(3, 48, 80, generator=torch.Generator().manual_seed(1))
+
+
+def _assert_same(fast: catr.Decoded, slow: catr.Decoded):
+    assert fast.ids == slow.ids
+    assert fast.ended == slow.ended
+    assert fast.attention.shape == slow.attention.shape
+    assert torch.allclose(fast.attention, slow.attention, atol=1e-6)
+
+
+def test_same_ids_and_attention_rows_as_full_forward_steps(tiny, image):
+    fast = catr.greedy_decode(tiny, image, max_steps=8, end_id=None)
+    slow = catr.reference_greedy_decode(tiny, image, max_steps=8, end_id=None)
+    _assert_same(fast, slow)
+    assert len(fast.ids) == 8 and not fast.ended
+    assert fast.attention.shape == (8, 3, 4, 3, 5)  # steps, layers, heads, h, w
+    assert torch.allclose(fast.attention.sum((-2, -1)), torch.ones(8, 3, 4), atol=1e-5)
+
+
+def test_stops_at_the_end_token_with_a_row_for_the_end(tiny, image):
+    # Any id can play [SEP]: take the one the model emits third, so the caption ends there.
+    end_id = catr.greedy_decode(tiny, image, max_steps=3, end_id=None).ids[2]
+    fast = catr.greedy_decode(tiny, image, end_id=end_id)
+    slow = catr.reference_greedy_decode(tiny, image, end_id=end_id)
+    _assert_same(fast, slow)
+    assert fast.ended and end_id not in fast.ids
+    assert fast.attention.shape[0] == len(fast.ids) + 1
+
+
+def test_an_immediate_end_gives_an_empty_caption(tiny, image):
+    model = catr.build_model("tiny").eval()
+    model.load_state_dict(tiny.state_dict())
+    with torch.no_grad():
+        model.mlp.layers[-1].bias[catr.SEP_ID] = 1e4
+    decoded = catr.greedy_decode(model, image)
+    assert decoded.ids == [] and decoded.ended
+    assert decoded.attention.shape == (1, 3, 4, 3, 5)
+
+
+def test_rows_are_those_of_one_forward_pass_on_the_finished_caption(tiny, image):
+    decoded = catr.greedy_decode(tiny, image, max_steps=6, end_id=None)
+    caption = torch.tensor([[catr.CLS_ID] + decoded.ids])
+    with torch.no_grad():
+        _, attn = tiny(image[None], caption, torch.zeros_like(caption, dtype=torch.bool), return_attention=True,
+                       average_heads=False)
+    for layer, weights in enumerate(attn):
+        assert torch.allclose(decoded.attention[:, layer].flatten(-2), weights[0, :, :6].transpose(0, 1), atol=1e-6)
+
+
+def test_refuses_training_mode_and_bad_max_steps(image):
+    model = catr.build_model("tiny")
+    with pytest.raises(ValueError, match="eval"):
+        catr.greedy_decode(model, image)
+    with pytest.raises(ValueError, match="max_steps"):
+        catr.greedy_decode(model.eval(), image, max_steps=128)
