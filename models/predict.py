@@ -24,7 +24,7 @@ def make_loader(dataset, batch_size: int, num_workers: int, device: torch.device
                       pin_memory=device.type == "cuda")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict(model: torch.nn.Module, loader, device: torch.device | None = None, precision: str = "bf16",
             progress: bool = False, desc: str = "predicting") -> tuple:
     """Run `model` (already on `device`) over `loader`, which yields (images, targets) batches.
