@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Problem 2 grader contract: caption every image in IMG_DIR with CATR and draw each word's attention.
+#
+#   bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR
+#
+# Writes OUT_DIR/<name>.png per .jpg/.jpeg/.png file (bike.jpg -> bike.png) with the documented
+# defaults: CATR v2 weights (downloaded once into the torch hub cache), the second-to-last decoder
+# layer, mean over heads. Relative paths are taken from the folder the script is called from.
+# Set PYTHON to choose the interpreter (default: python3).
+set -euo pipefail
+
+if [[ $# -ne 2 ]]; then
+  echo "usage: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR" >&2
+  exit 2
+fi
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+exec "${PYTHON:-python3}" "$ROOT/p2_vis_caption.py" --img_dir "$1" --out_dir "$2"

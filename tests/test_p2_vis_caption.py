@@ -1,0 +1,114 @@
+"""p2_vis_caption.py: figures, .npy maps and one-line errors, with the tiny random-weight captioner."""
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import catr
+import p2_vis_caption
+from data.io import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--random_weights", "--config", "tiny"]
+
+
+@pytest.fixture(scope="module")
+def img_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(folder / "wide.jpg")
+    Image.fromarray(rng.integers(0, 256, (90, 48, 3), dtype=np.uint8)).save(folder / "tall.png")
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def _image_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+@pytest.mark.parametrize("size", [(299, 199), (199, 299)])
+def test_figure_has_start_then_one_panel_per_token(size):
+    image = Image.new("RGB", size)
+    labels = ["a", "dog", "run", "##s", ".", "<end>"]
+    maps = np.random.default_rng(0).random((6, 13, 19)).astype(np.float32)
+    fig = p2_vis_caption.caption_figure(image, "A dog runs.", labels, maps)
+    axes = _image_axes(fig)
+    assert len(fig.axes) == len(axes) == 7
+    assert [ax.get_title() for ax in axes] == ["<start>"] + labels
+    assert fig._suptitle.get_text() == "A dog runs."
+
+
+def test_figure_with_all_heads_has_a_row_per_head():
+    maps = np.random.default_rng(0).random((3, 8, 13, 19)).astype(np.float32)
+    fig = p2_vis_caption.caption_figure(Image.new("RGB", (299, 199)), "A dog", ["a", "dog", "<end>"], maps)
+    axes = _image_axes(fig)
+    assert len(axes) == 8 * 4
+    assert [ax.get_title() for ax in axes[:4]] == ["<start>", "a", "dog", "<end>"]
+    assert [axes[4 * head].get_ylabel() for head in range(8)] == [f"head {head}" for head in range(8)]
+
+
+def test_folder_gives_one_png_per_image_and_skips_others(img_dir, tmp_path, capsys):
+    p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path), "--max_steps", "3",
+                         "--save_npy", *TINY])
+    captured = capsys.readouterr()
+    assert "notes.txt" in captured.err and "warning:" in captured.err
+    assert "noise" in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tall.npy", "tall.png", "wide.npy", "wide.png"]
+    with Image.open(tmp_path / "wide.png") as figure:
+        assert figure.format == "PNG" and figure.width > 500
+    # 299 x 199 after resizing -> a 13 x 19 feature grid; 3 steps, no [SEP] within them here
+    assert np.load(tmp_path / "wide.npy").shape == (3, 13, 19)
+    assert np.load(tmp_path / "tall.npy").shape == (3, 19, 10)
+    assert "wide.jpg: " in captured.out
+
+
+def test_all_heads_npy_and_negative_layer(img_dir, tmp_path):
+    p2_vis_caption.main(["--images", str(img_dir / "wide.jpg"), "--out_dir", str(tmp_path), "--max_steps", "2",
+                         "--heads", "all", "--layer", "-1", "--save_npy", *TINY])
+    assert np.load(tmp_path / "wide.npy").shape == (2, 4, 13, 19)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--img_dir", "{tmp}/missing"], "folder not found"),
+    (["--img_dir", "{tmp}"], "no .jpg/.jpeg/.png images"),
+    (["--img_dir", "{images}", "--layer", "3", *TINY], "--layer 3 is out of range"),
+    (["--img_dir", "{images}", "--max_steps", "0", *TINY], "--max_steps must be in 1..127"),
+    (["--img_dir", "{images}", "--weights", "{images}/notes.txt", "--config", "tiny"], "is not a CATR checkpoint"),
+    (["--images", "{images}/wide.jpg", "{tmp}/wide.png", *TINY], "would both be written as wide.png"),
+    (["--images", "{images}/notes.txt", *TINY], "1 of 1 images could not be read"),
+])
+def test_bad_input_is_one_line(img_dir, tmp_path, argv, message):
+    argv = [arg.format(tmp=tmp_path, images=img_dir) for arg in argv] + ["--out_dir", str(tmp_path / "out")]
+    with pytest.raises(UserError, match=message) as err:
+        p2_vis_caption.main(argv)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu(img_dir, tmp_path):
+    with pytest.raises(UserError, match="no CUDA GPU"):
+        p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path), "--device", "cuda", *TINY])
+
+
+def test_failed_download_names_url_and_weights_flag(img_dir, tmp_path, monkeypatch):
+    def offline(url, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(UserError) as err:
+        p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path), "--config", "tiny"])
+    assert catr.WEIGHT_URLS["v2"] in str(err.value) and "--weights FILE" in str(err.value)
+
+
+def test_unknown_version_exits_2_with_one_line(img_dir, tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "p2_vis_caption.py"), "--img_dir", str(img_dir),
+                             "--out_dir", str(tmp_path), "--version", "v4"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+    assert errors == ["error: unknown CATR version 'v4'; choose one of v1, v2, v3"]
