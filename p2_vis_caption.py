@@ -41,7 +41,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     weights.add_argument("--version", default=catr.DEFAULT_VERSION,
                          help=f"published weights ({', '.join(catr.WEIGHT_URLS)}), downloaded once into the "
                               "torch hub cache (default: %(default)s)")
-    weights.add_argument("--weights", metavar="FILE", help="a local checkpoint: a dict with the state dict under 'model'")
+    weights.add_argument("--weights", metavar="FILE",
+                         help="a local checkpoint instead: a dict with the state dict under 'model'")
     # Tests and the demo: a randomly initialised model, whose captions are noise.
     weights.add_argument("--random_weights", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=sorted(catr.CONFIGS), default="catr", help=argparse.SUPPRESS)
@@ -151,7 +152,7 @@ def main(argv=None) -> None:
             unreadable.append(path)
             continue
         decoded = catr.greedy_decode(model, catr.preprocess(image).to(device), max_steps=args.max_steps)
-        caption = tokenizer.decode(decoded.ids)
+        caption = tokenizer.decode(decoded.ids) or "(empty caption)"
         maps = decoded.attention[:, layer]
         maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
         labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])

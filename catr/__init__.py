@@ -1,7 +1,7 @@
 """CATR, the transformer image captioner (saahiluppal/catr), compatible with its published weights.
 
     model = load_model("v2")                          # or load_model(weights="file.pth")
-    image = preprocess(resize_longer_side(open_rgb(path)))
+    image = preprocess(resize_longer_side(data.images.open_rgb(path)))
     decoded = greedy_decode(model, image)             # ids, cross-attention per step, ended
     caption = load_tokenizer().decode(decoded.ids)
 """

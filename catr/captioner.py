@@ -61,6 +61,8 @@ class MLP(nn.Module):
 
 
 class Caption(nn.Module):
+    """Image -> memory (`encode`), words + memory -> states and cross-attention (`decode`), -> logits."""
+
     def __init__(self, backbone: nn.Module, transformer: Transformer, hidden_dim: int, mlp_dim: int,
                  vocab_size: int):
         super().__init__()
