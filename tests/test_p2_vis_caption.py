@@ -112,3 +112,10 @@ def test_unknown_version_exits_2_with_one_line(img_dir, tmp_path):
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
     assert errors == ["error: unknown CATR version 'v4'; choose one of v1, v2, v3"]
+
+
+def test_grader_script_wants_two_arguments():
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "p2_vis_caption.sh"), "only_one"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "usage: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
