@@ -1,0 +1,140 @@
+"""Draw where a fine-tuned ViT's [class] token looks: one figure per image.
+
+Each figure shows the image as the model saw it (resized and normalised as in evaluation), the
+attention map on the patch grid, and the map blended over the image, titled with the predicted class
+and its probability. Methods:
+  last     the assignment's map: layer --layer (default the last), query = [class] token,
+           keys = the patches, mean over heads
+  rollout  attention rollout (Abnar & Zuidema 2020) through layers 0..--layer: per layer the heads
+           fused (--head_fusion), 0.5 * A + 0.5 * I with rows renormalised to 1, multiplied upward
+  heads    one panel per head of layer --layer
+Layers and heads are numbered from 0, as in Python; negative --layer counts from the end.
+
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --out_dir figs
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout
+"""
+import argparse
+from pathlib import Path
+
+import torch
+
+from data.images import open_rgb
+from data.io import UserError, run_main, warn
+from data.pets import CLASS_NAMES
+from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
+from models.checkpoint import model_from_checkpoint
+from models.figures import ATTENTION_DPI, attention_figure, heads_figure, save_array
+from models.maps import (HEAD_FUSIONS, attention_rollout, class_row_map, cls_attention_map,
+                         collect_attention, head_maps)
+from models.plots import save_figure
+from models.runtime import resolve_device
+from models.vit import grid_size
+
+METHODS = ("last", "rollout", "heads")
+REPORT_IMAGES = ("val/26_5064.jpg", "val/29_4718.jpg", "val/31_4838.jpg")  # Ragdoll, samoyed, shiba inu
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, metavar="FILE", help="a checkpoint written by p1_train.py")
+    inputs = p.add_mutually_exclusive_group()
+    inputs.add_argument("--images", nargs="+", metavar="IMG", help="the images to draw (any RGB-convertible file)")
+    inputs.add_argument("--data_dir", default="p1_data", metavar="DIR",
+                        help=f"without --images: draw the report's images {', '.join(REPORT_IMAGES)} "
+                             "under DIR (default %(default)s)")
+    p.add_argument("--out_dir", required=True, metavar="DIR",
+                   help="where to write <image stem>_<method>.png (and .npy)")
+    p.add_argument("--method", choices=METHODS, default="last", help="which map (default %(default)s)")
+    p.add_argument("--layer", type=int, default=-1, metavar="N",
+                   help="the layer, from 0; negative counts from the end (default -1, the last); "
+                        "for rollout the last layer included")
+    p.add_argument("--head_fusion", choices=HEAD_FUSIONS, default="mean",
+                   help="rollout: how each layer's heads are combined (default %(default)s)")
+    p.add_argument("--discard_ratio", type=float, default=0.0, metavar="F",
+                   help="rollout: zero this fraction of the lowest weights of each attention row "
+                        "before adding the identity, 0 <= F < 1 (default %(default)s)")
+    p.add_argument("--save_npy", action="store_true",
+                   help="also write <image stem>_<method>.npy: the (g, g) map, or (heads, g, g) for heads")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    return p.parse_args(argv)
+
+
+def image_paths(args) -> list:
+    if args.images:
+        paths = [Path(p) for p in args.images]
+    else:
+        paths = [Path(args.data_dir) / p for p in REPORT_IMAGES]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(f"image not found: {missing[0]} (the report's images are looked up under "
+                            f"--data_dir {args.data_dir}; pass --data_dir or --images)")
+    stems = [p.stem for p in paths]
+    repeated = sorted({s for s in stems if stems.count(s) > 1})
+    if repeated:
+        raise UserError(f"several images are named {repeated[0]!r}: their figures would overwrite each other")
+    return paths
+
+
+def layer_index(layer: int, num_layers: int) -> int:
+    if not -num_layers <= layer < num_layers:
+        raise UserError(f"--layer {layer} is out of range: the model has {num_layers} layers, "
+                        f"use 0..{num_layers - 1} or -{num_layers}..-1")
+    return layer % num_layers
+
+
+def draw(method, attentions, layer, grid, image, heading, args):
+    """(figure, map array) for one image; `attentions` are the layers' (heads, N, N) scores."""
+    heads = attentions[layer].shape[0]
+    last = len(attentions) - 1
+    where = f"layer {layer}" + (" (last)" if layer == last else f" of 0-{last}")
+    if method == "heads":
+        maps = head_maps(attentions[layer], grid)
+        title = f"{heading}\n[class] attention per head, {where}, each scaled to its own range"
+        return heads_figure(image, maps, title), maps
+    if method == "last":
+        attn_map = cls_attention_map(attentions[layer], grid)
+        title = f"{heading}\n[class] attention to the patches, {where}, mean of {heads} heads"
+        return attention_figure(image, attn_map, title), attn_map
+    rollout = attention_rollout(attentions[: layer + 1], args.head_fusion, args.discard_ratio)
+    attn_map = class_row_map(rollout, grid)
+    detail = f", discard {args.discard_ratio:g}" if args.discard_ratio else ""
+    title = f"{heading}\nAttention rollout, layers 0-{layer}, heads fused by {args.head_fusion}{detail}"
+    return attention_figure(image, attn_map, title, map_title="Rollout map"), attn_map
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not 0.0 <= args.discard_ratio < 1.0:
+        raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
+    if args.method != "rollout" and (args.head_fusion != "mean" or args.discard_ratio):
+        warn(f"--head_fusion and --discard_ratio apply to --method rollout; ignored for {args.method}")
+    paths = image_paths(args)
+    for path in paths:  # every image checked before the (slow) model load
+        open_rgb(path)
+    device = resolve_device(args.device)
+    model, config = model_from_checkpoint(args.ckpt)
+    layer = layer_index(args.layer, len(model.transformer.blocks))
+    model.to(device)
+    grid = grid_size(model)
+    transform = eval_transform_from_config(config)
+    mean, std = config.get("mean", MEAN), config.get("std", STD)
+    names = config.get("class_names") or CLASS_NAMES
+    out_dir = Path(args.out_dir)
+    for path in paths:
+        x = transform(open_rgb(path))[None].to(device)
+        logits, attentions = collect_attention(model, x)
+        prob, pred = logits.float().softmax(-1)[0].max(0)
+        pred = int(pred)
+        name = names[pred] if pred < len(names) else f"class {pred}"
+        heading = f"{path.name}: predicted {name} ({prob:.1%})"
+        fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
+                           denormalize(x[0].cpu(), mean, std), heading, args)
+        out = out_dir / f"{path.stem}_{args.method}.png"
+        save_figure(fig, out, dpi=ATTENTION_DPI)
+        print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
+        if args.save_npy:
+            save_array(out.with_suffix(".npy"), values.numpy())
+
+
+if __name__ == "__main__":
+    run_main(main)
