@@ -1,4 +1,4 @@
-"""Shared fixtures: the repository root on sys.path, and small synthetic data made once per session."""
+"""Shared fixtures: the repository root on sys.path, small synthetic data, and running a CLI in-process."""
 import sys
 from pathlib import Path
 
@@ -6,3 +6,27 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from data.io import run_main  # noqa: E402
+from data.synthetic import make_synthetic_split  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def synthetic_data(tmp_path_factory):
+    """A 32-px synthetic split: 10 training images per class, 1 validation image per class (37, odd)."""
+    return make_synthetic_split(tmp_path_factory.mktemp("synthetic"), seed=1, size=32,
+                                train_per_class=10, val_per_class=1)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Call a script's `main(argv)` the way `python script.py` would: (exit code, stdout, stderr)."""
+    def run(main, argv):
+        code = 0
+        try:
+            run_main(lambda: main([str(a) for a in argv]))
+        except SystemExit as exit_:
+            code = exit_.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run

@@ -1,0 +1,99 @@
+"""A synthetic 37-class stand-in for the Pets split: the embedded default of the demo and the tests.
+
+Each class is a fixed combination of a shape, a colour and a texture, drawn at a random position,
+scale and rotation over a noisy background. Classes share attributes with each other, so a model
+must combine all three to tell them apart: learnable, but not by a single cue.
+"""
+import colorsys
+import itertools
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .pets import NUM_CLASSES
+
+SHAPES = ("circle", "triangle", "square", "star", "cross", "ring")
+HUES = (0.0, 0.14, 0.33, 0.5, 0.64, 0.83)  # red, yellow, green, cyan, blue, magenta
+TEXTURES = ("solid", "stripes", "dots")
+
+# The class definitions never depend on the data seed: a fixed draw of 37 of the 108 combinations.
+CLASS_ATTRIBUTES = tuple(random.Random(37).sample(
+    list(itertools.product(SHAPES, range(len(HUES)), TEXTURES)), NUM_CLASSES))
+
+
+def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list:
+    if shape == "triangle":
+        radii = [r] * 3
+    elif shape == "square":
+        radii = [r] * 4
+    elif shape == "star":
+        radii = [r, 0.45 * r] * 5
+    else:  # cross: a plus sign traced as 12 corners
+        w = 0.35 * r
+        pts = [(w, r), (w, w), (r, w), (r, -w), (w, -w), (w, -r),
+               (-w, -r), (-w, -w), (-r, -w), (-r, w), (-w, w), (-w, r)]
+        cos, sin = math.cos(angle), math.sin(angle)
+        return [(cx + x * cos - y * sin, cy + x * sin + y * cos) for x, y in pts]
+    n = len(radii)
+    return [(cx + rad * math.cos(angle + 2 * math.pi * i / n), cy + rad * math.sin(angle + 2 * math.pi * i / n))
+            for i, rad in enumerate(radii)]
+
+
+def _texture(texture: str, size: int, colour: np.ndarray, rng: random.Random) -> np.ndarray:
+    """An H x W x 3 fill: the colour, with stripes or dots of a darker shade where asked."""
+    fill = np.broadcast_to(colour, (size, size, 3)).astype(np.float32).copy()
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    period = size / rng.uniform(6, 9)
+    if texture == "stripes":
+        theta = rng.uniform(0, math.pi)
+        pattern = np.sin(2 * math.pi * (xx * math.cos(theta) + yy * math.sin(theta)) / period) > 0
+    elif texture == "dots":
+        pattern = (np.sin(2 * math.pi * xx / period) * np.sin(2 * math.pi * yy / period)) > 0.35
+    else:
+        return fill
+    fill[pattern] *= 0.35
+    return fill
+
+
+def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
+    shape, hue_index, texture = CLASS_ATTRIBUTES[label]
+    scale = 2  # draw at twice the size, then downsample for smooth edges
+    big = size * scale
+    background = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.3, 0.9)))
+    canvas = np.clip(background * 255 + np.random.default_rng(rng.getrandbits(32)).normal(0, 12, (big, big, 3)),
+                     0, 255)
+    hue = (HUES[hue_index] + rng.uniform(-0.03, 0.03)) % 1.0
+    colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.75, 1.0))) * 255
+    r = big * rng.uniform(0.22, 0.38)
+    cx, cy = (rng.uniform(r, big - r) for _ in range(2))
+    mask = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(mask)
+    if shape in ("circle", "ring"):
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+        if shape == "ring":
+            draw.ellipse([cx - 0.5 * r, cy - 0.5 * r, cx + 0.5 * r, cy + 0.5 * r], fill=0)
+    else:
+        draw.polygon(_polygon(shape, cx, cy, r, rng.uniform(0, 2 * math.pi)), fill=255)
+    alpha = (np.asarray(mask, dtype=np.float32) / 255.0)[..., None]
+    canvas = alpha * _texture(texture, big, colour, rng) + (1 - alpha) * canvas
+    image = Image.fromarray(canvas.astype(np.uint8))
+    return image.resize((size, size), Image.BILINEAR)
+
+
+def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class: int = 40,
+                         val_per_class: int = 10) -> Path:
+    """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split."""
+    out_dir = Path(out_dir)
+    rng = random.Random(seed)
+    next_id = 0
+    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+        folder = out_dir / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for _ in range(per_class):
+            for label in range(NUM_CLASSES):
+                draw_example(label, size, rng).save(folder / f"{label}_{next_id}.png")
+                next_id += 1
+    return out_dir

@@ -1,0 +1,63 @@
+"""Multi-GPU and multi-node training through `torchrun`: process group set-up and exact reductions.
+
+`torchrun` sets RANK, LOCAL_RANK and WORLD_SIZE; without them everything runs in one process.
+"""
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def init_distributed(device: torch.device) -> tuple:
+    """(rank, world_size, device); joins the process group when launched by torchrun."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        return 0, 1, device
+    local_rank = int(os.environ["LOCAL_RANK"])
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_sum(values: list, device: torch.device) -> list:
+    """Sum a list of numbers over all processes (identity in a single process)."""
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    if is_distributed():
+        dist.all_reduce(tensor)
+    return tensor.tolist()
+
+
+def broadcast_flag(flag: bool, device: torch.device) -> bool:
+    """Rank 0's decision (e.g. early stop) for every process."""
+    if not is_distributed():
+        return flag
+    tensor = torch.tensor([int(flag)], device=device)
+    dist.broadcast(tensor, src=0)
+    return bool(tensor.item())
+
+
+def cleanup_distributed() -> None:
+    if is_distributed():
+        dist.destroy_process_group()
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Indices rank, rank + world, ...: every item seen by exactly one process, none repeated.
+
+    DistributedSampler pads the last round with duplicates, which would count some validation
+    images twice; evaluation uses this instead and sums the counts over processes.
+    """
+
+    def __init__(self, num_items: int, rank: int, world_size: int):
+        self.indices = range(rank, num_items, world_size)
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)

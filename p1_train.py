@@ -1,0 +1,215 @@
+"""Fine-tune a pretrained ViT from `pytorch-pretrained-vit` on a `{label}_{id}.jpg` image folder.
+
+    python p1_train.py --data_dir p1_data --output_dir runs/l16_sgd        # the seed report's recipe
+    torchrun --nproc_per_node 4 p1_train.py --data_dir p1_data --output_dir runs/l16_ddp
+
+Writes RUN/config.json, RUN/metrics.csv (one row per epoch), RUN/best.pt (on each improvement of the
+validation accuracy) and RUN/last.pt (every epoch; `--resume` continues from it).
+"""
+import argparse
+import csv
+import io
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
+from data.datasets import ImageFolder
+from data.io import UserError, run_main, warn, write_text_atomic
+from data.pets import CLASS_NAMES, NUM_CLASSES
+from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
+from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
+from models.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from models.distributed import ShardSampler, broadcast_flag, cleanup_distributed, init_distributed
+from models.engine import evaluate, train_one_epoch
+from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from models.runtime import resolve_device
+from models.vit import MODEL_NAMES, build_vit, native_image_size
+
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+# Flags that may change when a run is resumed; everything else comes from the run's checkpoint.
+RESUMABLE_FLAGS = ("epochs", "patience", "num_workers", "device", "compile", "progress")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data_dir", default="p1_data", help="folder holding train/ and val/ (default: p1_data)")
+    g.add_argument("--output_dir", required=True, help="run folder for config, metrics and checkpoints")
+    g.add_argument("--num_classes", type=int, default=NUM_CLASSES, help="labels are 0..N-1 (default: 37)")
+    g.add_argument("--skip_bad_images", action="store_true",
+                   help="warn about corrupt or truncated images and leave them out instead of stopping")
+    g.add_argument("--augment", choices=AUGMENTATIONS, default="basic",
+                   help="basic: RandomResizedCrop + flip (the seed's, default); light: crops keep at least half the "
+                        "image; strong: basic + TrivialAugment and random erasing")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k",
+                   help="package model name, or tiny/micro for CPU demos and tests (default: L_16_imagenet1k)")
+    g.add_argument("--image_size", type=int, default=None,
+                   help="input side in pixels (default: the model's native size, 384 for *_imagenet1k)")
+    g.add_argument("--no_pretrained", action="store_true", help="start from random weights")
+    g.add_argument("--weights", default=None,
+                   help="local file of pretrained weights instead of downloading them from the package's URL")
+    g.add_argument("--attention", choices=ATTENTION_MODES, default="fast",
+                   help="fast: fused scaled_dot_product_attention; explicit: the package's own (default: fast)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
+    g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
+    g.add_argument("--weight_decay", type=float, default=3e-4, help="(default: 3e-4)")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    g.add_argument("--epochs", type=int, default=10, help="(default: 10)")
+    g.add_argument("--patience", type=int, default=2,
+                   help="stop after this many epochs without a better val accuracy; 0 never stops early (default: 2)")
+    g.add_argument("--batch_size", type=int, default=16, help="images per step per process (default: 16)")
+    g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
+    g.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr after warm-up (default: constant)")
+    g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear lr warm-up length (default: 0)")
+    g.add_argument("--label_smoothing", type=float, default=0.0, help="(default: 0)")
+    g.add_argument("--clip_grad", type=float, default=0.0, help="max gradient norm; 0 turns clipping off")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--seed", type=int, default=0, help="same seed, same run (default: 0)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                   help="bf16 autocast on CUDA (default); the CPU always runs fp32")
+    g.add_argument("--num_workers", type=int, default=4, help="DataLoader worker processes (default: 4)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
+    g.add_argument("--grad_checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: larger batches on small GPUs")
+    g.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last.pt")
+    g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
+    return p
+
+
+def resolve_args(args) -> argparse.Namespace:
+    """Check the flags, and on --resume take the run's own settings from its last checkpoint."""
+    out = Path(args.output_dir)
+    if args.resume:
+        ckpt = load_checkpoint(out / "last.pt")
+        saved = dict(ckpt["config"])
+        for flag in RESUMABLE_FLAGS:
+            saved[flag] = getattr(args, flag)
+        args = argparse.Namespace(**{**saved, "resume": True, "output_dir": args.output_dir})
+        return args, ckpt
+    if (out / "last.pt").exists():
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose a new --output_dir")
+    if args.epochs < 1 or args.batch_size < 1 or args.grad_accum < 1:
+        raise UserError("--epochs, --batch_size and --grad_accum must be at least 1")
+    args.image_size = args.image_size or native_image_size(args.model)
+    return args, None
+
+
+def make_config(args) -> dict:
+    return {**vars(args), "num_classes": args.num_classes, "image_size": args.image_size,
+            "mean": list(MEAN), "std": list(STD),
+            "class_names": list(CLASS_NAMES) if args.num_classes == NUM_CLASSES else
+            [str(i) for i in range(args.num_classes)]}
+
+
+def metrics_csv(history: list) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
+    return buf.getvalue()
+
+
+def main(argv=None):
+    args, resumed = resolve_args(get_args_parser().parse_args(argv))
+    device = resolve_device(args.device)
+    rank, world_size, device = init_distributed(device)
+    is_main = rank == 0
+    progress = args.progress and is_main
+    out = Path(args.output_dir)
+    config = make_config(args)
+
+    data_dir = Path(args.data_dir)
+    train_set = ImageFolder(data_dir / "train", train_transform(args.image_size, augment=args.augment),
+                            num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress)
+    val_set = ImageFolder(data_dir / "val", eval_transform(args.image_size),
+                          num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress)
+
+    torch.manual_seed(args.seed)
+    model = build_vit(args.model, num_classes=args.num_classes, image_size=args.image_size,
+                      pretrained=not args.no_pretrained and resumed is None, weights=args.weights)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+    set_attention(model, args.attention)
+    if args.grad_checkpointing:
+        enable_grad_checkpointing(model)
+    model.to(device)
+    if world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        model = torch.compile(model)
+
+    pin = device.type == "cuda"
+    train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
+    # Training workers are made afresh each epoch so their augmentation seeds follow the epoch: a
+    # resumed run draws the same crops as an uninterrupted one.
+    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=train_sampler,
+                              num_workers=args.num_workers, pin_memory=pin, drop_last=False)
+    val_loader = DataLoader(val_set, batch_size=args.batch_size * 2, num_workers=args.num_workers,
+                            sampler=ShardSampler(len(val_set), rank, world_size), pin_memory=pin,
+                            persistent_workers=args.num_workers > 0)
+
+    steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
+    optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay, args.momentum, device)
+    scheduler = build_scheduler(optimizer, args.schedule, total_steps=steps_per_epoch * args.epochs,
+                                warmup_steps=round(args.warmup_epochs * steps_per_epoch))
+    history, best_acc, best_epoch, start_epoch = [], -1.0, 0, 0
+    if resumed is not None:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        history, best_acc, best_epoch, start_epoch = (resumed["history"], resumed["best_acc"],
+                                                      resumed["best_epoch"], resumed["epoch"])
+        if start_epoch >= args.epochs or start_epoch - best_epoch >= args.patience > 0:
+            if is_main:
+                print(f"{out} is already complete ({start_epoch} epochs, best val acc {best_acc:.2f}%)")
+            cleanup_distributed()
+            return
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+        print(f"{args.model} at {args.image_size}px on {device} x{world_size}: {len(train_set)} train, "
+              f"{len(val_set)} val images -> {out}")
+
+    for epoch in range(start_epoch, args.epochs):
+        start = time.time()
+        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # dropout and augmentation of this epoch
+        train_sampler.set_epoch(epoch)
+        row = {"epoch": epoch + 1}
+        row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision,
+                                   args.grad_accum, args.label_smoothing, args.clip_grad, progress,
+                                   desc=f"epoch {epoch + 1}/{args.epochs}"))
+        row.update(evaluate(model, val_loader, device, args.precision, progress))
+        row["seconds"] = round(time.time() - start, 2)
+        history.append(row)
+        improved = row["val_acc"] > best_acc
+        if improved:
+            best_acc, best_epoch = row["val_acc"], epoch + 1
+        stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
+        if is_main:
+            state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=history,
+                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
+            if improved:
+                save_checkpoint(out / "best.pt", model, config, **state)
+            save_checkpoint(out / "last.pt", model, config, **state)
+            write_text_atomic(out / "metrics.csv", metrics_csv(history))
+            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
+                  f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
+                  f"{' *' if improved else ''} | {row['seconds']:.0f}s", flush=True)
+        if broadcast_flag(stop, device):
+            if is_main:
+                print(f"early stop: no better val accuracy for {args.patience} epochs")
+            break
+    if is_main:
+        print(f"best val acc {best_acc:.2f}% at epoch {best_epoch}: {out / 'best.pt'}")
+    cleanup_distributed()
+
+
+if __name__ == "__main__":
+    run_main(main)
