@@ -16,7 +16,6 @@ Layers and heads are numbered from 0, as in Python; negative --layer counts from
 import argparse
 from pathlib import Path
 
-
 from data.images import open_rgb
 from data.io import UserError, run_main, warn
 from data.pets import CLASS_NAMES
