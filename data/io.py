@@ -45,6 +45,9 @@ def atomic_path(path) -> Iterator[Path]:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
     tmp = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should follow the umask like any file
     try:
         yield tmp
         os.replace(tmp, path)
