@@ -3,8 +3,9 @@
     python p1_train.py --data_dir p1_data --output_dir runs/l16_sgd        # the seed report's recipe
     torchrun --nproc_per_node 4 p1_train.py --data_dir p1_data --output_dir runs/l16_ddp
 
-Writes RUN/config.json, RUN/metrics.csv (one row per epoch), RUN/best.pt (on each improvement of the
-validation accuracy) and RUN/last.pt (every epoch; `--resume` continues from it).
+Writes RUN/config.json, RUN/metrics.csv (one row per epoch), RUN/best.pt (the weights, on each
+improvement of the validation accuracy) and RUN/last.pt (weights and optimizer state, every epoch;
+`--resume` continues from it).
 """
 import argparse
 import csv
@@ -193,11 +194,11 @@ def main(argv=None):
             best_acc, best_epoch = row["val_acc"], epoch + 1
         stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
         if is_main:
-            state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=history,
-                         optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
-            if improved:
+            state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=history)
+            if improved:  # for inference and pictures: no optimizer state (it would double the file)
                 save_checkpoint(out / "best.pt", model, config, **state)
-            save_checkpoint(out / "last.pt", model, config, **state)
+            save_checkpoint(out / "last.pt", model, config, **state,
+                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
             write_text_atomic(out / "metrics.csv", metrics_csv(history))
             print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
                   f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
