@@ -16,6 +16,7 @@ The last line printed is one JSON object.
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import time
@@ -87,6 +88,7 @@ def main(argv=None) -> None:
         "device": str(device),
         "device_name": hardware,
         "threads": torch.get_num_threads(),
+        "load_average": round(os.getloadavg()[0], 2),  # other work on the machine slows both loops
         "torch": torch.__version__,
         "date": datetime.date.today().isoformat(),
         "command": " ".join(["python", "scripts/bench_caption.py"] + (sys.argv[1:] if argv is None else argv)),
