@@ -12,6 +12,7 @@ from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_infer  # noqa: E402
+import bench_table  # noqa: E402
 import bench_train  # noqa: E402
 
 
@@ -50,7 +51,7 @@ def test_bench_infer_both_alternates_the_paths_in_one_run():
     assert "fast / explicit" in done.stdout
 
 
-def test_train_options_run_in_process(capsys):
+def test_train_options_run_in_process_and_make_a_table(capsys, tmp_path):
     bench_train.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "1",
                       "--warmup", "0", "--grad_checkpointing", "--attention", "explicit",
                       "--precision", "bf16", "--peak_tflops", "1"])
@@ -58,6 +59,15 @@ def test_train_options_run_in_process(capsys):
     assert record["grad_checkpointing"] and record["attention"] == "explicit"
     assert record["precision"] == "bf16"  # CPU bf16 autocast, measured when asked for
     assert record["peak_fraction"] == pytest.approx(record["tflops"] / 1, rel=1e-2)
+
+    results = tmp_path / "results.jsonl"
+    failed = {"command": "scripts/bench_train.py --batch_size 4096", "error": "error: does not fit"}
+    results.write_text(json.dumps(record) + "\n" + json.dumps(failed) + "\n")
+    bench_table.main([str(results)])
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 4 and table[0].startswith("| device |")
+    assert f"`{record['command']}`" in table[2] and "explicit bf16" in table[2]
+    assert "failed: error: does not fit" in table[3]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -1,0 +1,34 @@
+"""Print the README Performance table rows from benchmark JSON lines (as scripts/bench_gpu.sh writes).
+
+  python scripts/bench_table.py results/bench_gpu.jsonl
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from data.io import UserError, run_main  # noqa: E402
+from models.benchmark import markdown_table  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="+", help="files with one benchmark JSON object per line")
+    args = parser.parse_args(argv)
+    records = []
+    for path in map(Path, args.results):
+        if not path.is_file():
+            raise UserError(f"results file not found: {path}")
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise UserError(f"{path}:{number} is not a JSON line") from None
+    print(markdown_table(records))
+
+
+if __name__ == "__main__":
+    run_main(main)
