@@ -17,7 +17,7 @@ import torch
 
 from data.datasets import ImageFolder
 from data.io import UserError, atomic_path, run_main
-from data.pets import CLASS_NAMES, label_from_name
+from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.predict import (accuracy, confusion_matrix, inference_model, make_loader,
@@ -76,7 +76,7 @@ def main(argv=None):
 
     if labels is not None:
         labels = labels[indices]
-        class_names = config.get("class_names") or _default_class_names(config["num_classes"])
+        class_names = config.get("class_names") or default_class_names(config["num_classes"])
         confusion = confusion_matrix(predictions, labels, config["num_classes"])
         print(accuracy_report(confusion, class_names))
         if args.confusion:
@@ -139,10 +139,6 @@ def save_confusion_figure(confusion: torch.Tensor, class_names, path) -> None:
     ax.set_title(f"Confusion matrix: {accuracy(confusion):.2f}% correct ({correct}/{total})")
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
     save_figure(fig, path)
-
-
-def _default_class_names(num_classes: int):
-    return CLASS_NAMES if num_classes == len(CLASS_NAMES) else [str(i) for i in range(num_classes)]
 
 
 if __name__ == "__main__":

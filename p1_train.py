@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from data.datasets import ImageFolder
 from data.io import UserError, run_main, warn, write_text_atomic
-from data.pets import CLASS_NAMES, NUM_CLASSES
+from data.pets import NUM_CLASSES, read_class_names
 from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import load_checkpoint, save_checkpoint, unwrap
@@ -105,8 +105,7 @@ def resolve_args(args) -> argparse.Namespace:
 def make_config(args) -> dict:
     return {**vars(args), "num_classes": args.num_classes, "image_size": args.image_size,
             "mean": list(MEAN), "std": list(STD),
-            "class_names": list(CLASS_NAMES) if args.num_classes == NUM_CLASSES else
-            [str(i) for i in range(args.num_classes)]}
+            "class_names": read_class_names(args.data_dir, args.num_classes)}
 
 
 def metrics_csv(history: list) -> str:

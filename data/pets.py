@@ -31,3 +31,18 @@ def parse_label(path, num_classes: int = NUM_CLASSES) -> int:
     if not 0 <= label < num_classes:
         raise UserError(f"{path}: label {label} is outside 0..{num_classes - 1}")
     return label
+
+
+def default_class_names(num_classes: int) -> list:
+    return list(CLASS_NAMES) if num_classes == NUM_CLASSES else [str(i) for i in range(num_classes)]
+
+
+def read_class_names(data_dir, num_classes: int = NUM_CLASSES) -> list:
+    """Names from `DATA_DIR/classes.txt` (one per line, label order) when present, else the breeds."""
+    path = Path(data_dir) / "classes.txt"
+    if not path.is_file():
+        return default_class_names(num_classes)
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(names) != num_classes:
+        raise UserError(f"{path} names {len(names)} classes, but there are {num_classes}")
+    return names

@@ -1,11 +1,10 @@
 """A synthetic 37-class stand-in for the Pets split: the embedded default of the demo and the tests.
 
 Each class is a fixed combination of a shape, a colour and a texture, drawn at a random position,
-scale and rotation over a noisy background. Classes share attributes with each other, so a model
-must combine all three to tell them apart: learnable, but not by a single cue.
+scale and rotation over a noisy background. Classes share each attribute with others, so no single
+cue names the class: learnable by a small ViT in minutes, but not trivially.
 """
 import colorsys
-import itertools
 import math
 import random
 from pathlib import Path
@@ -16,12 +15,16 @@ from PIL import Image, ImageDraw
 from .pets import NUM_CLASSES
 
 SHAPES = ("circle", "triangle", "square", "star", "cross", "ring")
-HUES = (0.0, 0.14, 0.33, 0.5, 0.64, 0.83)  # red, yellow, green, cyan, blue, magenta
+HUE_STEPS = 13  # hues 28 degrees apart: close enough that colour alone is not a free lunch
 TEXTURES = ("solid", "stripes", "dots")
 
-# The class definitions never depend on the data seed: a fixed draw of 37 of the 108 combinations.
-CLASS_ATTRIBUTES = tuple(random.Random(37).sample(
-    list(itertools.product(SHAPES, range(len(HUES)), TEXTURES)), NUM_CLASSES))
+# Class k: hue k mod 13 and texture k div 13 make each class unique; its shape (k mod 6) is a further
+# cue. The definitions never depend on the data seed.
+CLASS_ATTRIBUTES = tuple((SHAPES[k % len(SHAPES)], k % HUE_STEPS, TEXTURES[k // HUE_STEPS])
+                         for k in range(NUM_CLASSES))
+
+CLASS_NAMES = tuple(f"{texture} {shape}, hue {round(360 * hue / HUE_STEPS)}"
+                    for shape, hue, texture in CLASS_ATTRIBUTES)
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list:
@@ -65,7 +68,7 @@ def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
     background = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.3, 0.9)))
     canvas = np.clip(background * 255 + np.random.default_rng(rng.getrandbits(32)).normal(0, 12, (big, big, 3)),
                      0, 255)
-    hue = (HUES[hue_index] + rng.uniform(-0.03, 0.03)) % 1.0
+    hue = (hue_index / HUE_STEPS + rng.uniform(-0.015, 0.015)) % 1.0
     colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.75, 1.0))) * 255
     r = big * rng.uniform(0.22, 0.38)
     cx, cy = (rng.uniform(r, big - r) for _ in range(2))
@@ -85,8 +88,11 @@ def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
 
 def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class: int = 40,
                          val_per_class: int = 10) -> Path:
-    """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split."""
+    """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split,
+    and OUT/classes.txt naming the classes."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n", encoding="utf-8")
     rng = random.Random(seed)
     next_id = 0
     for split, per_class in (("train", train_per_class), ("val", val_per_class)):

@@ -7,8 +7,9 @@ from PIL import Image
 from data.datasets import ImageFolder
 from data.images import list_images, open_rgb
 from data.io import UserError, atomic_path
-from data.pets import CLASS_NAMES, label_from_name, parse_label
+from data.pets import CLASS_NAMES, label_from_name, parse_label, read_class_names
 from data.synthetic import CLASS_ATTRIBUTES, make_synthetic_split
+from data.synthetic import CLASS_NAMES as SYNTHETIC_NAMES
 from data.transforms import denormalize, eval_transform, train_transform
 
 
@@ -90,6 +91,10 @@ def test_synthetic_set_is_deterministic_and_named_like_pets(tmp_path):
     for name in names:
         assert np.array_equal(np.asarray(Image.open(a / "train" / name)), np.asarray(Image.open(b / "train" / name)))
     assert len(set(CLASS_ATTRIBUTES)) == 37  # every class a distinct shape/colour/texture combination
+    assert read_class_names(a) == list(SYNTHETIC_NAMES) and read_class_names(tmp_path) == list(CLASS_NAMES)
+    (tmp_path / "classes.txt").write_text("only one\n")
+    with pytest.raises(UserError, match="names 1 classes, but there are 37"):
+        read_class_names(tmp_path)
 
 
 def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole pipeline on the embedded default, on the CPU, in a few minutes:
+# install what is missing, make a synthetic 37-class set, train the tiny ViT twice with different
+# settings, predict a CSV, compare the runs, draw the pictures, caption an image.
+#   bash scripts/demo.sh [OUT_DIR]        (default: demo_out)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-demo_out}
+PY=${PYTHON:-python3}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
+
+echo "== installing what is missing"
+$PY -m pip install -q -r requirements.txt
+
+if [ -e "$OUT/run_a/last.pt" ]; then
+    echo "error: $OUT already holds a demo; remove it or pass another folder" >&2
+    exit 2
+fi
+
+echo "== synthetic data: 37 classes, 40 train + 10 val images each, 64 px"
+$PY scripts/make_synthetic_data.py --out "$OUT/data"
+
+TINY=(--data_dir "$OUT/data" --model tiny --no_pretrained --device cpu --num_workers 2 --no_progress)
+echo "== run a: tiny ViT from scratch, AdamW 3e-3, cosine with warm-up, label smoothing (about 1 minute)"
+$PY p1_train.py "${TINY[@]}" --output_dir "$OUT/run_a" --optimizer adamw --lr 3e-3 --weight_decay 0.05 \
+    --schedule cosine --warmup_epochs 1 --label_smoothing 0.1 --augment light --batch_size 32 \
+    --epochs 15 --patience 0
+echo "== run b: the fine-tuning recipe (SGD 1e-4) on the same from-scratch model, 4 epochs"
+$PY p1_train.py "${TINY[@]}" --output_dir "$OUT/run_b" --batch_size 32 --epochs 4 --augment light
+
+echo "== predictions for the validation folder, and the comparison of the two runs"
+$PY p1_inference.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" --out_csv "$OUT/val_pred.csv" \
+    --confusion "$OUT/confusion.png" --device cpu
+$PY scripts/summarize_runs.py "$OUT/run_a" "$OUT/run_b" --out_md "$OUT/runs_summary.md" --out_png "$OUT/runs_curves.png"
+
+echo "== pictures: position-embedding similarity and attention maps of the tiny model"
+VAL=("$OUT"/data/val/0_*.png)
+$PY p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embed.png"
+$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" --device cpu
+$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method rollout --device cpu
+#CATR_DEMO
+
+echo
+echo "done. In $OUT:"
+echo "  run_a/, run_b/         config.json, metrics.csv, best.pt, last.pt of each run"
+echo "  runs_summary.md        the settings table, best run marked; runs_curves.png its curves"
+echo "  val_pred.csv           predictions (filename,label); confusion.png"
+echo "  figures/               position-embedding similarity and attention maps"
