@@ -1,0 +1,38 @@
+"""Inputs for the README figures: L_16_imagenet1k at 384 with random weights, and one generated image."""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data.pets import CLASS_NAMES  # noqa: E402
+from models.checkpoint import save_checkpoint  # noqa: E402
+from models.vit import build_vit  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__)
+parser.add_argument("out", help="folder for l16_random.pt (1.2 GB) and pet.jpg")
+out = parser.parse_args().out
+Path(out).mkdir(parents=True, exist_ok=True)
+torch.manual_seed(0)
+model = build_vit("L_16_imagenet1k", image_size=384, pretrained=False)
+torch.nn.init.normal_(model.fc.weight, std=0.05)  # a fresh head is zero: every class would tie
+save_checkpoint(f"{out}/l16_random.pt", model, dict(model="L_16_imagenet1k", image_size=384, num_classes=37,
+                mean=[0.5] * 3, std=[0.5] * 3, class_names=list(CLASS_NAMES)))
+rng = np.random.RandomState(1)
+y, x = np.mgrid[0:375, 0:500]  # the size of a typical Pets photo
+img = Image.fromarray(np.stack([60 + 60 * x / 500, 90 + 40 * y / 375, 70 + 0 * x], -1).astype(np.uint8))
+d = ImageDraw.Draw(img)
+for _ in range(6):  # clutter
+    bx, by = rng.randint(0, 480), rng.randint(0, 360)
+    d.rectangle([bx, by, bx + rng.randint(15, 50), by + rng.randint(15, 50)], fill=tuple(rng.randint(40, 200, 3).tolist()))
+cx, cy, fur = 250, 190, (230, 220, 200)  # an animal-like shape: body, head, ears, eyes
+d.ellipse([cx - 120, cy - 70, cx + 120, cy + 90], fill=fur)
+d.ellipse([cx - 60, cy - 150, cx + 60, cy - 40], fill=fur)
+d.polygon([(cx - 55, cy - 120), (cx - 35, cy - 190), (cx - 10, cy - 135)], fill=fur)
+d.polygon([(cx + 55, cy - 120), (cx + 35, cy - 190), (cx + 10, cy - 135)], fill=fur)
+d.ellipse([cx - 30, cy - 110, cx - 15, cy - 95], fill=(20, 20, 20))
+d.ellipse([cx + 15, cy - 110, cx + 30, cy - 95], fill=(20, 20, 20))
+img.filter(ImageFilter.GaussianBlur(1)).save(f"{out}/pet.jpg", quality=92)
