@@ -212,6 +212,7 @@ def mode_figures(timing: dict, batch_size: int, flops_per_image: int, peak: floa
         "img_per_s": _round(img_per_s),
         "step_s_median": _round(statistics.median(seconds)),
         "step_s_min": _round(min(seconds)),  # the least disturbed step, on a shared machine
+        "step_s": [_round(t) for t in seconds],
         "tflops": _round(tflops),
         "peak_fraction": None if peak is None else _round(tflops / peak, 3),
         "peak_mem_mb": round(timing["peak_mem_mb"], 1),
