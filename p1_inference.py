@@ -9,7 +9,6 @@ a label (`{label}_{id}.jpg`, like p1_data/val), accuracy and per-class accuracy 
 """
 import argparse
 import csv
-import os
 import time
 from pathlib import Path
 
@@ -20,21 +19,21 @@ from data.io import UserError, atomic_path, run_main
 from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
-from models.predict import (accuracy, confusion_matrix, inference_model, make_loader,
-                            per_class_accuracy, predict)
+from models.predict import (accuracy, confusion_matrix, default_num_workers, inference_model,
+                            make_loader, per_class_accuracy, predict)
 from models.runtime import resolve_device
 
 
 def get_args_parser():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", required=True, help="checkpoint written by p1_train.py (e.g. RUN/best.pt)")
     parser.add_argument("--img_dir", required=True, help="folder of .jpg/.jpeg/.png images; any file names")
     parser.add_argument("--out_csv", required=True, help="CSV to write: header filename,label")
-    parser.add_argument("--batch_size", type=int, default=32, help="images per forward pass")
+    parser.add_argument("--batch_size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--num_workers", type=int, default=min(4, os.cpu_count() or 1),
-                        help="processes decoding images in parallel (0: decode in the main process)")
+    parser.add_argument("--num_workers", type=int, default=None,
+                        help="processes decoding images in parallel, 0 to decode in the main process "
+                             "(default: min(8, CPUs) with a GPU, 0 on a CPU)")
     parser.add_argument("--skip_bad_images", action="store_true",
                         help="leave unreadable images out of the CSV with a warning instead of stopping")
     parser.add_argument("--confusion", default=None, metavar="PNG",
@@ -44,7 +43,7 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    if args.batch_size < 1 or args.num_workers < 0:
+    if args.batch_size < 1 or (args.num_workers or 0) < 0:
         raise UserError("--batch_size must be at least 1 and --num_workers at least 0")
     out_csv = Path(args.out_csv)
     if out_csv.is_dir():
@@ -67,7 +66,8 @@ def main(argv=None):
         if args.confusion and labels is None:
             raise UserError(f"--confusion needs every file name in {args.img_dir} to be {{label}}_{{id}}")
         checked = time.perf_counter()
-        loader = make_loader(dataset, args.batch_size, args.num_workers, device)
+        num_workers = default_num_workers(device) if args.num_workers is None else args.num_workers
+        loader = make_loader(dataset, args.batch_size, num_workers, device)
         logits, indices = predict(model, loader, device, progress=True)
         predictions = logits.argmax(dim=1)
         write_predictions(tmp, [dataset.files[i].name for i in indices], predictions.tolist())

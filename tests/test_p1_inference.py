@@ -16,7 +16,7 @@ from data.io import run_main
 from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, eval_transform_from_config
 from models.checkpoint import save_checkpoint
-from models.predict import confusion_matrix, per_class_accuracy, predict
+from models.predict import confusion_matrix, default_num_workers, per_class_accuracy, predict
 from models.vit import build_vit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -266,3 +266,8 @@ def test_confusion_matrix_and_per_class_accuracy():
     acc = per_class_accuracy(confusion)
     torch.testing.assert_close(acc[:3], torch.tensor([50.0, 200 / 3, 100.0], dtype=torch.float64))
     assert torch.isnan(acc[3])
+
+
+def test_default_workers_feed_a_gpu_but_leave_cpu_cores_to_the_model():
+    assert default_num_workers(torch.device("cpu")) == 0
+    assert 1 <= default_num_workers(torch.device("cuda")) <= 8
