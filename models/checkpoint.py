@@ -5,12 +5,12 @@ dict of a package ViT), `config` (model name, image size, class count, normalisa
 settings), and the training state (`epoch`, `best_acc`, `optimizer`, `scheduler`, `history`). It is
 written atomically and read with `weights_only=True`.
 """
-from pathlib import Path
 
 import torch
 
 from data.io import UserError, torch_save_atomic
 from .vit import MODEL_NAMES, build_vit, load_state_strict
+from .weights import read_torch_file
 
 CHECKPOINT_FORMAT = "vit-pets-checkpoint-v1"
 
@@ -29,13 +29,7 @@ def save_checkpoint(path, model: torch.nn.Module, config: dict, **state) -> None
 
 def load_checkpoint(path) -> dict:
     """Read a checkpoint of ours; anything else is reported as one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"{path} is not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+    ckpt = read_torch_file(path, "checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a checkpoint written by p1_train.py "
                         "(a bare state dict or another program's file)")

@@ -5,13 +5,13 @@ own class. The package cannot build a custom configuration through `ViT(name=Non
 refers to an undefined variable), so the small configurations are registered beside the published
 ones, without weights, and built by name like them.
 """
-from pathlib import Path
-
 import torch
 from pytorch_pretrained_vit import ViT
 from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
 
 from data.io import UserError
+
+from .weights import download_state, read_torch_file, state_dict_mismatch
 
 PACKAGE_MODELS = ("B_16", "B_32", "L_16", "L_32",
                   "B_16_imagenet1k", "B_32_imagenet1k", "L_16_imagenet1k", "L_32_imagenet1k")
@@ -70,34 +70,18 @@ def build_vit(name: str, num_classes: int = 37, image_size: int | None = None,
 def fetch_pretrained_state(name: str, weights: str | None = None) -> dict:
     """The pretrained state dict: from a local file, else the package's URL via the torch hub cache."""
     if weights is not None:
-        return _read_state_file(weights)
+        state = read_torch_file(weights)
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):
+            state = state["model"]  # a checkpoint of ours: take its weights
+        if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+            raise UserError(f"{weights} does not hold a state dict of tensors")
+        return state
     url = PRETRAINED_MODELS[name]["url"]
     if url is None:
         with_weights = [n for n in PACKAGE_MODELS if has_published_weights(n)]
         raise UserError(f"{name} has no published weights; pass --weights FILE, --no_pretrained, "
                         f"or a model that has them: {', '.join(with_weights)}")
-    try:
-        return torch.hub.load_state_dict_from_url(url, map_location="cpu", progress=True,
-                                                  weights_only=True)
-    except Exception as err:  # network errors come in many types (URLError, HTTPError, OSError ...)
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
-        raise UserError(f"could not download the {name} weights from {url} ({err}); download the "
-                        f"file yourself (into {cache} or anywhere) and pass --weights FILE") from None
-
-
-def _read_state_file(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"weights file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise UserError(f"cannot read weights file {path}: {str(err).splitlines()[0]}") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]  # a checkpoint of ours: take its weights
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise UserError(f"{path} does not hold a state dict of tensors")
-    return state
+    return download_state(url, f"{name} weights")
 
 
 def load_pretrained(model: ViT, name: str, weights: str | None = None) -> None:
@@ -115,11 +99,9 @@ def load_pretrained(model: ViT, name: str, weights: str | None = None) -> None:
     key = "positional_embedding.pos_embedding"
     if key in state and key in own and state[key].shape != own[key].shape:
         state[key] = resize_position_embedding(state[key], own[key].shape[1])
-    missing, unexpected = _mismatch(own, state)
-    missing = [k for k in missing if k not in kept_head]
-    if missing or unexpected:
-        raise UserError(f"weights from {source} do not fit {name}: "
-                        f"{_key_summary('missing', missing)}; {_key_summary('unexpected', unexpected)}")
+    problem = state_dict_mismatch(own, state, ignore=kept_head)
+    if problem:
+        raise UserError(f"weights from {source} do not fit {name}: {problem}")
     model.load_state_dict(state, strict=False)
 
 
@@ -134,27 +116,11 @@ def resize_position_embedding(pos_embedding: torch.Tensor, new_tokens: int) -> t
     return resize_positional_embedding_(pos_embedding, target, has_class_token=True).to(pos_embedding.dtype)
 
 
-def _mismatch(own: dict, state: dict):
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    unexpected += [f"{k} (shape {tuple(state[k].shape)} != {tuple(own[k].shape)})"
-                   for k in own if k in state and state[k].shape != own[k].shape]
-    return missing, unexpected
-
-
-def _key_summary(kind: str, keys: list) -> str:
-    if not keys:
-        return f"no {kind} keys"
-    shown = ", ".join(keys[:4]) + (" ..." if len(keys) > 4 else "")
-    return f"{len(keys)} {kind} keys ({shown})"
-
-
 def load_state_strict(model: ViT, state: dict, source: str, name: str) -> None:
     """Load a full state dict (ours) strictly, reporting a mismatch as one line."""
-    missing, unexpected = _mismatch(model.state_dict(), state)
-    if missing or unexpected:
-        raise UserError(f"{source} does not hold a {name} model: "
-                        f"{_key_summary('missing', missing)}; {_key_summary('unexpected', unexpected)}")
+    problem = state_dict_mismatch(model.state_dict(), state)
+    if problem:
+        raise UserError(f"{source} does not hold a {name} model: {problem}")
     model.load_state_dict(state)
 
 

@@ -214,7 +214,7 @@ def write_text(path, text="not an image"):
     ("missing image", "image not found"),
     ("text as image", "cannot read image"),
     ("state dict", "not a checkpoint written by p1_train.py"),
-    ("text as checkpoint", "not a readable PyTorch checkpoint"),
+    ("text as checkpoint", "not a readable PyTorch file"),
     ("layer too high", r"--layer 2 is out of range: the model has 2 layers, use 0\.\.1 or -2\.\.-1"),
     ("layer too low", r"--layer -3 is out of range"),
     ("discard 1", "discard_ratio"),
