@@ -10,7 +10,7 @@ PY=${PYTHON:-python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 echo "== installing what is missing"
-$PY -m pip install -q -r requirements.txt
+PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt
 
 if [ -e "$OUT/run_a/last.pt" ]; then
     echo "error: $OUT already holds a demo; remove it or pass another folder" >&2
@@ -38,7 +38,11 @@ VAL=("$OUT"/data/val/0_*.png)
 $PY p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embed.png"
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" --device cpu
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method rollout --device cpu
-#CATR_DEMO
+
+echo "== problem 2: caption one image with a tiny CATR of RANDOM weights (shows the pipeline only)"
+$PY p2_vis_caption.py --images "${VAL[0]}" --out_dir "$OUT/caption" --random_weights --config tiny \
+    --max_steps 8 --device cpu
+echo "   That caption is noise: the model has random weights. Real captions: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
 
 echo
 echo "done. In $OUT:"
@@ -46,3 +50,4 @@ echo "  run_a/, run_b/         config.json, metrics.csv, best.pt, last.pt of eac
 echo "  runs_summary.md        the settings table, best run marked; runs_curves.png its curves"
 echo "  val_pred.csv           predictions (filename,label); confusion.png"
 echo "  figures/               position-embedding similarity and attention maps"
+echo "  caption/               a random-weight CATR caption (noise) with one attention panel per token"
