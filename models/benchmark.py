@@ -8,7 +8,6 @@ JSON object. With attention 'both' the two attention paths share the weights and
 step in one process, so their ratio is not skewed by a machine that got busier between two runs.
 """
 import argparse
-import contextlib
 import datetime
 import gc
 import json
