@@ -86,9 +86,11 @@ class Caption(nn.Module):
         memory = self.transformer.encoder(src, pos, mask)
         return EncodedImages(self.transformer.decoder.project_memory(memory, pos), mask, grid)
 
-    def decode(self, encoded: EncodedImages, captions: Tensor, caption_mask: Tensor) -> tuple:
-        """Word states (B, L, D) and per-layer cross-attention (B, heads, L, h*w) for (B, L) ids."""
-        return self.transformer.decode(captions, caption_mask, encoded.memory_kvs, encoded.padding_mask)
+    def decode(self, encoded: EncodedImages, captions: Tensor, caption_mask: Tensor = None,
+               past: list = None) -> tuple:
+        """Word states (B, L, D), per-layer cross-attention (B, heads, L, h*w) for (B, L) ids, and the
+        per-layer self-attention keys and values to pass as `past` when decoding the next words."""
+        return self.transformer.decode(captions, caption_mask, encoded.memory_kvs, encoded.padding_mask, past)
 
     def forward(self, images: Tensor, captions: Tensor, caption_mask: Tensor, return_attention: bool = False,
                 *, pixel_mask: Tensor = None, average_heads: bool = True):
@@ -97,7 +99,7 @@ class Caption(nn.Module):
         With `return_attention`, also the list over decoder layers of the cross-attention weights:
         (B, L, h*w) averaged over heads, or (B, heads, L, h*w) with `average_heads=False`.
         """
-        hidden, cross_weights = self.decode(self.encode(images, pixel_mask), captions, caption_mask)
+        hidden, cross_weights, _ = self.decode(self.encode(images, pixel_mask), captions, caption_mask)
         logits = self.mlp(hidden)
         if not return_attention:
             return logits

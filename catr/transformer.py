@@ -5,8 +5,10 @@ nn.MultiheadAttention. Parameter names follow the published state dict (`self_at
 `multihead_attn`, `norm1..3`, `embeddings.LayerNorm`, ...).
 
 The decoder sees the image only through the keys and values each layer projects from the encoder's
-memory. `TransformerDecoder.project_memory` computes them once, so a caption can be generated word by
-word without touching the image side again.
+memory: `TransformerDecoder.project_memory` computes them once per image. Its self-attention keys and
+values of earlier words never change (causal mask, fixed position per slot), so `Transformer.decode`
+returns them and takes them back: a caption is generated one word per call, each call computing only
+that word.
 """
 import copy
 import math
@@ -95,16 +97,20 @@ class TransformerDecoderLayer(nn.Module):
         self.norm3 = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tgt: Tensor, query_pos: Tensor, self_ignore: Tensor,
-                memory_kv: tuple, memory_ignore: Tensor) -> tuple:
-        """Returns the new word states and the cross-attention weights (B, heads, L, S)."""
+    def forward(self, tgt: Tensor, query_pos: Tensor, self_ignore: Tensor, memory_kv: tuple,
+                memory_ignore: Tensor, past_kv: tuple = None) -> tuple:
+        """New word states, cross-attention weights (B, heads, L, S) and the self-attention keys and
+        values of all words so far (`past_kv`, those of the words before `tgt`, first)."""
         x = self.norm1(tgt)
         q = x + query_pos
-        tgt = tgt + self.dropout(self.self_attn(q, self.self_attn.project_kv(q, x), self_ignore)[0])
+        keys, values = self.self_attn.project_kv(q, x)
+        if past_kv is not None:
+            keys, values = torch.cat((past_kv[0], keys), dim=2), torch.cat((past_kv[1], values), dim=2)
+        tgt = tgt + self.dropout(self.self_attn(q, (keys, values), self_ignore)[0])
         attended, cross_weights = self.multihead_attn(self.norm2(tgt) + query_pos, memory_kv, memory_ignore)
         tgt = tgt + self.dropout(attended)
         x = self.norm3(tgt)
-        return tgt + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x))))), cross_weights
+        return tgt + self.dropout(self.linear2(self.dropout(F.relu(self.linear1(x))))), cross_weights, (keys, values)
 
 
 class TransformerEncoder(nn.Module):
@@ -131,15 +137,17 @@ class TransformerDecoder(nn.Module):
         """Each layer's cross-attention keys (from memory + pos) and values (from memory)."""
         return [layer.multihead_attn.project_kv(memory + pos, memory) for layer in self.layers]
 
-    def forward(self, tgt: Tensor, query_pos: Tensor, self_ignore: Tensor,
-                memory_kvs: list, memory_padding_mask: Tensor) -> tuple:
-        """Word states (B, L, D) and the list over layers of cross-attention weights (B, heads, L, S)."""
+    def forward(self, tgt: Tensor, query_pos: Tensor, self_ignore: Tensor, memory_kvs: list,
+                memory_padding_mask: Tensor, past: list = None) -> tuple:
+        """Word states (B, L, D), the list over layers of cross-attention weights (B, heads, L, S), and
+        the list over layers of self-attention (keys, values) of all words so far."""
         memory_ignore = memory_padding_mask[:, None, None, :]
-        cross_weights = []
-        for layer, memory_kv in zip(self.layers, memory_kvs):
-            tgt, weights = layer(tgt, query_pos, self_ignore, memory_kv, memory_ignore)
+        cross_weights, present = [], []
+        for layer, memory_kv, past_kv in zip(self.layers, memory_kvs, past or [None] * len(self.layers)):
+            tgt, weights, kv = layer(tgt, query_pos, self_ignore, memory_kv, memory_ignore, past_kv)
             cross_weights.append(weights)
-        return self.norm(tgt), cross_weights
+            present.append(kv)
+        return self.norm(tgt), cross_weights, present
 
 
 class TextEmbeddings(nn.Module):
@@ -152,9 +160,9 @@ class TextEmbeddings(nn.Module):
         self.LayerNorm = nn.LayerNorm(d_model, eps=1e-12)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        """(B, L) ids -> (B, L, D); position i always gets row i of the position table."""
-        positions = self.position_embeddings.weight[: tokens.shape[1]]
+    def forward(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """(B, L) ids at positions start..start+L-1 -> (B, L, D); position i gets row i of the table."""
+        positions = self.position_embeddings.weight[start: start + tokens.shape[1]]
         return self.dropout(self.LayerNorm(self.word_embeddings(tokens) + positions))
 
 
@@ -177,18 +185,25 @@ class Transformer(nn.Module):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    def decode(self, tokens: Tensor, token_padding_mask: Tensor, memory_kvs: list,
-               memory_padding_mask: Tensor) -> tuple:
-        """Word states (B, L, D) for (B, L) ids, and the per-layer cross-attention weights.
+    def decode(self, tokens: Tensor, token_padding_mask: Tensor, memory_kvs: list, memory_padding_mask: Tensor,
+               past: list = None) -> tuple:
+        """Word states (B, L, D) for (B, L) ids, the per-layer cross-attention weights (B, heads, L, S),
+        and the per-layer self-attention keys and values of all words so far.
 
-        Position i sees words 0..i only (causal mask), and the text position table is the decoder's
-        `query_pos`: so the states of a prefix do not depend on anything after it.
+        Position i sees words 0..i only (causal mask) and gets row i of the text position table as the
+        decoder's `query_pos`: the states of a prefix do not depend on anything after it. `past`, what
+        an earlier call returned, stands for the words before `tokens`, which then take the positions
+        after them. `token_padding_mask` (B, past + L), True on padding, may be None: no padding.
         """
+        start = 0 if past is None else past[0][0].shape[2]
         length = tokens.shape[1]
-        causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).triu(1)
-        self_ignore = causal[None, None] | token_padding_mask[:, None, None, :]
-        query_pos = self.embeddings.position_embeddings.weight[:length]
-        return self.decoder(self.embeddings(tokens), query_pos, self_ignore, memory_kvs, memory_padding_mask)
+        self_ignore = torch.ones(length, start + length, dtype=torch.bool, device=tokens.device).triu(start + 1)
+        self_ignore = self_ignore[None, None]
+        if token_padding_mask is not None:
+            self_ignore = self_ignore | token_padding_mask[:, None, None, :]
+        query_pos = self.embeddings.position_embeddings.weight[start: start + length]
+        return self.decoder(self.embeddings(tokens, start), query_pos, self_ignore, memory_kvs, memory_padding_mask,
+                            past)
 
 
 def _clones(layer: nn.Module, n: int) -> nn.ModuleList:

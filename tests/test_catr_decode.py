@@ -62,6 +62,19 @@ def test_rows_are_those_of_one_forward_pass_on_the_finished_caption(tiny, image)
         assert torch.allclose(decoded.attention[:, layer].flatten(-2), weights[0, :, :6].transpose(0, 1), atol=1e-6)
 
 
+def test_decoding_in_pieces_with_past_equals_decoding_at_once(tiny, image):
+    caption = torch.randint(1000, 30000, (1, 9), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        encoded = tiny.encode(image[None])
+        whole, whole_attn, _ = tiny.decode(encoded, caption)
+        first, _, past = tiny.decode(encoded, caption[:, :4])
+        rest, rest_attn, present = tiny.decode(encoded, caption[:, 4:], past=past)
+    assert torch.allclose(torch.cat((first, rest), dim=1), whole, atol=1e-5)
+    for layer, (keys, values) in enumerate(present):
+        assert keys.shape[2] == values.shape[2] == 9
+        assert torch.allclose(rest_attn[layer], whole_attn[layer][:, :, 4:], atol=1e-6)
+
+
 def test_refuses_training_mode_and_bad_max_steps(image):
     model = catr.build_model("tiny")
     with pytest.raises(ValueError, match="eval"):
