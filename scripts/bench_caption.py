@@ -4,8 +4,8 @@ The published architecture (ResNet-101 backbone, 6 + 6 layers, 30,522-word head)
 (seed 0) captions one random 299x224 image both ways:
   - reference: `catr.reference_greedy_decode`, the whole network over the 128-slot template at every
     step, as CATR's predict.py does;
-  - greedy_decode: backbone and encoder once, then at every step the decoder on the words so far and
-    the head on the last one only.
+  - greedy_decode: backbone and encoder once, then at every step the decoder on the newest word only
+    (the earlier words' keys and values are kept) and the head on that word only.
 Both are forced to run exactly --steps steps by passing end_id=None, so that an early [SEP] from the
 random weights cannot stop either one. After an untimed warm-up the two alternate --repeats times and
 each keeps its fastest run: on a shared machine other work only ever adds time, and alternating lets
@@ -76,9 +76,9 @@ def main(argv=None) -> None:
     hardware = device_name(device)
     print(f"CATR greedy captioning, {args.config} architecture, random weights, one 299x224 image, "
           f"{args.steps} steps on {device} ({hardware})")
-    print(f"  reference (whole network every step): {slow_s:8.3f} s  ({slow_s / args.steps:.3f} s/step, "
+    print(f"  reference (whole network every step):       {slow_s:8.3f} s  ({slow_s / args.steps:.3f} s/step, "
           f"fastest of {args.repeats})")
-    print(f"  greedy_decode (encode once, prefix):  {fast_s:8.3f} s  (fastest of {args.repeats})")
+    print(f"  greedy_decode (encode once, a word a step): {fast_s:8.3f} s  (fastest of {args.repeats})")
     print(f"  speedup {slow_s / fast_s:.1f}x, same tokens: {same_tokens}, "
           f"largest attention difference {attention_diff:.2e}")
     print(json.dumps({
