@@ -25,7 +25,7 @@ from data.io import UserError
 from .attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from .flops import forward_flops, training_flops
 from .hardware import peak_tflops
-from .optim import OPTIMIZERS, build_optimizer
+from .optim import build_optimizer
 from .runtime import autocast, resolve_device
 from .vit import MODEL_NAMES, build_vit, check_model_name, native_image_size
 
