@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 import catr
 from data.images import list_images, open_rgb
-from data.io import UserError, atomic_path, run_main, warn
+from data.io import UserError, run_main, warn
+from models.figures import save_array
 from models.plots import blend_map, save_figure
 from models.runtime import resolve_device
 
@@ -112,11 +113,6 @@ def caption_figure(image, title: str, labels: list, maps: np.ndarray, note: str 
     return fig
 
 
-def save_npy(array: np.ndarray, path) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: np.save would append .npy to a name
-        np.save(f, array)
-
-
 def build_captioner(args, device: torch.device):
     if args.random_weights:
         warn(f"random weights ({args.config} configuration): the captions are noise")
@@ -158,7 +154,7 @@ def main(argv=None) -> None:
         labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])
         save_figure(caption_figure(image, caption, labels, maps, note), out_dir / f"{path.stem}.png")
         if args.save_npy:
-            save_npy(maps, out_dir / f"{path.stem}.npy")
+            save_array(out_dir / f"{path.stem}.npy", maps)
         tqdm.write(f"{path.name}: {caption}")
     if unreadable:
         raise UserError(f"{len(unreadable)} of {len(paths)} images could not be read (see the warnings above)")
