@@ -23,11 +23,11 @@ from data.io import UserError, run_main, warn, write_text_atomic
 from data.pets import NUM_CLASSES, read_class_names
 from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-from models.checkpoint import load_checkpoint, save_checkpoint, unwrap
+from models.checkpoint import load_checkpoint, save_checkpoint
 from models.distributed import ShardSampler, broadcast_flag, cleanup_distributed, init_distributed
 from models.engine import evaluate, train_one_epoch
 from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.runtime import resolve_device
+from models.runtime import bf16_supported, resolve_device
 from models.vit import MODEL_NAMES, build_vit, native_image_size
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
@@ -124,6 +124,10 @@ def main(argv=None):
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
+    if device.type == "cuda" and args.precision == "bf16" and not bf16_supported(device):
+        # fp16 training would need loss scaling; such GPUs train in fp32 instead.
+        warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in fp32")
+        args.precision = "fp32"
     config = make_config(args)
 
     data_dir = Path(args.data_dir)

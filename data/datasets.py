@@ -20,8 +20,8 @@ class ImageFolder(Dataset):
         files = list_images(folder)
         self.labels = [parse_label(f, num_classes) for f in files] if labeled else None
         if check_images:
-            good = [i for i, f in enumerate(tqdm(files, desc=f"checking {folder}", disable=not progress,
-                                                 leave=False)) if _readable(f, skip_bad_images)]
+            with tqdm(files, desc=f"checking {folder}", disable=not progress, leave=False) as bar:
+                good = [i for i, f in enumerate(bar) if _readable(f, skip_bad_images)]
             if not good:
                 raise UserError(f"no readable images in {folder}")
             files = [files[i] for i in good]

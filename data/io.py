@@ -38,9 +38,13 @@ def atomic_path(path) -> Iterator[Path]:
     A reader never sees a half-written file, and a crash leaves the previous version in place.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot write {path}: a file stands where its folder should be") from None
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)

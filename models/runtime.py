@@ -21,8 +21,13 @@ def resolve_device(name: str | None = None) -> torch.device:
     return device
 
 
+def bf16_supported(device: torch.device) -> bool:
+    """Ampere and newer GPUs; older ones (T4, V100) emulate bf16 slowly or refuse it."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
 def autocast(device: torch.device, precision: str = "bf16"):
-    """bf16 autocast on CUDA; a no-op on the CPU, where bf16 is several times slower than fp32."""
+    """Mixed precision on CUDA (bf16, or fp16 on GPUs without bf16); a no-op on the CPU."""
     if device.type == "cuda" and precision == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.bfloat16 if bf16_supported(device) else torch.float16)
     return contextlib.nullcontext()

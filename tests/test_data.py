@@ -105,3 +105,13 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_path_refuses_a_folder_or_a_file_in_the_way(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="it is a folder"):
+        with atomic_path(tmp_path):
+            pass
+    with pytest.raises(UserError, match="a file stands where its folder should be"):
+        with atomic_path(tmp_path / "file" / "out.csv"):
+            pass
