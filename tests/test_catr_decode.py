@@ -75,6 +75,12 @@ def test_decoding_in_pieces_with_past_equals_decoding_at_once(tiny, image):
         assert torch.allclose(rest_attn[layer], whole_attn[layer][:, :, 4:], atol=1e-6)
 
 
+def test_leaves_the_thread_count_as_it_was(tiny, image):
+    threads = torch.get_num_threads()
+    catr.greedy_decode(tiny, image, max_steps=2)
+    assert torch.get_num_threads() == threads
+
+
 def test_refuses_training_mode_and_bad_max_steps(image):
     model = catr.build_model("tiny")
     with pytest.raises(ValueError, match="eval"):
