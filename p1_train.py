@@ -124,7 +124,9 @@ def main(argv=None):
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    if device.type == "cuda" and args.precision == "bf16" and not bf16_supported(device):
+    if device.type != "cuda":
+        args.precision = "fp32"  # what the CPU runs; the config records what was really used
+    elif args.precision == "bf16" and not bf16_supported(device):
         # fp16 training would need loss scaling; such GPUs train in fp32 instead.
         warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in fp32")
         args.precision = "fp32"
