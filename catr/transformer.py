@@ -197,8 +197,8 @@ class Transformer(nn.Module):
         """
         start = 0 if past is None else past[0][0].shape[2]
         length = tokens.shape[1]
-        self_ignore = torch.ones(length, start + length, dtype=torch.bool, device=tokens.device).triu(start + 1)
-        self_ignore = self_ignore[None, None]
+        causal = torch.ones(length, start + length, dtype=torch.bool, device=tokens.device).triu(start + 1)
+        self_ignore = causal[None, None]  # query i, at position start + i, sees keys 0..start + i
         if token_padding_mask is not None:
             self_ignore = self_ignore | token_padding_mask[:, None, None, :]
         query_pos = self.embeddings.position_embeddings.weight[start: start + length]
