@@ -54,7 +54,7 @@ def _read_file(path: Path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as err:
-        raise UserError(f"{path} is not a CATR checkpoint: torch.load cannot read it ({_first_line(err)})") from None
+        raise UserError(f"{path} is not a CATR checkpoint: torch.load cannot read it ({_load_error(err)})") from None
 
 
 def _check_state_dict(model: Caption, state_dict: dict, source: str):
@@ -79,3 +79,9 @@ def _some(keys: list) -> str:
 
 def _first_line(err: Exception) -> str:
     return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
+def _load_error(err: Exception) -> str:
+    """The telling sentence of torch.load's error; its weights-only errors open with a long preamble."""
+    lines = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()
+    return lines[0].split(". ")[0] if lines else type(err).__name__

@@ -6,6 +6,7 @@
 # Writes OUT_DIR/<name>.png per .jpg/.jpeg/.png file (bike.jpg -> bike.png) with the documented
 # defaults: CATR v2 weights (downloaded once into the torch hub cache), the second-to-last decoder
 # layer, mean over heads. Relative paths are taken from the folder the script is called from.
+# Offline, set P2_WEIGHTS to a downloaded weight file to use it instead of the download.
 # Set PYTHON to choose the interpreter (default: python3).
 set -euo pipefail
 
@@ -15,4 +16,8 @@ if [[ $# -ne 2 ]]; then
 fi
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-exec "${PYTHON:-python3}" "$ROOT/p2_vis_caption.py" --img_dir "$1" --out_dir "$2"
+WEIGHTS=()
+if [[ -n "${P2_WEIGHTS:-}" ]]; then
+  WEIGHTS=(--weights "$P2_WEIGHTS")
+fi
+exec "${PYTHON:-python3}" "$ROOT/p2_vis_caption.py" --img_dir "$1" --out_dir "$2" "${WEIGHTS[@]}"
