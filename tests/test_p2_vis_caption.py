@@ -1,4 +1,5 @@
 """p2_vis_caption.py: figures, .npy maps and one-line errors, with the tiny random-weight captioner."""
+import os
 import subprocess
 import sys
 import urllib.error
@@ -119,3 +120,11 @@ def test_grader_script_wants_two_arguments():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "usage: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
+
+
+def test_grader_script_passes_p2_weights_on(img_dir, tmp_path):
+    env = {**os.environ, "P2_WEIGHTS": str(img_dir / "notes.txt")}
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "p2_vis_caption.sh"), str(img_dir), str(tmp_path)],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {img_dir / 'notes.txt'} is not a CATR checkpoint")
