@@ -12,10 +12,12 @@ SHOWN_KEYS = 3  # how many offending keys an error message names
 
 
 def first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    """The telling sentence of an error; torch.load's weights-only errors open with a long preamble."""
+    lines = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()
+    return lines[0].split(". ")[0] if lines else type(err).__name__
 
 
-def read_torch_file(path, what: str = "weights file"):
+def read_torch_file(path, what: str = "weights file", expected: str = "a readable PyTorch file"):
     """`torch.load` of a local file with `weights_only=True`; a missing or unreadable file is one line."""
     path = Path(path)
     if not path.is_file():
@@ -23,7 +25,7 @@ def read_torch_file(path, what: str = "weights file"):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for a file that is not a checkpoint
-        raise UserError(f"{path} is not a readable PyTorch file ({first_line(err)})") from None
+        raise UserError(f"{path} is not {expected}: torch.load cannot read it ({first_line(err)})") from None
 
 
 def download_state(url: str, what: str):
@@ -42,9 +44,9 @@ def state_dict_mismatch(expected: dict, given: dict, ignore=()) -> str | None:
     unexpected = [k for k in given if k not in expected]
     reshaped = [f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
                 for k in expected if k in given and given[k].shape != expected[k].shape]
-    problems = [f"{len(keys)} {what} ({_some(keys)})"
+    problems = [f"{what} ({len(keys)}): {_some(keys)}"
                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                   ("keys of another shape", reshaped)) if keys]
+                                   ("keys with another shape", reshaped)) if keys]
     return "; ".join(problems) or None
 
 

@@ -106,7 +106,7 @@ def test_files_that_are_not_our_checkpoints_are_refused(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="not a checkpoint written by p1_train.py"):
         load_checkpoint(tmp_path / "bare.pt")
-    with pytest.raises(UserError, match="not a readable PyTorch file"):
+    with pytest.raises(UserError, match="not a readable PyTorch file: torch.load cannot read it"):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(UserError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
