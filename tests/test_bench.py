@@ -102,3 +102,16 @@ def test_largest_fitting_finds_the_capacity(capacity, start):
         return batch <= capacity
     assert largest_fitting(fits, start, limit=4096) == min(capacity, 4096)
     assert len(tried) <= 2 * 12 + 1  # doubling and bisection, not a linear scan
+
+
+def test_inference_bench_inputs_feed_the_grader_script(tmp_path):
+    import csv
+    make = [sys.executable, "scripts/make_inference_bench_inputs.py", "--out", str(tmp_path), "--count", "3",
+            "--model", "micro"]
+    subprocess.run(make, cwd=ROOT, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "pred.csv"
+    subprocess.run(["bash", "scripts/p1_inference.sh", str(tmp_path / "images"), str(out), str(tmp_path / "micro.pt")],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    with open(out) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["filename", "label"] and [r[0] for r in rows[1:]] == ["0.jpg", "1.jpg", "2.jpg"]

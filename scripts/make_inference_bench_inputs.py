@@ -1,0 +1,49 @@
+"""Inputs for timing whole inference: a folder of Pets-sized JPEGs and a random-weight checkpoint.
+
+    python scripts/make_inference_bench_inputs.py --out /tmp/bench --count 2169 --model L_16_imagenet1k
+    bash scripts/p1_inference.sh /tmp/bench/images /tmp/bench/pred.csv /tmp/bench/L_16_imagenet1k.pt
+
+Speed does not depend on the weights; the head is made random because a fresh package head is zero.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from data.io import run_main  # noqa: E402
+from data.pets import CLASS_NAMES  # noqa: E402
+from data.transforms import MEAN, STD  # noqa: E402
+from models.checkpoint import save_checkpoint  # noqa: E402
+from models.vit import MODEL_NAMES, build_vit, native_image_size  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="folder for images/ and MODEL.pt")
+    parser.add_argument("--count", type=int, default=2169, help="JPEGs to write (default: 2169, the test set)")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k", help="(default: L_16_imagenet1k)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    images = out / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    # Smooth colour fields plus grain: JPEGs of about the Pets files' size (500 x 375, tens of kB).
+    coarse = Image.fromarray(rng.integers(0, 256, (19, 25, 3), dtype=np.uint8)).resize((500, 375), Image.BICUBIC)
+    base = np.clip(np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (375, 500, 3)), 0, 255).astype(np.uint8)
+    for i in range(args.count):  # shifted so no two files are equal
+        Image.fromarray(np.roll(base, i, axis=1)).save(images / f"{i}.jpg", quality=90)
+    torch.manual_seed(0)
+    model = build_vit(args.model, pretrained=False)
+    torch.nn.init.normal_(model.fc.weight, std=0.02)
+    size = native_image_size(args.model)
+    save_checkpoint(out / f"{args.model}.pt", model, dict(model=args.model, image_size=size, num_classes=37,
+                    mean=list(MEAN), std=list(STD), class_names=list(CLASS_NAMES)))
+    print(f"wrote {args.count} images to {images} and {out / (args.model + '.pt')}")
+
+
+if __name__ == "__main__":
+    run_main(main)
