@@ -21,6 +21,8 @@ from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.predict import (accuracy, confusion_matrix, default_num_workers, inference_model,
                             make_loader, per_class_accuracy, predict)
+from models.figures import confusion_figure
+from models.plots import save_figure
 from models.runtime import resolve_device
 
 
@@ -80,7 +82,7 @@ def main(argv=None):
         confusion = confusion_matrix(predictions, labels, config["num_classes"])
         print(accuracy_report(confusion, class_names))
         if args.confusion:
-            save_confusion_figure(confusion, class_names, args.confusion)
+            save_figure(confusion_figure(confusion, class_names), args.confusion)
             print(f"wrote the confusion matrix to {args.confusion}")
     n = len(predictions)
     print(f"time: {n} images in {done - start:.1f} s, {n / (done - loaded):.1f} images/s from files to "
@@ -114,31 +116,6 @@ def accuracy_report(confusion: torch.Tensor, class_names) -> str:
             lines.append(f"  {label:2d} {class_names[label]:<28s} {acc:6.2f}% "
                          f"({confusion[label, label].item()}/{support})")
     return "\n".join(lines)
-
-
-def save_confusion_figure(confusion: torch.Tensor, class_names, path) -> None:
-    """Rows = true class, columns = predicted, coloured by the share of each true class; counts written."""
-    import matplotlib.pyplot as plt
-    from models.plots import save_figure
-
-    n = len(class_names)
-    support = confusion.sum(dim=1, keepdim=True).clamp(min=1)
-    share = (confusion.double() / support).numpy()
-    side = max(6.0, 0.32 * n + 3)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    names = [f"{i} {name}" for i, name in enumerate(class_names)]
-    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), names, fontsize=7)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    for row, col in confusion.nonzero().tolist():
-        ax.text(col, row, str(confusion[row, col].item()), ha="center", va="center", fontsize=5.5,
-                color="white" if share[row, col] > 0.5 else "black")
-    correct, total = confusion.diag().sum().item(), confusion.sum().item()
-    ax.set_title(f"Confusion matrix: {accuracy(confusion):.2f}% correct ({correct}/{total})")
-    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
-    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -12,23 +12,19 @@ maps matched the words better than the last one's.
     python p2_vis_caption.py --images bike.jpg ski.jpg --out_dir out/ --version v3 --layer -1 --heads all
 """
 import argparse
-import math
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
 import torch
 from tqdm import tqdm
 
 import catr
+from catr.figure import caption_figure
 from data.images import list_images, open_rgb
 from data.io import UserError, run_main, warn
 from models.figures import save_array
-from models.plots import blend_map, save_figure
+from models.plots import save_figure
 from models.runtime import resolve_device
 
-COLUMNS = 5
-PANEL_INCHES = 2.4
 DEFAULT_LAYER = -2
 
 
@@ -75,42 +71,6 @@ def check_output_names(paths: list) -> None:
         if path.stem in by_stem:
             raise UserError(f"{by_stem[path.stem]} and {path} would both be written as {path.stem}.png")
         by_stem[path.stem] = path
-
-
-def caption_figure(image, title: str, labels: list, maps: np.ndarray, note: str = ""):
-    """The figure for one image: `maps` (n, h, w) gives panels in rows of COLUMNS; (n, heads, h, w) a
-    row per head. Panel 0 is the plain image under <start>, panel k the map of labels[k - 1]."""
-    per_head = maps.ndim == 4
-    panels = [("<start>", None)] + list(zip(labels, maps))
-    if per_head:
-        rows, cols = maps.shape[1], len(panels)
-    else:
-        cols = min(COLUMNS, len(panels))
-        rows = math.ceil(len(panels) / cols)
-    width, height = image.size
-    fig, axes = plt.subplots(rows, cols, squeeze=False, layout="constrained",
-                             figsize=(cols * PANEL_INCHES, rows * (PANEL_INCHES * height / width + 0.3) + 0.6))
-    for index, ax in enumerate(axes.flat):
-        row, col = divmod(index, cols)
-        if per_head:
-            label, attention = panels[col]
-            attention = None if attention is None else attention[row]
-        elif index < len(panels):
-            label, attention = panels[index]
-        else:
-            ax.remove()
-            continue
-        ax.imshow(image if attention is None else blend_map(image, attention))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        if not per_head or row == 0:
-            ax.set_title(label)
-        if per_head and col == 0:
-            ax.set_ylabel(f"head {row}")
-    fig.suptitle(title, fontsize=14)
-    if note:
-        fig.supxlabel(note, fontsize=9)
-    return fig
 
 
 def build_captioner(args, device: torch.device):

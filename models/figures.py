@@ -127,3 +127,25 @@ def save_colormap_png(fig, path, dpi: int, cmap_name: str = SIMILARITY_CMAP,
     image.putpalette(palette.astype(np.uint8).ravel().tolist())
     with atomic_path(path) as tmp:
         image.save(tmp, format="png", optimize=True)
+
+
+def confusion_figure(confusion, class_names) -> "plt.Figure":
+    """Rows = true class, columns = predicted, coloured by the share of each true class; counts written."""
+    n = len(class_names)
+    support = confusion.sum(dim=1, keepdim=True).clamp(min=1)
+    share = (confusion.double() / support).numpy()
+    side = max(6.0, 0.32 * n + 3)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    names = [f"{i} {name}" for i, name in enumerate(class_names)]
+    ax.set_xticks(range(n), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    for row, col in confusion.nonzero().tolist():
+        ax.text(col, row, str(confusion[row, col].item()), ha="center", va="center", fontsize=5.5,
+                color="white" if share[row, col] > 0.5 else "black")
+    correct, total = confusion.diag().sum().item(), confusion.sum().item()
+    ax.set_title(f"Confusion matrix: {100.0 * correct / max(total, 1):.2f}% correct ({correct}/{total})")
+    fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
+    return fig

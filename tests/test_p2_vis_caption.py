@@ -12,6 +12,7 @@ from PIL import Image
 
 import catr
 import p2_vis_caption
+from catr.figure import caption_figure
 from data.io import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +38,7 @@ def test_figure_has_start_then_one_panel_per_token(size):
     image = Image.new("RGB", size)
     labels = ["a", "dog", "run", "##s", ".", "<end>"]
     maps = np.random.default_rng(0).random((6, 13, 19)).astype(np.float32)
-    fig = p2_vis_caption.caption_figure(image, "A dog runs.", labels, maps)
+    fig = caption_figure(image, "A dog runs.", labels, maps)
     axes = _image_axes(fig)
     assert len(fig.axes) == len(axes) == 7
     assert [ax.get_title() for ax in axes] == ["<start>"] + labels
@@ -46,7 +47,7 @@ def test_figure_has_start_then_one_panel_per_token(size):
 
 def test_figure_with_all_heads_has_a_row_per_head():
     maps = np.random.default_rng(0).random((3, 8, 13, 19)).astype(np.float32)
-    fig = p2_vis_caption.caption_figure(Image.new("RGB", (299, 199)), "A dog", ["a", "dog", "<end>"], maps)
+    fig = caption_figure(Image.new("RGB", (299, 199)), "A dog", ["a", "dog", "<end>"], maps)
     axes = _image_axes(fig)
     assert len(axes) == 8 * 4
     assert [ax.get_title() for ax in axes[:4]] == ["<start>", "a", "dog", "<end>"]
