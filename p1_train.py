@@ -24,7 +24,8 @@ from data.pets import NUM_CLASSES, read_class_names
 from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import load_checkpoint, save_checkpoint
-from models.distributed import ShardSampler, broadcast_flag, cleanup_distributed, init_distributed
+from models.distributed import (ShardSampler, broadcast_flag, cleanup_distributed, init_distributed,
+                                main_process_first)
 from models.engine import evaluate, train_one_epoch
 from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.runtime import bf16_supported, resolve_device
@@ -139,9 +140,11 @@ def main(argv=None):
                           num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress)
 
     torch.manual_seed(args.seed)
-    model = build_vit(args.model, num_classes=args.num_classes, image_size=args.image_size,
-                      pretrained=not args.no_pretrained and resumed is None, weights=args.weights)
-    if resumed is not None:
+    fresh = resumed is None  # a resumed run takes its weights from last.pt, not from the pretrained ones
+    with main_process_first():
+        model = build_vit(args.model, num_classes=args.num_classes, image_size=args.image_size,
+                          pretrained=fresh and not args.no_pretrained, weights=args.weights if fresh else None)
+    if not fresh:
         model.load_state_dict(resumed["model"])
     set_attention(model, args.attention)
     if args.grad_checkpointing:

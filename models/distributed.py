@@ -3,6 +3,7 @@
 `torchrun` sets RANK, LOCAL_RANK and WORLD_SIZE; without them everything runs in one process.
 """
 import os
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -39,6 +40,16 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     tensor = torch.tensor([int(flag)], device=device)
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+@contextmanager
+def main_process_first():
+    """Rank 0 runs the block (e.g. a download into a shared cache) before the others do."""
+    if is_distributed() and dist.get_rank() != 0:
+        dist.barrier()
+    yield
+    if is_distributed() and dist.get_rank() == 0:
+        dist.barrier()
 
 
 def cleanup_distributed() -> None:
