@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
-from data.datasets import ImageFolder
+from data.datasets import ImageFolder, SeededSampler
 from data.io import UserError, run_main, warn, write_text_atomic
 from data.pets import NUM_CLASSES, read_class_names
 from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
@@ -156,11 +156,12 @@ def main(argv=None):
         model = torch.compile(model)
 
     pin = device.type == "cuda"
-    train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
-    # Training workers are made afresh each epoch so their augmentation seeds follow the epoch: a
-    # resumed run draws the same crops as an uninterrupted one.
+    # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
+    # uninterrupted one, whatever the workers, so they can persist across epochs.
+    train_sampler = SeededSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
     train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=train_sampler,
-                              num_workers=args.num_workers, pin_memory=pin, drop_last=False)
+                              num_workers=args.num_workers, pin_memory=pin, drop_last=False,
+                              persistent_workers=args.num_workers > 0)
     val_loader = DataLoader(val_set, batch_size=args.batch_size * 2, num_workers=args.num_workers,
                             sampler=ShardSampler(len(val_set), rank, world_size), pin_memory=pin,
                             persistent_workers=args.num_workers > 0)
@@ -188,7 +189,7 @@ def main(argv=None):
 
     for epoch in range(start_epoch, args.epochs):
         start = time.time()
-        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # dropout and augmentation of this epoch
+        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
         train_sampler.set_epoch(epoch)
         row = {"epoch": epoch + 1}
         row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision,

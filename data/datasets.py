@@ -1,5 +1,6 @@
 """Image-folder data sets: labeled `{label}_{id}` files for training, any names for inference."""
-from torch.utils.data import Dataset
+import torch
+from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
 from .images import list_images, open_rgb
@@ -34,10 +35,18 @@ class ImageFolder(Dataset):
     def __len__(self):
         return len(self.files)
 
-    def __getitem__(self, index):
+    def __getitem__(self, item):
+        """`item` is an index, or (index, seed) to make the random transform repeatable (see
+        SeededSampler): the same crop in any worker process, persistent or not, and after a resume."""
+        index, seed = item if isinstance(item, tuple) else (item, None)
         image = open_rgb(self.files[index])
         if self.transform is not None:
-            image = self.transform(image)
+            if seed is None:
+                image = self.transform(image)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed)
+                    image = self.transform(image)
         return image, (self.labels[index] if self.labeled else index)
 
 
@@ -50,3 +59,12 @@ def _readable(path, skip_bad_images: bool) -> bool:
             raise UserError(f"{err} (pass --skip_bad_images to leave it out and go on)") from None
         warn(f"{err}; skipped")
         return False
+
+
+class SeededSampler(DistributedSampler):
+    """DistributedSampler that yields (index, seed): each item's augmentation is seeded by the run's
+    seed, the epoch and the index, never by the state of a worker process."""
+
+    def __iter__(self):
+        for index in super().__iter__():
+            yield index, ((self.seed * 1_000_003 + self.epoch) * 1_000_033 + index) % 2**63

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.datasets import ImageFolder
+from data.datasets import ImageFolder, SeededSampler
 from data.images import list_images, open_rgb
 from data.io import UserError, atomic_path
 from data.pets import CLASS_NAMES, label_from_name, parse_label, read_class_names
@@ -115,3 +115,16 @@ def test_atomic_path_refuses_a_folder_or_a_file_in_the_way(tmp_path):
     with pytest.raises(UserError, match="a file stands where its folder should be"):
         with atomic_path(tmp_path / "file" / "out.csv"):
             pass
+
+
+def test_seeded_items_repeat_their_random_crop(synthetic_data):
+    data = ImageFolder(synthetic_data / "train", train_transform(32), check_images=False)
+    torch.manual_seed(123)
+    first = data[(5, 42)][0]
+    assert torch.equal(first, data[(5, 42)][0])  # the global RNG's state does not matter
+    assert not torch.equal(first, data[(5, 43)][0])
+    sampler = SeededSampler(data, num_replicas=1, rank=0, seed=7)
+    sampler.set_epoch(3)
+    items = list(sampler)
+    assert sorted(i for i, _ in items) == list(range(len(data))) and len({s for _, s in items}) == len(data)
+    assert items == list(sampler)  # the same epoch, the same order and seeds

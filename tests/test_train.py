@@ -46,8 +46,10 @@ def test_early_stopping_stops(synthetic_data, tmp_path, run_cli):
     assert [r["epoch"] for r in rows(run)] == ["1", "2", "3"]
 
 
-def test_resume_after_an_interruption_gives_the_same_rows(synthetic_data, tmp_path, run_cli, monkeypatch):
+@pytest.mark.parametrize("workers", ["0", "2"])  # 2: persistent worker processes across epochs
+def test_resume_after_an_interruption_gives_the_same_rows(synthetic_data, tmp_path, run_cli, monkeypatch, workers):
     args = ["--data_dir", synthetic_data, "--epochs", "4", "--patience", "0", "--schedule", "cosine"] + FAST
+    args += ["--num_workers", workers]
     code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / "whole"])
     assert code == 0, err
 
@@ -65,7 +67,8 @@ def test_resume_after_an_interruption_gives_the_same_rows(synthetic_data, tmp_pa
     monkeypatch.setattr(p1_train, "save_checkpoint", real_save)
 
     code, _, err = run_cli(p1_train.main, ["--output_dir", tmp_path / "cut", "--resume", "--epochs", "4",
-                                           "--patience", "0", "--device", "cpu", "--num_workers", "0", "--no_progress"])
+                                           "--patience", "0", "--device", "cpu", "--num_workers", workers,
+                                           "--no_progress"])
     assert code == 0, err
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in rows(tmp_path / "cut")]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in rows(tmp_path / "whole")]
