@@ -8,8 +8,6 @@ improvement of the validation accuracy) and RUN/last.pt (weights and optimizer s
 `--resume` continues from it).
 """
 import argparse
-import csv
-import io
 import json
 import math
 import time
@@ -21,9 +19,10 @@ from torch.utils.data import DataLoader
 from data.datasets import ImageFolder, SeededSampler
 from data.io import UserError, run_main, warn, write_text_atomic
 from data.pets import NUM_CLASSES, read_class_names
-from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
+from data.runs import metrics_csv
+from data.transforms import AUGMENTATIONS, eval_transform, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-from models.checkpoint import load_checkpoint, save_checkpoint
+from models.checkpoint import load_checkpoint, model_config, save_checkpoint
 from models.distributed import (ShardSampler, broadcast_flag, cleanup_distributed, init_distributed,
                                 main_process_first)
 from models.engine import evaluate, train_one_epoch
@@ -31,7 +30,6 @@ from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.runtime import bf16_supported, resolve_device
 from models.vit import MODEL_NAMES, build_vit, native_image_size
 
-METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 # Flags that may change when a run is resumed; everything else comes from the run's checkpoint.
 RESUMABLE_FLAGS = ("epochs", "patience", "num_workers", "device", "compile", "progress")
 
@@ -104,18 +102,8 @@ def resolve_args(args) -> argparse.Namespace:
 
 
 def make_config(args) -> dict:
-    return {**vars(args), "num_classes": args.num_classes, "image_size": args.image_size,
-            "mean": list(MEAN), "std": list(STD),
-            "class_names": read_class_names(args.data_dir, args.num_classes)}
-
-
-def metrics_csv(history: list) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
-    return buf.getvalue()
+    return {**vars(args), **model_config(args.model, args.image_size, args.num_classes,
+                                         read_class_names(args.data_dir, args.num_classes))}
 
 
 def main(argv=None):

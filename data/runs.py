@@ -1,10 +1,12 @@
-"""Run folders written by p1_train.py (`config.json`, `metrics.csv`) and the comparison of their settings.
+"""Run folders of p1_train.py (`config.json`, `metrics.csv`): writing the metrics, reading runs back,
+and comparing their settings.
 
 The comparison shows the settings that differ between runs and leaves out the ones that say where
 or how a run was executed rather than what it learned (IGNORED_SETTINGS). The final result is the
 run with the highest best validation accuracy; a tie goes to the run listed first.
 """
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,8 @@ from .io import UserError
 # (the attention kernel, compilation and checkpointing compute the same function).
 IGNORED_SETTINGS = ("output_dir", "resume", "num_workers", "progress", "device", "attention", "compile",
                     "grad_checkpointing", "class_names", "mean", "std")
-METRIC_COLUMNS = ("epoch", "train_loss", "val_acc")
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+REQUIRED_COLUMNS = ("epoch", "train_loss", "val_acc")  # what the comparison reads
 _MISSING = object()  # tells a setting absent from a config from one set to None
 
 
@@ -29,6 +32,16 @@ class Run:
     def best(self) -> dict:
         """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps best.pt."""
         return max(self.metrics, key=lambda row: row["val_acc"])
+
+
+def metrics_csv(history: list) -> str:
+    """metrics.csv as text: one row per epoch, METRIC_COLUMNS, floats to 6 significant digits."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
+    return buf.getvalue()
 
 
 def read_run(folder) -> Run:
@@ -54,7 +67,7 @@ def _read_metrics(path: Path) -> list:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            missing = [c for c in METRIC_COLUMNS if c not in (reader.fieldnames or [])]
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise UserError(f"{path} lacks the column(s) {', '.join(missing)}")
             rows = [{k: _number(v) for k, v in row.items()} for row in reader]

@@ -9,6 +9,8 @@ written atomically and read with `weights_only=True`.
 import torch
 
 from data.io import UserError, torch_save_atomic
+from data.pets import NUM_CLASSES, default_class_names
+from data.transforms import MEAN, STD
 from .vit import MODEL_NAMES, build_vit, load_state_strict
 from .weights import read_torch_file
 
@@ -20,6 +22,13 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     while hasattr(model, "module") or hasattr(model, "_orig_mod"):
         model = getattr(model, "module", None) or model._orig_mod
     return model
+
+
+def model_config(name: str, image_size: int, num_classes: int = NUM_CLASSES, class_names=None) -> dict:
+    """What a checkpoint's config must hold to rebuild the model and its inputs."""
+    return {"model": name, "image_size": image_size, "num_classes": num_classes,
+            "mean": list(MEAN), "std": list(STD),
+            "class_names": list(class_names or default_class_names(num_classes))}
 
 
 def save_checkpoint(path, model: torch.nn.Module, config: dict, **state) -> None:

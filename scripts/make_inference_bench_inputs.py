@@ -15,9 +15,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.io import run_main  # noqa: E402
-from data.pets import CLASS_NAMES  # noqa: E402
-from data.transforms import MEAN, STD  # noqa: E402
-from models.checkpoint import save_checkpoint  # noqa: E402
+from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import MODEL_NAMES, build_vit, native_image_size  # noqa: E402
 
 
@@ -39,9 +37,7 @@ def main(argv=None):
     torch.manual_seed(0)
     model = build_vit(args.model, pretrained=False)
     torch.nn.init.normal_(model.fc.weight, std=0.02)
-    size = native_image_size(args.model)
-    save_checkpoint(out / f"{args.model}.pt", model, dict(model=args.model, image_size=size, num_classes=37,
-                    mean=list(MEAN), std=list(STD), class_names=list(CLASS_NAMES)))
+    save_checkpoint(out / f"{args.model}.pt", model, model_config(args.model, native_image_size(args.model)))
     print(f"wrote {args.count} images to {images} and {out / (args.model + '.pt')}")
 
 

@@ -8,8 +8,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.pets import CLASS_NAMES  # noqa: E402
-from models.checkpoint import save_checkpoint  # noqa: E402
+from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import build_vit  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -19,8 +18,7 @@ Path(out).mkdir(parents=True, exist_ok=True)
 torch.manual_seed(0)
 model = build_vit("L_16_imagenet1k", image_size=384, pretrained=False)
 torch.nn.init.normal_(model.fc.weight, std=0.05)  # a fresh head is zero: every class would tie
-save_checkpoint(f"{out}/l16_random.pt", model, dict(model="L_16_imagenet1k", image_size=384, num_classes=37,
-                mean=[0.5] * 3, std=[0.5] * 3, class_names=list(CLASS_NAMES)))
+save_checkpoint(f"{out}/l16_random.pt", model, model_config("L_16_imagenet1k", 384))
 rng = np.random.RandomState(1)
 y, x = np.mgrid[0:375, 0:500]  # the size of a typical Pets photo
 img = Image.fromarray(np.stack([60 + 60 * x / 500, 90 + 40 * y / 375, 70 + 0 * x], -1).astype(np.uint8))

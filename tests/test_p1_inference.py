@@ -14,8 +14,8 @@ import p1_inference
 from data.images import open_rgb
 from data.io import run_main
 from data.pets import CLASS_NAMES
-from data.transforms import MEAN, STD, eval_transform_from_config
-from models.checkpoint import save_checkpoint
+from data.transforms import eval_transform_from_config
+from models.checkpoint import model_config, save_checkpoint
 from models.predict import confusion_matrix, default_num_workers, per_class_accuracy, predict
 from models.vit import build_vit
 
@@ -23,8 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def micro_config(model="micro", image_size=32):
-    return dict(model=model, image_size=image_size, num_classes=37, mean=list(MEAN), std=list(STD),
-                class_names=list(CLASS_NAMES))
+    return model_config(model, image_size)
 
 
 @pytest.fixture(scope="module")

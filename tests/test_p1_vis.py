@@ -13,15 +13,14 @@ from data.io import UserError
 from data.pets import CLASS_NAMES
 from data.transforms import eval_transform_from_config
 from models.attention import explicit_attention
-from models.checkpoint import model_from_checkpoint, save_checkpoint
+from models.checkpoint import model_config, model_from_checkpoint, save_checkpoint
 from models.figures import A4_TEXT_WIDTH, ATTENTION_DPI, POS_EMBED_DPI, save_colormap_png
 from models.maps import attention_rollout, position_embedding_similarity
 from models.plots import plt
 from models.vit import build_vit
 from tests.conftest import ROOT
 
-CONFIG = dict(model="micro", image_size=32, num_classes=37, mean=[0.5] * 3, std=[0.5] * 3,
-              class_names=list(CLASS_NAMES))
+CONFIG = model_config("micro", 32)
 
 
 @pytest.fixture(scope="module")
