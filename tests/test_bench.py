@@ -115,3 +115,10 @@ def test_inference_bench_inputs_feed_the_grader_script(tmp_path):
     with open(out) as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["filename", "label"] and [r[0] for r in rows[1:]] == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_block_profile_runs_and_reports_the_bound():
+    result = subprocess.run([sys.executable, "scripts/profile_vit_block.py", "--model", "micro", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "block, fast" in result.stdout and "bound with free attention" in result.stdout

@@ -87,3 +87,18 @@ def test_refuses_training_mode_and_bad_max_steps(image):
         catr.greedy_decode(model, image)
     with pytest.raises(ValueError, match="max_steps"):
         catr.greedy_decode(model.eval(), image, max_steps=128)
+
+
+def test_bench_caption_compares_both_loops_and_reports_json():
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    result = subprocess.run([sys.executable, "scripts/bench_caption.py", "--steps", "3", "--repeats", "1",
+                             "--config", "tiny", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["same_tokens"] is True and report["speedup"] > 0
+    assert report["encode_s"] < report["greedy_s"] and report["word_step_s"] > 0
