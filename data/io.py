@@ -31,6 +31,19 @@ def run_main(main: Callable[[], object]) -> None:
         sys.exit(130)
 
 
+def make_folder(path, purpose: str = "") -> Path:
+    """mkdir -p, with a file in the way or a missing permission reported as one line."""
+    path = Path(path)
+    what = purpose or f"create {path}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UserError(f"cannot {what}: a file stands where its folder should be") from None
+    except OSError as err:
+        raise UserError(f"cannot {what}: {err.strerror or err}") from None
+    return path
+
+
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds.
@@ -40,11 +53,9 @@ def atomic_path(path) -> Iterator[Path]:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; give a file name")
+    make_folder(path.parent, purpose=f"write {path}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except (FileExistsError, NotADirectoryError):
-        raise UserError(f"cannot write {path}: a file stands where its folder should be") from None
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)

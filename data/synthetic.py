@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .io import make_folder
 from .pets import NUM_CLASSES
 
 SHAPES = ("circle", "triangle", "square", "star", "cross", "ring")
@@ -90,14 +91,12 @@ def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class
                          val_per_class: int = 10) -> Path:
     """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split,
     and OUT/classes.txt naming the classes."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_folder(out_dir)
     (out_dir / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n", encoding="utf-8")
     rng = random.Random(seed)
     next_id = 0
     for split, per_class in (("train", train_per_class), ("val", val_per_class)):
-        folder = out_dir / split
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = make_folder(out_dir / split)
         for _ in range(per_class):
             for label in range(NUM_CLASSES):
                 draw_example(label, size, rng).save(folder / f"{label}_{next_id}.png")

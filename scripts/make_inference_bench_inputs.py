@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import run_main  # noqa: E402
+from data.io import make_folder, run_main  # noqa: E402
 from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import MODEL_NAMES, build_vit, native_image_size  # noqa: E402
 
@@ -26,8 +26,7 @@ def main(argv=None):
     parser.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k", help="(default: L_16_imagenet1k)")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    images = out / "images"
-    images.mkdir(parents=True, exist_ok=True)
+    images = make_folder(out / "images")
     rng = np.random.default_rng(0)
     # Smooth colour fields plus grain: JPEGs of about the Pets files' size (500 x 375, tens of kB).
     coarse = Image.fromarray(rng.integers(0, 256, (19, 25, 3), dtype=np.uint8)).resize((500, 375), Image.BICUBIC)

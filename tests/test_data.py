@@ -128,3 +128,15 @@ def test_seeded_items_repeat_their_random_crop(synthetic_data):
     items = list(sampler)
     assert sorted(i for i, _ in items) == list(range(len(data))) and len({s for _, s in items}) == len(data)
     assert items == list(sampler)  # the same epoch, the same order and seeds
+
+
+def test_synthetic_data_refuses_a_file_in_place_of_its_folder(tmp_path, run_cli):
+    import importlib.util
+
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    (tmp_path / "taken").write_text("x")
+    code, _, err = run_cli(script.main, ["--out", tmp_path / "taken" / "data"])
+    assert code == 2 and "a file stands where its folder should be" in err and len(err.splitlines()) == 1
