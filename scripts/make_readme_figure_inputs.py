@@ -1,4 +1,5 @@
-"""Inputs for the README figures: L_16_imagenet1k at 384 with random weights, and one generated image."""
+"""Inputs for the README's layout figures: L_16_imagenet1k at 384 with random weights, and one generated
+image (500 x 375, the size of a typical Pets photo). Used by docs/figures/make_figures.sh."""
 import argparse
 import sys
 from pathlib import Path
@@ -13,12 +14,15 @@ from models.vit import build_vit  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("out", help="folder for l16_random.pt (1.2 GB) and pet.jpg")
-out = parser.parse_args().out
+parser.add_argument("--image_only", action="store_true", help="write pet.jpg only, no checkpoint")
+args = parser.parse_args()
+out = args.out
 Path(out).mkdir(parents=True, exist_ok=True)
-torch.manual_seed(0)
-model = build_vit("L_16_imagenet1k", image_size=384, pretrained=False)
-torch.nn.init.normal_(model.fc.weight, std=0.05)  # a fresh head is zero: every class would tie
-save_checkpoint(f"{out}/l16_random.pt", model, model_config("L_16_imagenet1k", 384))
+if not args.image_only:
+    torch.manual_seed(0)
+    model = build_vit("L_16_imagenet1k", image_size=384, pretrained=False)
+    torch.nn.init.normal_(model.fc.weight, std=0.05)  # a fresh head is zero: every class would tie
+    save_checkpoint(f"{out}/l16_random.pt", model, model_config("L_16_imagenet1k", 384))
 rng = np.random.RandomState(1)
 y, x = np.mgrid[0:375, 0:500]  # the size of a typical Pets photo
 img = Image.fromarray(np.stack([60 + 60 * x / 500, 90 + 40 * y / 375, 70 + 0 * x], -1).astype(np.uint8))
