@@ -17,13 +17,12 @@ import torch
 from data.datasets import ImageFolder
 from data.io import UserError, atomic_path, run_main
 from data.pets import default_class_names, label_from_name
-from data.transforms import eval_transform_from_config
+from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
-from models.predict import (accuracy, confusion_matrix, default_num_workers, inference_model,
-                            make_loader, per_class_accuracy, predict)
+from models.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
 from models.figures import confusion_figure
 from models.plots import save_figure
-from models.runtime import resolve_device
+from models.runtime import default_num_workers, resolve_device
 
 
 def get_args_parser():
@@ -62,7 +61,8 @@ def main(argv=None):
     # The temporary file is made first, so an unwritable output fails before any work is done.
     with atomic_path(out_csv) as tmp:
         # Every image is decoded once here, so a corrupt file is named before the model runs.
-        dataset = ImageFolder(args.img_dir, eval_transform_from_config(config), labeled=False,
+        # Workers hand over uint8 images; predict() normalises them on the device with the config's values.
+        dataset = ImageFolder(args.img_dir, eval_transform_from_config(config, to_float=False), labeled=False,
                               skip_bad_images=args.skip_bad_images)
         labels = folder_labels(dataset.files, config["num_classes"])
         if args.confusion and labels is None:
@@ -70,7 +70,8 @@ def main(argv=None):
         checked = time.perf_counter()
         num_workers = default_num_workers(device) if args.num_workers is None else args.num_workers
         loader = make_loader(dataset, args.batch_size, num_workers, device)
-        logits, indices = predict(model, loader, device, progress=True)
+        mean, std = normalization(config)
+        logits, indices = predict(model, loader, device, progress=True, mean=mean, std=std)
         predictions = logits.argmax(dim=1)
         write_predictions(tmp, [dataset.files[i].name for i in indices], predictions.tolist())
     done = time.perf_counter()

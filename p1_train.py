@@ -20,18 +20,18 @@ from data.datasets import ImageFolder, SeededSampler
 from data.io import UserError, run_main, warn, write_text_atomic
 from data.pets import NUM_CLASSES, read_class_names
 from data.runs import metrics_csv
-from data.transforms import AUGMENTATIONS, eval_transform, train_transform
+from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-from models.checkpoint import load_checkpoint, model_config, save_checkpoint
+from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config, save_checkpoint
 from models.distributed import (ShardSampler, broadcast_flag, cleanup_distributed, init_distributed,
                                 main_process_first)
-from models.engine import evaluate, train_one_epoch
+from models.engine import evaluate, make_loss_step, train_one_epoch
 from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.runtime import bf16_supported, resolve_device
+from models.runtime import bf16_supported, default_num_workers, resolve_device
 from models.vit import MODEL_NAMES, build_vit, native_image_size
 
 # Flags that may change when a run is resumed; everything else comes from the run's checkpoint.
-RESUMABLE_FLAGS = ("epochs", "patience", "num_workers", "device", "compile", "progress")
+RESUMABLE_FLAGS = ("epochs", "patience", "num_workers", "device", "compile", "cache_images", "progress")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -54,7 +54,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", default=None,
                    help="local file of pretrained weights instead of downloading them from the package's URL")
     g.add_argument("--attention", choices=ATTENTION_MODES, default="fast",
-                   help="fast: fused scaled_dot_product_attention; explicit: the package's own (default: fast)")
+                   help="fast: one q/k/v matmul and fused scaled_dot_product_attention; sdpa: the fused "
+                        "kernel with the package's three q/k/v matmuls; explicit: the package's own (default: fast)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: sgd)")
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
@@ -74,8 +75,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
-    g.add_argument("--num_workers", type=int, default=4, help="DataLoader worker processes (default: 4)")
-    g.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
+    g.add_argument("--num_workers", type=int, default=None,
+                   help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
+                        "divided by the processes per node, at most 8; on the CPU 0)")
+    g.add_argument("--cache_images", action="store_true",
+                   help="decode the train and val images once into shared memory (about 2 GB for Pets); "
+                        "workers then only crop and resize. Refused, with the size needed, if it does not fit")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (a minute or two of start-up, faster steps); the "
+                        "partial last batch and evaluation run uncompiled, so nothing recompiles")
     g.add_argument("--grad_checkpointing", action="store_true",
                    help="recompute activations in the backward pass: larger batches on small GPUs")
     g.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last.pt")
@@ -110,6 +118,8 @@ def main(argv=None):
     args, resumed = resolve_args(get_args_parser().parse_args(argv))
     device = resolve_device(args.device)
     rank, world_size, device = init_distributed(device)
+    if args.num_workers is None:
+        args.num_workers = default_num_workers(device)
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
@@ -122,10 +132,13 @@ def main(argv=None):
     config = make_config(args)
 
     data_dir = Path(args.data_dir)
-    train_set = ImageFolder(data_dir / "train", train_transform(args.image_size, augment=args.augment),
-                            num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress)
-    val_set = ImageFolder(data_dir / "val", eval_transform(args.image_size),
-                          num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress)
+    # Workers return uint8 images; the engine converts and normalises them on the device.
+    train_set = ImageFolder(data_dir / "train", train_transform(args.image_size, augment=args.augment, to_float=False),
+                            num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress,
+                            cache_images=args.cache_images)
+    val_set = ImageFolder(data_dir / "val", eval_transform(args.image_size, to_float=False),
+                          num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress,
+                          cache_images=args.cache_images)
 
     torch.manual_seed(args.seed)
     fresh = resumed is None  # a resumed run takes its weights from last.pt, not from the pretrained ones
@@ -138,10 +151,14 @@ def main(argv=None):
     if args.grad_checkpointing:
         enable_grad_checkpointing(model)
     model.to(device)
+    plain_model = model  # evaluation runs it directly: uncompiled, and no DDP hooks needed
     if world_size > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # Gradients live in DDP's communication buckets: no copy between the two per step.
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                                          gradient_as_bucket_view=True)
+    compiled_step = None
     if args.compile:
-        model = torch.compile(model)
+        compiled_step = make_loss_step(torch.compile(model), device, args.precision, args.label_smoothing)
 
     pin = device.type == "cuda"
     # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
@@ -175,38 +192,50 @@ def main(argv=None):
         print(f"{args.model} at {args.image_size}px on {device} x{world_size}: {len(train_set)} train, "
               f"{len(val_set)} val images -> {out}")
 
-    for epoch in range(start_epoch, args.epochs):
-        start = time.time()
-        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
-        train_sampler.set_epoch(epoch)
-        row = {"epoch": epoch + 1}
-        row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision,
-                                   args.grad_accum, args.label_smoothing, args.clip_grad, progress,
-                                   desc=f"epoch {epoch + 1}/{args.epochs}"))
-        row.update(evaluate(model, val_loader, device, args.precision, progress))
-        row["seconds"] = round(time.time() - start, 2)
-        history.append(row)
-        improved = row["val_acc"] > best_acc
-        if improved:
-            best_acc, best_epoch = row["val_acc"], epoch + 1
-        stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
-        if is_main:
-            state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=history)
-            if improved:  # for inference and pictures: no optimizer state (it would double the file)
-                save_checkpoint(out / "best.pt", model, config, **state)
-            save_checkpoint(out / "last.pt", model, config, **state,
-                            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict())
-            write_text_atomic(out / "metrics.csv", metrics_csv(history))
-            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
-                  f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
-                  f"{' *' if improved else ''} | {row['seconds']:.0f}s", flush=True)
-        if broadcast_flag(stop, device):
+    normalise = dict(mean=config.get("mean", MEAN), std=config.get("std", STD))
+    # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
+    # (normally, on an error or on Ctrl-C) finishes the pending write first.
+    with BackgroundWriter() as writer:
+        for epoch in range(start_epoch, args.epochs):
+            start = time.time()
+            torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
+            train_sampler.set_epoch(epoch)
+            row = {"epoch": epoch + 1}
+            row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision,
+                                       args.grad_accum, args.label_smoothing, args.clip_grad, progress,
+                                       desc=f"epoch {epoch + 1}/{args.epochs}", epoch=epoch + 1,
+                                       compiled_step=compiled_step, **normalise))
+            train_seconds = row.pop("train_seconds")
+            row.update(evaluate(plain_model, val_loader, device, args.precision, progress, **normalise))
+            row["seconds"] = round(time.time() - start, 2)
+            history.append(row)
+            improved = row["val_acc"] > best_acc
+            if improved:
+                best_acc, best_epoch = row["val_acc"], epoch + 1
+            stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
             if is_main:
-                print(f"early stop: no better val accuracy for {args.patience} epochs")
-            break
+                state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=list(history))
+                writer.submit(write_epoch_files, out, host_copy(plain_model.state_dict()), config, state,
+                              host_copy(optimizer.state_dict()), host_copy(scheduler.state_dict()), improved)
+                print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
+                      f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
+                      f"{' *' if improved else ''} | {row['seconds']:.0f}s, "
+                      f"{len(train_set) / train_seconds:.1f} train images/s", flush=True)
+            if broadcast_flag(stop, device):
+                if is_main:
+                    print(f"early stop: no better val accuracy for {args.patience} epochs")
+                break
     if is_main:
         print(f"best val acc {best_acc:.2f}% at epoch {best_epoch}: {out / 'best.pt'}")
     cleanup_distributed()
+
+
+def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved) -> None:
+    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background."""
+    if improved:  # for inference and pictures: no optimizer state (it would double the file)
+        save_checkpoint(out / "best.pt", weights, config, **state)
+    save_checkpoint(out / "last.pt", weights, config, **state, optimizer=optimizer_state, scheduler=scheduler_state)
+    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"]))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,68 @@
 """Image-folder data sets: labeled `{label}_{id}` files for training, any names for inference."""
+import os
+
+import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, DistributedSampler
 from tqdm import tqdm
 
 from .images import list_images, open_rgb
 from .io import UserError, warn
 from .pets import NUM_CLASSES, parse_label
+
+SHARED_MEMORY = "/dev/shm"  # where torch keeps tensors shared between processes on Linux
+
+
+def available_memory() -> tuple:
+    """(bytes, where): the memory a new shared tensor may take, and which limit that is."""
+    limits = []
+    try:
+        with open("/proc/meminfo") as info:
+            fields = dict(line.split(":", 1) for line in info)
+        limits.append((int(fields["MemAvailable"].split()[0]) * 1024, "MemAvailable"))
+    except (OSError, KeyError, ValueError):
+        limits.append((os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free memory"))
+    if os.path.isdir(SHARED_MEMORY):
+        shm = os.statvfs(SHARED_MEMORY)
+        limits.append((shm.f_bavail * shm.f_frsize, f"free space in {SHARED_MEMORY}"))
+    return min(limits)
+
+
+def _header_size(path) -> tuple:
+    """(width, height) from the file's header, without decoding; (0, 0) if unreadable."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # reported by the decoding pass, which names the file
+        return 0, 0
+
+
+class DecodedImages:
+    """Every image of a folder decoded once, as RGB bytes in one shared-memory tensor.
+
+    DataLoader workers, forked or spawned, see the same memory: they only crop and resize.
+    """
+
+    def __init__(self, files, folder):
+        self.sizes = [_header_size(f) for f in files]
+        self.offsets = np.cumsum([0] + [w * h * 3 for w, h in self.sizes])
+        needed = int(self.offsets[-1])
+        available, limit = available_memory()
+        if needed > available:
+            raise UserError(f"--cache_images needs {needed / 1e9:.2f} GB for the {len(files)} images in "
+                            f"{folder}, but only {available / 1e9:.2f} GB is available ({limit}); "
+                            "run without --cache_images")
+        self.data = torch.empty(needed, dtype=torch.uint8).share_memory_()
+
+    def store(self, index, image: Image.Image) -> None:
+        start, end = self.offsets[index], self.offsets[index + 1]
+        self.data[start:end] = torch.from_numpy(np.asarray(image).reshape(-1))
+
+    def image(self, index) -> Image.Image:
+        width, height = self.sizes[index]
+        start, end = self.offsets[index], self.offsets[index + 1]
+        return Image.fromarray(self.data[start:end].numpy().reshape(height, width, 3))
 
 
 class ImageFolder(Dataset):
@@ -14,20 +71,28 @@ class ImageFolder(Dataset):
     Labeled: items are (image, label) with the label parsed from `{label}_{id}`. Unlabeled: items
     are (image, index) and `files[index]` names the file. Every image is decoded once up front, so a
     corrupt or truncated file is named before any work starts (or skipped with `skip_bad_images`).
+    With `cache_images` that decoding pass keeps the pixels (DecodedImages), and items are made from
+    them instead of the files: the same images, without decoding a JPEG per item.
     """
 
     def __init__(self, folder, transform=None, labeled: bool = True, num_classes: int = NUM_CLASSES,
-                 skip_bad_images: bool = False, check_images: bool = True, progress: bool = False):
+                 skip_bad_images: bool = False, check_images: bool = True, progress: bool = False,
+                 cache_images: bool = False):
         files = list_images(folder)
         self.labels = [parse_label(f, num_classes) for f in files] if labeled else None
-        if check_images:
-            with tqdm(files, desc=f"checking {folder}", disable=not progress, leave=False) as bar:
-                good = [i for i, f in enumerate(bar) if _readable(f, skip_bad_images)]
+        self.cache, self.cache_index = None, None
+        if cache_images:
+            self.cache = DecodedImages(files, folder)
+        if check_images or cache_images:
+            with tqdm(files, desc=f"{'decoding' if cache_images else 'checking'} {folder}",
+                      disable=not progress, leave=False) as bar:
+                good = [i for i, f in enumerate(bar) if self._decode(i, f, skip_bad_images)]
             if not good:
                 raise UserError(f"no readable images in {folder}")
             files = [files[i] for i in good]
             if labeled:
                 self.labels = [self.labels[i] for i in good]
+            self.cache_index = good
         self.files = files
         self.transform = transform
         self.labeled = labeled
@@ -39,7 +104,7 @@ class ImageFolder(Dataset):
         """`item` is an index, or (index, seed) to make the random transform repeatable (see
         SeededSampler): the same crop in any worker process, persistent or not, and after a resume."""
         index, seed = item if isinstance(item, tuple) else (item, None)
-        image = open_rgb(self.files[index])
+        image = open_rgb(self.files[index]) if self.cache is None else self.cache.image(self.cache_index[index])
         if self.transform is not None:
             if seed is None:
                 image = self.transform(image)
@@ -50,15 +115,18 @@ class ImageFolder(Dataset):
         return image, (self.labels[index] if self.labeled else index)
 
 
-def _readable(path, skip_bad_images: bool) -> bool:
-    try:
-        open_rgb(path)
+    def _decode(self, index, path, skip_bad_images: bool) -> bool:
+        """Whether the file decodes; its pixels go to the cache when there is one."""
+        try:
+            image = open_rgb(path)
+        except UserError as err:
+            if not skip_bad_images:
+                raise UserError(f"{err} (pass --skip_bad_images to leave it out and go on)") from None
+            warn(f"{err}; skipped")
+            return False
+        if self.cache is not None:
+            self.cache.store(index, image)
         return True
-    except UserError as err:
-        if not skip_bad_images:
-            raise UserError(f"{err} (pass --skip_bad_images to leave it out and go on)") from None
-        warn(f"{err}; skipped")
-        return False
 
 
 class SeededSampler(DistributedSampler):

@@ -23,10 +23,12 @@ import torch.nn.functional as F
 
 from data.io import UserError
 from .attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
+
+BOTH = ("fast", "explicit")  # what --attention both compares
 from .flops import forward_flops, training_flops
 from .hardware import peak_tflops
 from .optim import build_optimizer
-from .runtime import autocast, resolve_device
+from .runtime import autocast, autocast_dtype, resolve_device
 from .vit import MODEL_NAMES, build_vit, check_model_name, native_image_size
 
 TRAIN_IMAGES = 3680  # p1_data/train: one epoch (FACTS section 1)
@@ -48,9 +50,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=2, metavar="N",
                         help="untimed steps per attention path first (default %(default)s)")
     parser.add_argument("--attention", default="fast", choices=ATTENTION_MODES + ("both",),
-                        help="fast (scaled_dot_product_attention), explicit (the package's own), or "
-                             "both: alternate the two step by step on the same weights and print "
-                             "their ratio (default %(default)s)")
+                        help="fast (one q/k/v matmul, scaled_dot_product_attention), sdpa (the fused "
+                             "kernel after three q/k/v matmuls), explicit (the package's own), or "
+                             "both: alternate fast and explicit step by step on the same weights and "
+                             "print their ratio (default %(default)s)")
     parser.add_argument("--precision", default=None, choices=PRECISIONS,
                         help="bf16 autocast or plain fp32 (default: bf16 on cuda, fp32 on cpu)")
     parser.add_argument("--compile", action="store_true", help="run the model through torch.compile")
@@ -86,6 +89,13 @@ def precision_context(device: torch.device, precision: str):
     if device.type == "cpu" and precision == "bf16":
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return autocast(device, precision)
+
+
+def precision_run(device: torch.device, precision: str) -> str:
+    """The precision the matmuls really run in: a GPU without bf16 autocasts to fp16 instead."""
+    if device.type == "cuda" and autocast_dtype(device, precision) == torch.float16:
+        return "fp16"
+    return precision
 
 
 def random_batch(batch_size: int, image_size: int, num_classes: int, device: torch.device):
@@ -239,7 +249,7 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
     else:
         model.eval()
     runner = torch.compile(model) if args.compile else model
-    modes = ATTENTION_MODES if args.attention == "both" else (args.attention,)
+    modes = BOTH if args.attention == "both" else (args.attention,)
 
     def make_step(batch_size):
         images, labels = random_batch(batch_size, image_size, model.fc.out_features, device)
@@ -282,7 +292,7 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
         "batch_size": batch_size,
         "max_batch": max_batch,
         "attention": args.attention,
-        "precision": precision,
+        "precision": precision_run(device, precision),
         "compile": args.compile,
         "grad_checkpointing": getattr(args, "grad_checkpointing", False),
         "optimizer": getattr(args, "optimizer", None),
@@ -315,7 +325,7 @@ def print_report(record: dict, out=None) -> None:
           f"{r['flop_per_image'] / 1e9:.4g} GFLOP per image", file=out)
     if r["max_batch"] is not None:
         print(f"largest batch that fits: {r['max_batch']}", file=out)
-    modes = ATTENTION_MODES if r["attention"] == "both" else (r["attention"],)
+    modes = BOTH if r["attention"] == "both" else (r["attention"],)
     for mode in modes:
         f = r[mode] if r["attention"] == "both" else r
         fraction = "n/a" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.1f}%"
@@ -341,7 +351,7 @@ def markdown_table(records: list) -> str:
             lines.append(f"| {r.get('device_name', '?')} | {r.get('date', '?')} | `{r['command']}` "
                          f"| | failed: {r['error']} | | | | |")
             continue
-        for mode in ATTENTION_MODES[::-1] if r["attention"] == "both" else (r["attention"],):
+        for mode in BOTH[::-1] if r["attention"] == "both" else (r["attention"],):
             f = r[mode] if r["attention"] == "both" else r
             fraction = "n/a" if f["peak_fraction"] is None else f"{100 * f['peak_fraction']:.1f}%"
             span = (TRAIN_IMAGES if r["benchmark"] == "train" else TEST_IMAGES) / f["img_per_s"]

@@ -3,8 +3,10 @@
 A checkpoint is a dict: `format` (a marker that tells ours from other files), `model` (the state
 dict of a package ViT), `config` (model name, image size, class count, normalisation and the training
 settings), and the training state (`epoch`, `best_acc`, `optimizer`, `scheduler`, `history`). It is
-written atomically and read with `weights_only=True`.
+written atomically and read with `weights_only=True`. Every tensor in it is on the CPU, so a file
+written by a GPU run loads anywhere without `map_location`.
 """
+import threading
 
 import torch
 
@@ -31,9 +33,68 @@ def model_config(name: str, image_size: int, num_classes: int = NUM_CLASSES, cla
             "class_names": list(class_names or default_class_names(num_classes))}
 
 
-def save_checkpoint(path, model: torch.nn.Module, config: dict, **state) -> None:
-    torch_save_atomic({"format": CHECKPOINT_FORMAT, "model": unwrap(model).state_dict(),
-                       "config": config, **state}, path)
+def host_copy(obj, copy: bool = True):
+    """`obj` (tensors in dicts, lists and tuples) with every tensor on the CPU. With `copy`, CPU
+    tensors are copied too: a snapshot that later training steps, which update weights in place,
+    cannot change."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=copy)
+    if isinstance(obj, dict):
+        return {key: host_copy(value, copy) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(host_copy(value, copy) for value in obj)
+    return obj
+
+
+def save_checkpoint(path, model, config: dict, **state) -> None:
+    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy)."""
+    weights = unwrap(model).state_dict() if isinstance(model, torch.nn.Module) else model
+    torch_save_atomic(host_copy({"format": CHECKPOINT_FORMAT, "model": weights, "config": config, **state},
+                                copy=False), path)
+
+
+class BackgroundWriter:
+    """Runs one write job at a time in a thread, so training goes on while a checkpoint is saved.
+
+    `submit` first finishes the job still pending; leaving the `with` block finishes it too, also on
+    an error or Ctrl-C. A job's exception (KeyboardInterrupt included) is raised in the caller's
+    thread at the next `submit`, `wait` or exit, never lost.
+    """
+
+    def __init__(self):
+        self._thread = None
+        self._error = None
+
+    def _run(self, job, args, kwargs):
+        try:
+            job(*args, **kwargs)
+        except BaseException as err:  # handed to the training thread, which decides
+            self._error = err
+
+    def submit(self, job, *args, **kwargs) -> None:
+        self.wait()
+        self._thread = threading.Thread(target=self._run, args=(job, args, kwargs), name="checkpoint-writer")
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.wait()
+            return
+        try:  # the training error is the one to report; the pending file is still finished
+            self.wait()
+        except BaseException:
+            pass
 
 
 def load_checkpoint(path) -> dict:

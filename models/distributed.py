@@ -2,6 +2,7 @@
 
 `torchrun` sets RANK, LOCAL_RANK and WORLD_SIZE; without them everything runs in one process.
 """
+import datetime
 import os
 from contextlib import contextmanager
 
@@ -42,14 +43,29 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+# Long enough for the largest pretrained file (about 1.2 GB) over a slow link; NCCL's own collective
+# timeout (10 minutes) is kept for training, where a hang should be reported soon.
+DOWNLOAD_TIMEOUT = datetime.timedelta(hours=2)
+
+
 @contextmanager
 def main_process_first():
-    """Rank 0 runs the block (e.g. a download into a shared cache) before the others do."""
-    if is_distributed() and dist.get_rank() != 0:
-        dist.barrier()
+    """Each node's local rank 0 runs the block (e.g. a download into the node's cache) while the
+    node's other processes wait; then they run it too and find the file there."""
+    if not is_distributed():
+        yield
+        return
+    group = dist.new_group(backend="gloo", timeout=DOWNLOAD_TIMEOUT)  # a CPU barrier with its own timeout
+    if local_rank() != 0:
+        dist.barrier(group=group)
     yield
-    if is_distributed() and dist.get_rank() == 0:
-        dist.barrier()
+    if local_rank() == 0:
+        dist.barrier(group=group)
+    dist.destroy_process_group(group)
 
 
 def cleanup_distributed() -> None:

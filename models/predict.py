@@ -5,12 +5,11 @@ autocast on CUDA, pinned host memory feeding the GPU. It returns the logits toge
 each item carried second (its label for a labeled `ImageFolder`, its index for an unlabeled one), so
 inference, validation and benchmarks share it. The accuracy functions are pure tensor math.
 """
-import os
-
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from data.transforms import MEAN, STD, normalize_batch
 from .attention import set_attention
 from .runtime import autocast
 
@@ -18,12 +17,6 @@ from .runtime import autocast
 def inference_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """`model` ready to predict: eval mode, fused attention (same function, no kept scores), on `device`."""
     return set_attention(model, "fast").eval().to(device)
-
-
-def default_num_workers(device: torch.device) -> int:
-    """Decoding processes: several keep a GPU fed; on a CPU the model is the bottleneck and its threads
-    already use every core (2 workers gave no gain on 2 cores, even for the tiny model at 64 px)."""
-    return min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
 
 
 def make_loader(dataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
@@ -34,8 +27,9 @@ def make_loader(dataset, batch_size: int, num_workers: int, device: torch.device
 
 @torch.inference_mode()
 def predict(model: torch.nn.Module, loader, device: torch.device | None = None, precision: str = "bf16",
-            progress: bool = False, desc: str = "predicting") -> tuple:
-    """Run `model` (already on `device`) over `loader`, which yields (images, targets) batches.
+            progress: bool = False, desc: str = "predicting", mean=MEAN, std=STD) -> tuple:
+    """Run `model` (already on `device`) over `loader`, which yields (images, targets) batches:
+    normalised float images, or uint8 ones normalised on the device with `mean` and `std`.
 
     Returns (logits, targets): float32 logits (N, num_classes) on the CPU, in loader order, and the
     targets concatenated as given (labels or indices). `precision` 'bf16' autocasts on CUDA only;
@@ -45,7 +39,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device | None = None, 
     model.eval()
     all_logits, all_targets = [], []
     for images, targets in tqdm(loader, desc=desc, unit="batch", disable=not progress):
-        images = images.to(device, non_blocking=True)
+        images = normalize_batch(images, device, mean, std)
         with autocast(device, precision):
             logits = model(images)
         all_logits.append(logits.float().cpu())

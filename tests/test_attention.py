@@ -5,7 +5,8 @@ import pytest
 import torch
 from pytorch_pretrained_vit.transformer import MultiHeadedSelfAttention
 
-from models.attention import FastSelfAttention, enable_grad_checkpointing, explicit_attention, set_attention
+from models.attention import (FastSelfAttention, SdpaSelfAttention, enable_grad_checkpointing, explicit_attention,
+                              set_attention)
 from models.vit import build_vit
 
 
@@ -34,32 +35,50 @@ def relative_error(a, b):
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def test_fast_and_explicit_give_the_same_features(micro):
+@pytest.mark.parametrize("mode,cls", [("fast", FastSelfAttention), ("sdpa", SdpaSelfAttention)])
+def test_fast_and_explicit_give_the_same_features(micro, mode, cls):
     images = torch.randn(3, 3, 32, 32)
     micro.eval()
     explicit = features(set_attention(micro, "explicit"), images)
-    fast = features(set_attention(micro, "fast"), images)
-    assert attention_classes(micro) == {FastSelfAttention}
+    fast = features(set_attention(micro, mode), images)
+    assert attention_classes(micro) == {cls}
     for a, b in zip(fast, explicit):
         assert relative_error(a, b) < 1e-5
 
 
-def test_fast_and_explicit_give_the_same_gradients(micro):
+def test_fast_attention_projects_q_k_v_in_one_matmul_that_follows_weight_updates(micro):
+    set_attention(micro, "fast").eval()
+    attn = micro.transformer.blocks[0].attn
+    for proj in (attn.proj_q, attn.proj_k, attn.proj_v):
+        proj.forward = None  # calling any of the three separately would fail
+    tokens = torch.randn(2, 17, 32)
+    before = attn(tokens, None)
+    with torch.no_grad():
+        attn.proj_v.weight.mul_(2.0)  # an optimizer step changes the weights in place
+    after = attn(tokens, None)
+    del attn.proj_q.forward, attn.proj_k.forward, attn.proj_v.forward
+    expected = set_attention(micro, "explicit").transformer.blocks[0].attn(tokens, None)
+    assert not torch.allclose(before, after)
+    assert relative_error(after, expected) < 1e-5
+
+
+@pytest.mark.parametrize("path", ["fast", "sdpa"])
+def test_fast_and_explicit_give_the_same_gradients(micro, path):
     images, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 5, 36, 2])
     grads = {}
-    for mode in ("explicit", "fast"):
+    for mode in ("explicit", path):
         model = set_attention(copy.deepcopy(micro), mode).train()
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         grads[mode] = {name: p.grad for name, p in model.named_parameters()}
-    assert grads["fast"].keys() == grads["explicit"].keys()
+    assert grads[path].keys() == grads["explicit"].keys()
     largest = max(g.abs().max() for g in grads["explicit"].values())
     for name, grad in grads["explicit"].items():
         if name.endswith("proj_k.bias"):
             # softmax ignores a shift shared by all keys: this gradient is zero up to rounding
-            assert grads["fast"][name].abs().max() < 1e-6 * largest
+            assert grads[path][name].abs().max() < 1e-6 * largest
             continue
         assert grad.abs().max() > 0, name
-        assert relative_error(grads["fast"][name], grad) < 1e-5, name
+        assert relative_error(grads[path][name], grad) < 1e-5, name
 
 
 def test_the_package_mask_is_honoured(micro):

@@ -16,7 +16,8 @@ from data.io import run_main
 from data.pets import CLASS_NAMES
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_config, save_checkpoint
-from models.predict import confusion_matrix, default_num_workers, per_class_accuracy, predict
+from models.predict import confusion_matrix, per_class_accuracy, predict
+from models.runtime import default_num_workers
 from models.vit import build_vit
 
 ROOT = Path(__file__).resolve().parents[1]
