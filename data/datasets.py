@@ -29,6 +29,10 @@ def available_memory() -> tuple:
     return min(limits)
 
 
+def _gigabytes(size: int) -> str:
+    return f"{size / 1e9:.3g} GB"
+
+
 def _header_size(path) -> tuple:
     """(width, height) from the file's header, without decoding; (0, 0) if unreadable."""
     try:
@@ -50,14 +54,14 @@ class DecodedImages:
         needed = int(self.offsets[-1])
         available, limit = available_memory()
         if needed > available:
-            raise UserError(f"--cache_images needs {needed / 1e9:.2f} GB for the {len(files)} images in "
-                            f"{folder}, but only {available / 1e9:.2f} GB is available ({limit}); "
+            raise UserError(f"--cache_images needs {_gigabytes(needed)} for the {len(files)} images in "
+                            f"{folder}, but only {_gigabytes(available)} is available ({limit}); "
                             "run without --cache_images")
         self.data = torch.empty(needed, dtype=torch.uint8).share_memory_()
 
     def store(self, index, image: Image.Image) -> None:
         start, end = self.offsets[index], self.offsets[index + 1]
-        self.data[start:end] = torch.from_numpy(np.asarray(image).reshape(-1))
+        self.data[start:end].numpy()[:] = np.asarray(image).reshape(-1)
 
     def image(self, index) -> Image.Image:
         width, height = self.sizes[index]

@@ -18,6 +18,13 @@ def synthetic_data(tmp_path_factory):
                                 train_per_class=10, val_per_class=1)
 
 
+@pytest.fixture(scope="session")
+def small_data(tmp_path_factory):
+    """111 training images (three full batches of 32 and a partial one of 15), 37 validation images."""
+    return make_synthetic_split(tmp_path_factory.mktemp("small"), seed=2, size=32, train_per_class=3,
+                                val_per_class=1)
+
+
 @pytest.fixture
 def run_cli(capsys):
     """Call a script's `main(argv)` the way `python script.py` would: (exit code, stdout, stderr)."""

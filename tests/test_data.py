@@ -4,13 +4,14 @@ import pytest
 import torch
 from PIL import Image
 
+import data.datasets
 from data.datasets import ImageFolder, SeededSampler
 from data.images import list_images, open_rgb
 from data.io import UserError, atomic_path
 from data.pets import CLASS_NAMES, label_from_name, parse_label, read_class_names
 from data.synthetic import CLASS_ATTRIBUTES, make_synthetic_split
 from data.synthetic import CLASS_NAMES as SYNTHETIC_NAMES
-from data.transforms import denormalize, eval_transform, train_transform
+from data.transforms import denormalize, eval_transform, normalize_batch, train_transform
 
 
 def test_label_parsing():
@@ -140,3 +141,68 @@ def test_synthetic_data_refuses_a_file_in_place_of_its_folder(tmp_path, run_cli)
     (tmp_path / "taken").write_text("x")
     code, _, err = run_cli(script.main, ["--out", tmp_path / "taken" / "data"])
     assert code == 2 and "a file stands where its folder should be" in err and len(err.splitlines()) == 1
+
+
+def pets_like_folder(folder, count=6):
+    """Labeled JPEGs of different sizes and modes, like the Pets files (grayscale and PNG among them)."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (30 + 7 * i, 50 - 3 * i, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels).convert("L" if i == 2 else "RGB")
+        image.save(folder / f"{i}_{i}{'.png' if i == 3 else '.jpg'}")
+    return folder
+
+
+@pytest.mark.parametrize("augment", ["basic", "light", "strong"])
+def test_uint8_items_normalised_on_the_device_equal_the_float_path(tmp_path, augment):
+    folder = pets_like_folder(tmp_path / "train")
+    float_set = ImageFolder(folder, train_transform(24, augment=augment))
+    byte_set = ImageFolder(folder, train_transform(24, augment=augment, to_float=False))
+    float_batch = torch.stack([float_set[(i, 7 + i)][0] for i in range(len(float_set))])
+    byte_batch = torch.stack([byte_set[(i, 7 + i)][0] for i in range(len(byte_set))])
+    assert byte_batch.dtype == (torch.float32 if augment == "strong" else torch.uint8)
+    assert torch.equal(normalize_batch(byte_batch, torch.device("cpu")), float_batch)  # bit for bit
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # another checkpoint's normalisation
+    eval_float = torch.stack([x for x, _ in ImageFolder(folder, eval_transform(24, mean, std))])
+    eval_bytes = torch.stack([x for x, _ in ImageFolder(folder, eval_transform(24, mean, std, to_float=False))])
+    assert torch.equal(normalize_batch(eval_bytes, torch.device("cpu"), mean, std), eval_float)
+
+
+def test_cached_images_give_the_same_items_as_the_files(tmp_path):
+    folder = pets_like_folder(tmp_path / "train")
+    transform = train_transform(24, to_float=False)
+    files = ImageFolder(folder, transform)
+    cached = ImageFolder(folder, transform, cache_images=True)
+    assert cached.cache.data.is_shared()  # one copy, seen by every worker process
+    assert cached.cache.data.numel() == sum(open_rgb(f).width * open_rgb(f).height * 3 for f in files.files)
+    for i in range(len(files)):
+        assert torch.equal(cached[(i, 100 + i)][0], files[(i, 100 + i)][0])
+        assert cached[i][1] == files[i][1]
+
+
+def test_cached_images_skip_a_bad_file_like_the_files_do(tmp_path):
+    folder = pets_like_folder(tmp_path / "train")
+    (folder / "4_9.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    with pytest.raises(UserError, match="4_9.jpg"):
+        ImageFolder(folder, cache_images=True)
+    cached = ImageFolder(folder, eval_transform(16, to_float=False), cache_images=True, skip_bad_images=True)
+    files = ImageFolder(folder, eval_transform(16, to_float=False), skip_bad_images=True)
+    assert cached.files == files.files and len(cached) == 6
+    assert all(torch.equal(cached[i][0], files[i][0]) for i in range(len(files)))
+
+
+def test_cache_images_that_do_not_fit_are_refused_with_the_size_needed(tmp_path, monkeypatch):
+    folder = pets_like_folder(tmp_path / "train")
+    needed = sum(Image.open(f).width * Image.open(f).height * 3 for f in sorted(folder.iterdir()))
+    monkeypatch.setattr(data.datasets, "available_memory", lambda: (needed - 1, "MemAvailable"))
+    with pytest.raises(UserError, match=rf"needs {needed / 1e9:.3g} GB .* only {(needed - 1) / 1e9:.3g} GB "
+                                        r"is available \(MemAvailable\); run without --cache_images"):
+        ImageFolder(folder, cache_images=True)
+    monkeypatch.setattr(data.datasets, "available_memory", lambda: (needed, "MemAvailable"))
+    assert len(ImageFolder(folder, cache_images=True)) == 6
+
+
+def test_available_memory_reads_the_system():
+    available, limit = data.datasets.available_memory()
+    assert available > 0 and limit

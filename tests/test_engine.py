@@ -8,20 +8,12 @@ import torch
 
 import models.engine
 import p1_train
-from data.synthetic import make_synthetic_split
 from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint
 from models.engine import NonFiniteLoss, evaluate, train_one_epoch
 from models.optim import build_optimizer, build_scheduler
 
 FAST = ["--model", "micro", "--no_pretrained", "--device", "cpu", "--num_workers", "0", "--no_progress",
         "--optimizer", "adamw", "--lr", "3e-3", "--batch_size", "32", "--patience", "0"]
-
-
-@pytest.fixture(scope="module")
-def small_data(tmp_path_factory):
-    """111 training images: three full batches of 32 and a partial one of 15."""
-    return make_synthetic_split(tmp_path_factory.mktemp("small"), seed=2, size=32, train_per_class=3,
-                                val_per_class=1)
 
 
 class Flatten(torch.nn.Module):

@@ -17,7 +17,6 @@ from data.pets import CLASS_NAMES
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_config, save_checkpoint
 from models.predict import confusion_matrix, per_class_accuracy, predict
-from models.runtime import default_num_workers
 from models.vit import build_vit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -267,7 +266,3 @@ def test_confusion_matrix_and_per_class_accuracy():
     torch.testing.assert_close(acc[:3], torch.tensor([50.0, 200 / 3, 100.0], dtype=torch.float64))
     assert torch.isnan(acc[3])
 
-
-def test_default_workers_feed_a_gpu_but_leave_cpu_cores_to_the_model():
-    assert default_num_workers(torch.device("cpu")) == 0
-    assert 1 <= default_num_workers(torch.device("cuda")) <= 8

@@ -1,9 +1,12 @@
-"""models/runtime.py: device choice and mixed precision."""
+"""models/runtime.py: device choice, mixed precision and the default number of decoding workers."""
+import os
+
 import pytest
 import torch
 
+import models.runtime
 from data.io import UserError
-from models.runtime import autocast, resolve_device
+from models.runtime import autocast, default_num_workers, resolve_device
 
 
 def test_cpu_runs_fp32_and_a_missing_gpu_is_one_clear_error():
@@ -15,3 +18,17 @@ def test_cpu_runs_fp32_and_a_missing_gpu_is_one_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU is available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("cpus,local_world,expected", [(16, 1, 8), (16, 4, 4), (6, 1, 6), (3, 8, 1)])
+def test_default_workers_share_the_available_cpus_at_most_8(monkeypatch, cpus, local_world, expected):
+    monkeypatch.setattr(models.runtime, "available_cpus", lambda: cpus)
+    cuda = torch.device("cuda")
+    assert default_num_workers(cuda, local_world) == expected
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))  # as torchrun sets it
+    assert default_num_workers(cuda) == expected
+    assert default_num_workers(torch.device("cpu"), local_world) == 0  # the model's threads use the cores
+
+
+def test_available_cpus_follow_the_affinity_mask():
+    assert models.runtime.available_cpus() == len(os.sched_getaffinity(0))

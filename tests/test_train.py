@@ -8,6 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
+import data.datasets
 import models.checkpoint
 import p1_train
 from models.checkpoint import load_checkpoint
@@ -165,3 +166,19 @@ def test_cuda_without_a_gpu_and_unreachable_weights(synthetic_data, tmp_path, ru
     code, _, err = run_cli(p1_train.main, ["--data_dir", synthetic_data, "--output_dir", tmp_path / "b",
                                            "--model", "B_32", "--image_size", "32", "--device", "cpu", "--no_progress"])
     assert code == 2 and "B_32.pth" in err and "--weights" in err
+
+
+def test_cache_images_trains_exactly_like_the_files_and_refuses_what_does_not_fit(small_data, tmp_path, run_cli,
+                                                                                 monkeypatch):
+    args = ["--data_dir", small_data, "--epochs", "2", "--patience", "0"] + FAST + ["--num_workers", "2"]
+    results = []
+    for cache in ([], ["--cache_images"]):
+        code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / f"run{len(cache)}"] + cache)
+        assert code == 0, err
+        results.append([{k: v for k, v in r.items() if k != "seconds"} for r in rows(tmp_path / f"run{len(cache)}")])
+    assert results[0] == results[1]
+    monkeypatch.setattr(data.datasets, "available_memory", lambda: (10**5, "MemAvailable"))
+    code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / "small", "--cache_images"])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--cache_images needs 0.000341 GB for the 111 images" in err  # 111 x 32 x 32 x 3 bytes
+    assert "only 0.0001 GB is available (MemAvailable)" in err
