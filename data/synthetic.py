@@ -102,3 +102,24 @@ def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class
                 draw_example(label, size, rng).save(folder / f"{label}_{next_id}.png")
                 next_id += 1
     return out_dir
+
+
+def pets_sized_image(seed: int = 0) -> np.ndarray:
+    """A 375 x 500 RGB array whose JPEG is about a Pets file's size: smooth colour fields plus grain."""
+    rng = np.random.default_rng(seed)
+    coarse = Image.fromarray(rng.integers(0, 256, (19, 25, 3), dtype=np.uint8)).resize((500, 375), Image.BICUBIC)
+    grain = rng.integers(-12, 13, (375, 500, 3))
+    return np.clip(np.asarray(coarse, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
+
+
+def write_pets_sized_jpegs(folder, count: int, first_id: int = 0, labeled: bool = False) -> Path:
+    """`count` distinct 500 x 375 JPEGs in `folder`: `{id}.jpg`, or `{id % 37}_{id}.jpg` when labeled.
+
+    For timing what loading real photos costs (decoding a JPEG of this size, then cropping it),
+    which the small drawn images above do not show."""
+    folder = make_folder(folder)
+    base = pets_sized_image()
+    for i in range(first_id, first_id + count):  # shifted so no two files are equal
+        name = f"{i % NUM_CLASSES}_{i}.jpg" if labeled else f"{i}.jpg"
+        Image.fromarray(np.roll(base, i, axis=1)).save(folder / name, quality=90)
+    return folder

@@ -1,6 +1,6 @@
-"""Print the README Performance table rows from benchmark JSON lines (as scripts/bench_gpu.sh writes).
+"""Print Markdown table rows from benchmark JSON lines (as scripts/gpu_check.sh writes).
 
-  python scripts/bench_table.py results/bench_gpu.jsonl
+  python scripts/bench_table.py gpu_check_out/bench.jsonl
 """
 import argparse
 import json

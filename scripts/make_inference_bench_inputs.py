@@ -9,12 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import make_folder, run_main  # noqa: E402
+from data.io import run_main  # noqa: E402
+from data.synthetic import write_pets_sized_jpegs  # noqa: E402
 from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import MODEL_NAMES, build_vit, native_image_size  # noqa: E402
 
@@ -26,13 +25,7 @@ def main(argv=None):
     parser.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k", help="(default: L_16_imagenet1k)")
     args = parser.parse_args(argv)
     out = Path(args.out)
-    images = make_folder(out / "images")
-    rng = np.random.default_rng(0)
-    # Smooth colour fields plus grain: JPEGs of about the Pets files' size (500 x 375, tens of kB).
-    coarse = Image.fromarray(rng.integers(0, 256, (19, 25, 3), dtype=np.uint8)).resize((500, 375), Image.BICUBIC)
-    base = np.clip(np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (375, 500, 3)), 0, 255).astype(np.uint8)
-    for i in range(args.count):  # shifted so no two files are equal
-        Image.fromarray(np.roll(base, i, axis=1)).save(images / f"{i}.jpg", quality=90)
+    images = write_pets_sized_jpegs(out / "images", args.count)
     torch.manual_seed(0)
     model = build_vit(args.model, pretrained=False)
     torch.nn.init.normal_(model.fc.weight, std=0.02)

@@ -11,6 +11,7 @@ from models.benchmark import largest_fitting
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
+import bench_data  # noqa: E402
 import bench_infer  # noqa: E402
 import bench_table  # noqa: E402
 import bench_train  # noqa: E402
@@ -122,3 +123,16 @@ def test_block_profile_runs_and_reports_the_bound():
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "block, fast" in result.stdout and "bound with free attention" in result.stdout
+
+
+def test_bench_data_times_the_three_loading_paths_side_by_side(tmp_path, run_cli):
+    code, out, err = run_cli(bench_data.main, ["--image_size", "32", "--count", "5", "--batch_size", "2",
+                                               "--rounds", "2", "--out_dir", tmp_path])
+    assert code == 0, err
+    record = last_json(out)
+    assert record["benchmark"] == "data" and record["count"] == 5 and record["load_avg_1min"] >= 0
+    assert all(record[f"{path}_img_per_s"] > 0 for path in bench_data.PATHS)
+    assert record["speedup"] == pytest.approx(record["uint8_img_per_s"] / record["float_img_per_s"], rel=1e-2)
+    assert len(list((tmp_path / "train").glob("*.jpg"))) == 5
+    code, _, err = run_cli(bench_data.main, ["--count", "0"])
+    assert code == 2 and "at least 1" in err
