@@ -23,8 +23,8 @@ from data.runs import metrics_csv
 from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config, save_checkpoint
-from models.distributed import (ShardSampler, broadcast_flag, cleanup_distributed, init_distributed,
-                                main_process_first)
+from models.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed, init_distributed,
+                                is_distributed, main_process_first)
 from models.engine import evaluate, make_loss_step, train_one_epoch
 from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.runtime import bf16_supported, default_num_workers, resolve_device
@@ -152,7 +152,7 @@ def main(argv=None):
         enable_grad_checkpointing(model)
     model.to(device)
     plain_model = model  # evaluation runs it directly: uncompiled, and no DDP hooks needed
-    if world_size > 1:
+    if is_distributed():  # under torchrun, also as its only process
         # Gradients live in DDP's communication buckets: no copy between the two per step.
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                           gradient_as_bucket_view=True)
@@ -189,7 +189,7 @@ def main(argv=None):
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-        print(f"{args.model} at {args.image_size}px on {device} x{world_size}: {len(train_set)} train, "
+        print(f"{args.model} at {args.image_size}px on {device} x{world_size}{backend_name()}: {len(train_set)} train, "
               f"{len(val_set)} val images -> {out}")
 
     normalise = dict(mean=config.get("mean", MEAN), std=config.get("std", STD))

@@ -5,6 +5,8 @@ the transform itself. The uint8 path returns the cropped image as a uint8 tensor
 bytes between processes and to the GPU, and `normalize_batch` turns a batch into the model's input
 on the device: the same operations in the same order, so the two paths give identical tensors.
 """
+import functools
+
 import torch
 from torchvision import transforms as T
 
@@ -57,9 +59,15 @@ def normalize_batch(images: torch.Tensor, device: torch.device, mean=MEAN, std=S
     images = images.to(device, non_blocking=True)
     if images.dtype != torch.uint8:
         return images
-    mean = torch.tensor(mean, dtype=torch.float32, device=device).view(-1, 1, 1)
-    std = torch.tensor(std, dtype=torch.float32, device=device).view(-1, 1, 1)
+    mean, std = _channel_stats(tuple(mean), tuple(std), torch.device(device))
     return images.float().div_(255).sub_(mean).div_(std)
+
+
+@functools.lru_cache(maxsize=8)
+def _channel_stats(mean: tuple, std: tuple, device: torch.device) -> tuple:
+    """(mean, std) as (C, 1, 1) tensors on `device`, made once: a copy to a GPU per batch would wait."""
+    return (torch.tensor(mean, dtype=torch.float32, device=device).view(-1, 1, 1),
+            torch.tensor(std, dtype=torch.float32, device=device).view(-1, 1, 1))
 
 
 def denormalize(x, mean=MEAN, std=STD):

@@ -11,8 +11,9 @@ import torch.distributed as dist
 
 
 def init_distributed(device: torch.device) -> tuple:
-    """(rank, world_size, device); joins the process group when launched by torchrun."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) == 1:
+    """(rank, world_size, device); joins the process group when launched by torchrun, even as its
+    only process (the NCCL path can then be checked on a machine with one GPU)."""
+    if "RANK" not in os.environ:
         return 0, 1, device
     local_rank = int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":
@@ -24,6 +25,11 @@ def init_distributed(device: torch.device) -> tuple:
 
 def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
+
+
+def backend_name() -> str:
+    """' (nccl)' or ' (gloo)' under torchrun, '' in a plain process: for the start-up line."""
+    return f" ({dist.get_backend()})" if is_distributed() else ""
 
 
 def all_reduce_sum(values: list, device: torch.device) -> list:

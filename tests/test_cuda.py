@@ -1,0 +1,149 @@
+"""The GPU paths, each a test that runs on the CPU here and on a CUDA GPU where there is one.
+
+Tests marked `cuda` skip without a GPU; `scripts/gpu_check.sh` runs them with `pytest -m cuda`.
+"""
+import csv
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import catr
+import p1_train
+from data.synthetic import make_synthetic_split
+from models.attention import set_attention
+from models.checkpoint import model_config, save_checkpoint
+from models.engine import make_loss_step, train_one_epoch
+from models.optim import build_optimizer, build_scheduler
+from models.vit import build_vit
+from tests.conftest import DEVICES, ROOT
+
+CUDA = pytest.mark.cuda
+
+
+def cpu_only_env():
+    return {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
+def micro_batches(count, size=32, batch=8):
+    generator = torch.Generator().manual_seed(0)
+    return [(torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, generator=generator),
+             torch.randint(0, 37, (batch,), generator=generator)) for _ in range(count)]
+
+
+class Loader(list):
+    batch_size = 8
+
+
+@CUDA
+@pytest.mark.parametrize("compiled", [False, True])
+def test_bf16_training_steps_with_fast_attention(compiled):
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = set_attention(build_vit("tiny", pretrained=False), "fast").to(device)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    optimizer = build_optimizer(model, "adamw", 1e-3, 0.0, 0.9, device)
+    scheduler = build_scheduler(optimizer, "constant", total_steps=5, warmup_steps=0)
+    step = make_loss_step(torch.compile(model), device, "bf16") if compiled else None
+    result = train_one_epoch(model, Loader(micro_batches(5, size=64)), optimizer, scheduler, device, "bf16",
+                             progress=False, compiled_step=step)
+    assert result["train_loss"] == result["train_loss"] and result["train_loss"] < 10
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@CUDA
+def test_the_training_loop_does_not_synchronise_per_step():
+    device = torch.device("cuda")
+    counts = []
+    for steps in (3, 9):
+        torch.manual_seed(0)
+        model = set_attention(build_vit("micro", pretrained=False), "fast").to(device)
+        optimizer = build_optimizer(model, "sgd", 0.1, 0.0, 0.9, device)
+        scheduler = build_scheduler(optimizer, "constant", total_steps=steps, warmup_steps=0)
+        loader = Loader((images.pin_memory(), labels.pin_memory()) for images, labels in micro_batches(steps))
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                train_one_epoch(model, loader, optimizer, scheduler, device, "bf16", progress=False)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts.append(sum("synchroniz" in str(w.message) for w in caught))
+    assert counts[0] == counts[1], counts  # the end-of-epoch reads only, whatever the step count
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_checkpoint_saved_from_the_device_loads_on_a_cpu_only_machine(tmp_path, device):
+    model = build_vit("micro", pretrained=False).to(device)
+    optimizer = build_optimizer(model, "adamw", 1e-3, 0.0, 0.9, torch.device(device))
+    model(torch.randn(2, 3, 32, 32, device=device)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "best.pt"
+    save_checkpoint(path, model, model_config("micro", 32), optimizer=optimizer.state_dict())
+    # The README's snippet, in a process that sees no GPU: no map_location needed.
+    code = ("import torch; ckpt = torch.load(%r, weights_only=True); "
+            "devices = {t.device.type for t in ckpt['model'].values()}; "
+            "devices |= {t.device.type for s in ckpt['optimizer']['state'].values() for t in s.values() "
+            "if torch.is_tensor(t)}; print(sorted(devices))") % str(path)
+    done = subprocess.run([sys.executable, "-c", code], env=cpu_only_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['cpu']"
+
+
+@CUDA
+def test_p1_train_one_epoch_on_384_px_images(tmp_path, run_cli):
+    data = make_synthetic_split(tmp_path / "data", seed=3, size=384, train_per_class=1, val_per_class=1)
+    code, out, err = run_cli(p1_train.main, ["--data_dir", data, "--output_dir", tmp_path / "run", "--model", "micro",
+                                             "--image_size", "384", "--no_pretrained", "--device", "cuda",
+                                             "--epochs", "1", "--no_progress", "--cache_images"])
+    assert code == 0, err
+    assert "on cuda" in out and "train images/s" in out
+    assert (tmp_path / "run" / "best.pt").exists()
+
+
+@CUDA
+def test_p1_inference_gives_the_same_csv_on_the_gpu_as_on_the_cpu(tmp_path):
+    from data.synthetic import write_pets_sized_jpegs
+
+    images = write_pets_sized_jpegs(tmp_path / "images", 24)
+    torch.manual_seed(0)
+    model = build_vit("micro", pretrained=False)
+    torch.nn.init.normal_(model.fc.weight, std=1.0)  # clear margins between classes: bf16 keeps the argmax
+    save_checkpoint(tmp_path / "micro.pt", model, model_config("micro", 32))
+    csvs = []
+    for name, env in (("gpu", dict(os.environ)), ("cpu", cpu_only_env())):
+        out = tmp_path / f"{name}.csv"
+        done = subprocess.run(["bash", "scripts/p1_inference.sh", str(images), str(out), str(tmp_path / "micro.pt")],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert f"device {'cuda' if name == 'gpu' else 'cpu'}" in done.stdout
+        with open(out) as f:
+            csvs.append(list(csv.reader(f)))
+    assert csvs[0] == csvs[1] and len(csvs[0]) == 25
+
+
+@CUDA
+def test_catr_greedy_decode_gives_the_same_ids_on_the_gpu():
+    torch.manual_seed(0)
+    model = catr.build_model("tiny").eval()
+    image = torch.randn(3, 48, 80, generator=torch.Generator().manual_seed(1))
+    on_cpu = catr.greedy_decode(model, image, max_steps=8, end_id=None)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # fp32 convolutions, as on the CPU
+        on_gpu = catr.greedy_decode(model.to("cuda"), image.to("cuda"), max_steps=8, end_id=None)
+    assert on_gpu.ids == on_cpu.ids
+    assert torch.allclose(on_gpu.attention.cpu(), on_cpu.attention, atol=1e-3)
+
+
+@CUDA
+def test_one_process_torchrun_trains_over_nccl(small_data, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--master_port", "29541",
+           "p1_train.py", "--data_dir", str(small_data), "--output_dir", str(tmp_path / "ddp"), "--model", "micro",
+           "--no_pretrained", "--device", "cuda", "--epochs", "1", "--no_progress", "--batch_size", "32"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "on cuda:0 x1 (nccl)" in result.stdout
