@@ -343,10 +343,13 @@ def print_report(record: dict, out=None) -> None:
 
 
 def markdown_table(records: list) -> str:
-    """README rows from benchmark records; a 'both' record gives one row per attention path."""
+    """README rows from benchmark records; a 'both' record gives one row per attention path. Records
+    of other kinds (data loading, whole-script checks) are left to `targets_table`."""
     lines = ["| device | date | command | attention | img/s | TFLOP/s | of peak | peak memory (MB) | epoch / test set (s) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in records:
+        if r.get("benchmark") not in ("train", "infer") and "error" not in r:
+            continue
         if "error" in r:
             lines.append(f"| {r.get('device_name', '?')} | {r.get('date', '?')} | `{r['command']}` "
                          f"| | failed: {r['error']} | | | | |")
@@ -358,4 +361,60 @@ def markdown_table(records: list) -> str:
             lines.append(f"| {r['device_name']} | {r['date']} | `{r['command']}` | {mode} {r['precision']} "
                          f"| {f['img_per_s']:.4g} | {f['tflops']:.3g} | {fraction} | {f['peak_mem_mb']:.0f} "
                          f"| {span:.4g} |")
+    return "\n".join(lines)
+
+
+def _model_row(records, kind, attention, precision, batch_size=None, compiled=False):
+    """The img/s of the benchmark row with these settings (the best if several), or None."""
+    rates = [r["img_per_s"] for r in records if r.get("benchmark") == kind and r.get("attention") == attention
+             and r.get("precision") == precision and r.get("compile") == compiled
+             and (batch_size is None or r.get("batch_size") == batch_size)]
+    return max(rates) if rates else None
+
+
+def _ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def targets_table(records: list) -> str:
+    """What a GPU check must show, measured against each target, as Markdown rows.
+
+    Reads the benchmark rows (`bench_train.py`, `bench_infer.py`) and the check records that
+    `scripts/gpu_check.sh` writes (data loading, p1_train.py epochs, p1_inference.sh, the CUDA tests).
+    """
+    checks = {r["check"]: r for r in records if "check" in r}
+    data = next((r for r in records if r.get("benchmark") == "data"), {})
+    fast = {(b, c): _model_row(records, "train", "fast", "bf16", b, c) for b in (16, 64) for c in (False, True)}
+    best_fast = max((v for v in fast.values() if v is not None), default=None)
+    explicit = _model_row(records, "train", "explicit", "fp32")
+    sdpa = _model_row(records, "train", "sdpa", "bf16", 64)
+    run = checks.get("p1_train", {})
+    last_epoch = run.get("train_img_per_s", [None])[-1]
+    inference = checks.get("p1_inference", {})
+    tests = checks.get("cuda_tests", {})
+    rows = [
+        ("data loading per worker, uint8 / float path", _ratio(data.get("uint8_img_per_s"), data.get("float_img_per_s")),
+         ">= 1.5x", lambda x: x >= 1.5),
+        ("data loading per worker, cached / float path", _ratio(data.get("cached_img_per_s"), data.get("float_img_per_s")),
+         ">= 1.5x", lambda x: x >= 1.5),
+        ("training img/s, fast bf16, best row", best_fast, ">= 400", lambda x: x >= 400),
+        ("fast bf16 best / explicit fp32 (batch 16)", _ratio(best_fast, explicit), ">= 5x", lambda x: x >= 5),
+        ("fused q/k/v / three projections (batch 64)", _ratio(fast[64, False], sdpa), "> 1: keep fused", lambda x: x > 1),
+        ("compiled / eager, batch 16", _ratio(fast[16, True], fast[16, False]), "> 1: worth compiling", lambda x: x > 1),
+        ("compiled / eager, batch 64", _ratio(fast[64, True], fast[64, False]), "> 1: worth compiling", lambda x: x > 1),
+        ("p1_train.py last epoch img/s / benchmark (batch 16)", _ratio(last_epoch, fast[16, False]),
+         ">= 0.85", lambda x: x >= 0.85),
+        (f"p1_inference.sh, {inference.get('images', '?')} JPEGs, start to CSV (s)", inference.get("seconds"),
+         "< 30", lambda x: x < 30),
+    ]
+    lines = ["| what | measured | target | met |", "|---|---|---|---|"]
+    for what, value, target, test in rows:
+        shown = "not measured" if value is None else f"{value:.3g}"
+        met = "" if value is None else ("yes" if test(value) else "no")
+        lines.append(f"| {what} | {shown} | {target} | {met} |")
+    lines.append(f"| CUDA tests | {tests.get('result', 'not run')} | all pass | "
+                 f"{'yes' if tests.get('status') == 'ok' else 'no' if tests else ''} |")
+    for name, r in checks.items():
+        if r.get("status") in ("failed", "skipped"):
+            lines.append(f"| step {name} | {r['status']}: {r.get('reason', '')} | | |")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
-"""Print Markdown table rows from benchmark JSON lines (as scripts/gpu_check.sh writes).
+"""Print Markdown tables from benchmark JSON lines: one row per benchmark, then, when the files hold
+what scripts/gpu_check.sh records, each target beside what was measured.
 
-  python scripts/bench_table.py gpu_check_out/bench.jsonl
+  python scripts/bench_table.py OUT_DIR/bench.jsonl OUT_DIR/checks.jsonl
 """
 import argparse
 import json
@@ -10,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.io import UserError, run_main  # noqa: E402
-from models.benchmark import markdown_table  # noqa: E402
+from models.benchmark import markdown_table, targets_table  # noqa: E402
 
 
 def main(argv=None):
@@ -28,6 +29,9 @@ def main(argv=None):
                 except json.JSONDecodeError:
                     raise UserError(f"{path}:{number} is not a JSON line") from None
     print(markdown_table(records))
+    if any("check" in r or r.get("benchmark") == "data" for r in records):
+        print()
+        print(targets_table(records))
 
 
 if __name__ == "__main__":
