@@ -266,3 +266,23 @@ def test_confusion_matrix_and_per_class_accuracy():
     torch.testing.assert_close(acc[:3], torch.tensor([50.0, 200 / 3, 100.0], dtype=torch.float64))
     assert torch.isnan(acc[3])
 
+
+
+def test_the_checkpoints_own_normalisation_is_applied_on_the_device(micro, tmp_path, capsys):
+    """Workers hand over uint8 images; the mean and std that normalise them come from the checkpoint."""
+    _, model, _ = micro
+    config = {**micro_config(), "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    ckpt = tmp_path / "imagenet_norm.pt"
+    save_checkpoint(ckpt, model, config)
+    rng = np.random.default_rng(5)
+    folder = tmp_path / "test"
+    folder.mkdir()
+    for i in range(6):
+        random_image(rng).save(folder / f"{i}.png")
+    code, _, err = run(["--ckpt", ckpt, "--img_dir", folder, "--out_csv", tmp_path / "pred.csv", "--num_workers", 0],
+                       capsys)
+    assert code == 0, err
+    labels = [int(line.split(",")[1]) for line in read_csv_lines(tmp_path / "pred.csv")[1:]]
+    files = [folder / f"{i}.png" for i in range(6)]
+    assert labels == direct_predictions(model, config, files)
+    assert labels != direct_predictions(model, micro_config(), files)  # the normalisation matters here
