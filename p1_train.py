@@ -20,7 +20,7 @@ from data.datasets import ImageFolder, SeededSampler
 from data.io import UserError, run_main, warn, write_text_atomic
 from data.pets import NUM_CLASSES, read_class_names
 from data.runs import metrics_csv
-from data.transforms import AUGMENTATIONS, MEAN, STD, eval_transform, train_transform
+from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config, save_checkpoint
 from models.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed, init_distributed,
@@ -115,6 +115,13 @@ def make_config(args) -> dict:
 
 
 def main(argv=None):
+    # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
+    # (normally, on an error or on Ctrl-C) finishes the pending write first.
+    with BackgroundWriter() as writer:
+        train(argv, writer)
+
+
+def train(argv, writer: BackgroundWriter):
     args, resumed = resolve_args(get_args_parser().parse_args(argv))
     device = resolve_device(args.device)
     rank, world_size, device = init_distributed(device)
@@ -192,39 +199,36 @@ def main(argv=None):
         print(f"{args.model} at {args.image_size}px on {device} x{world_size}{backend_name()}: {len(train_set)} train, "
               f"{len(val_set)} val images -> {out}")
 
-    normalise = dict(mean=config.get("mean", MEAN), std=config.get("std", STD))
-    # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
-    # (normally, on an error or on Ctrl-C) finishes the pending write first.
-    with BackgroundWriter() as writer:
-        for epoch in range(start_epoch, args.epochs):
-            start = time.time()
-            torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
-            train_sampler.set_epoch(epoch)
-            row = {"epoch": epoch + 1}
-            row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision,
-                                       args.grad_accum, args.label_smoothing, args.clip_grad, progress,
-                                       desc=f"epoch {epoch + 1}/{args.epochs}", epoch=epoch + 1,
-                                       compiled_step=compiled_step, **normalise))
-            train_seconds = row.pop("train_seconds")
-            row.update(evaluate(plain_model, val_loader, device, args.precision, progress, **normalise))
-            row["seconds"] = round(time.time() - start, 2)
-            history.append(row)
-            improved = row["val_acc"] > best_acc
-            if improved:
-                best_acc, best_epoch = row["val_acc"], epoch + 1
-            stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
+    mean, std = normalization(config)  # applied on the device to the workers' uint8 images
+    for epoch in range(start_epoch, args.epochs):
+        start = time.time()
+        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
+        train_sampler.set_epoch(epoch)
+        row = {"epoch": epoch + 1}
+        row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision,
+                                   args.grad_accum, args.label_smoothing, args.clip_grad, progress,
+                                   desc=f"epoch {epoch + 1}/{args.epochs}", epoch=epoch + 1,
+                                   compiled_step=compiled_step, mean=mean, std=std))
+        train_seconds = row.pop("train_seconds")
+        row.update(evaluate(plain_model, val_loader, device, args.precision, progress, mean=mean, std=std))
+        row["seconds"] = round(time.time() - start, 2)
+        history.append(row)
+        improved = row["val_acc"] > best_acc
+        if improved:
+            best_acc, best_epoch = row["val_acc"], epoch + 1
+        stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
+        if is_main:
+            state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=list(history))
+            writer.submit(write_epoch_files, out, host_copy(plain_model.state_dict()), config, state,
+                          host_copy(optimizer.state_dict()), host_copy(scheduler.state_dict()), improved)
+            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
+                  f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
+                  f"{' *' if improved else ''} | {row['seconds']:.0f}s, "
+                  f"{len(train_set) / train_seconds:.1f} train images/s", flush=True)
+        if broadcast_flag(stop, device):
             if is_main:
-                state = dict(epoch=epoch + 1, best_acc=best_acc, best_epoch=best_epoch, history=list(history))
-                writer.submit(write_epoch_files, out, host_copy(plain_model.state_dict()), config, state,
-                              host_copy(optimizer.state_dict()), host_copy(scheduler.state_dict()), improved)
-                print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} acc {row['train_acc']:.2f}% | "
-                      f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
-                      f"{' *' if improved else ''} | {row['seconds']:.0f}s, "
-                      f"{len(train_set) / train_seconds:.1f} train images/s", flush=True)
-            if broadcast_flag(stop, device):
-                if is_main:
-                    print(f"early stop: no better val accuracy for {args.patience} epochs")
-                break
+                print(f"early stop: no better val accuracy for {args.patience} epochs")
+            break
     if is_main:
         print(f"best val acc {best_acc:.2f}% at epoch {best_epoch}: {out / 'best.pt'}")
     cleanup_distributed()
