@@ -14,8 +14,8 @@ from pathlib import Path
 from .io import UserError
 
 # Where the run wrote and how the program ran: none of them changes what the model learns
-# (the attention kernel, compilation and checkpointing compute the same function).
-IGNORED_SETTINGS = ("output_dir", "resume", "num_workers", "progress", "device", "attention", "compile",
+# (the attention kernel, compilation, checkpointing and the image cache compute the same function).
+IGNORED_SETTINGS = ("output_dir", "resume", "num_workers", "cache_images", "progress", "device", "attention", "compile",
                     "grad_checkpointing", "class_names", "mean", "std")
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 REQUIRED_COLUMNS = ("epoch", "train_loss", "val_acc")  # what the comparison reads
