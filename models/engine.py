@@ -50,9 +50,9 @@ class _Totals:
 
     def read(self, epoch=None) -> tuple:
         """(loss sum, correct, seen, number of processes that saw a non-finite loss) over all processes."""
-        bad = self.first_bad.item()
-        loss_sum, correct, seen, bad_ranks = all_reduce_sum(self.sums.tolist() + [self.seen, bad >= 0],
-                                                            self.sums.device)
+        loss_sum, correct, bad = torch.cat([self.sums, self.first_bad.double()[None]]).tolist()  # one read
+        bad = int(bad)
+        loss_sum, correct, seen, bad_ranks = all_reduce_sum([loss_sum, correct, self.seen, bad >= 0], self.sums.device)
         if bad_ranks and epoch is not None:
             where = f"epoch {epoch}, step {bad + 1}" if bad >= 0 else f"epoch {epoch} (in another process)"
             raise NonFiniteLoss(f"the training loss became NaN or infinite at {where}; stopped without "

@@ -63,8 +63,8 @@ def test_the_device_is_read_once_per_pass_not_per_step(monkeypatch, count):
     model, result = train(count)
     train_reads = list(reads)
     evaluate(model, Loader(batches(count)), torch.device("cpu"), progress=False)
-    # the totals and the first non-finite step, once each; the same for 2 steps and for 7
-    assert sorted(train_reads) == ["item", "tolist", "tolist"]
+    # the totals with the first non-finite step, then their sum over processes; for 2 steps as for 7
+    assert train_reads == ["tolist", "tolist"]
     assert len(reads) == 2 * len(train_reads)
     assert result["train_acc"] >= 0 and result["train_loss"] > 0
 
