@@ -79,7 +79,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
                         "divided by the processes per node, at most 8; on the CPU 0)")
     g.add_argument("--cache_images", action="store_true",
-                   help="decode the train and val images once into shared memory (about 2 GB for Pets); "
+                   help="decode the train and val images once into shared memory (about 3 GB for Pets); "
                         "workers then only crop and resize. Refused, with the size needed, if it does not fit")
     g.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (a minute or two of start-up, faster steps); the "
