@@ -82,7 +82,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="decode the train and val images once into shared memory (about 3 GB for Pets); "
                         "workers then only crop and resize. Refused, with the size needed, if it does not fit")
     g.add_argument("--compile", action="store_true",
-                   help="torch.compile the training step (a minute or two of start-up, faster steps); the "
+                   help="torch.compile the training step (slower start, faster steps); the "
                         "partial last batch and evaluation run uncompiled, so nothing recompiles")
     g.add_argument("--grad_checkpointing", action="store_true",
                    help="recompute activations in the backward pass: larger batches on small GPUs")

@@ -15,7 +15,7 @@
 # Writes OUT_DIR/bench.jsonl (one JSON object per benchmark row), OUT_DIR/checks.jsonl (the other
 # measurements and each step's outcome), OUT_DIR/summary.md (the tables and the targets, from
 # scripts/bench_table.py) and OUT_DIR/logs/. A failed or skipped step is recorded and the run goes on.
-# --dry_run runs the same steps on the CPU with the micro model and tiny counts, in a minute or two;
+# --dry_run runs the same steps on the CPU with the micro model and tiny counts (63 s on 2 shared cores);
 # there TORCHDYNAMO_DISABLE=1 makes the --compile rows run eagerly (compiling is what takes time).
 # Set PYTHON to choose the interpreter (default: python3).
 set -u
@@ -190,7 +190,7 @@ step data 60 "$PY" scripts/bench_data.py $DATA_ARGS --out_dir "$OUT/data_bench"
 (( STEP_RC == 0 )) && tail -n 1 "$OUT/logs/data.log" >>"$CHECKS"
 rm -rf "$OUT/data_bench"
 
-# Compiled rows last: each spends a minute or more compiling.
+# Compiled rows last: compiling ViT-L/16 takes the longest of all steps.
 bench train_fast_b64_compile 150 scripts/bench_train.py $VIT --attention fast --precision bf16 --batch_size 64 --compile
 bench train_fast_b16_compile 150 scripts/bench_train.py $VIT --attention fast --precision bf16 --batch_size 16 --compile
 
