@@ -17,8 +17,10 @@ class ImageFolder(Dataset):
     """
 
     def __init__(self, folder, transform=None, labeled: bool = True, num_classes: int = NUM_CLASSES,
-                 skip_bad_images: bool = False, check_images: bool = True, progress: bool = False):
-        files = list_images(folder)
+                 skip_bad_images: bool = False, check_images: bool = True, progress: bool = False,
+                 files=None):
+        """`files`: these images instead of every image in `folder` (e.g. a sample of a large folder)."""
+        files = list(files) if files is not None else list_images(folder)
         self.labels = [parse_label(f, num_classes) for f in files] if labeled else None
         if check_images:
             with tqdm(files, desc=f"checking {folder}", disable=not progress, leave=False) as bar:

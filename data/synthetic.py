@@ -63,6 +63,11 @@ def _texture(texture: str, size: int, colour: np.ndarray, rng: random.Random) ->
 
 
 def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
+    return draw_example_with_mask(label, size, rng)[0]
+
+
+def draw_example_with_mask(label: int, size: int, rng: random.Random) -> tuple:
+    """(image, mask): the mask is an 'L' image, 255 where the shape covers at least half a pixel."""
     shape, hue_index, texture = CLASS_ATTRIBUTES[label]
     scale = 2  # draw at twice the size, then downsample for smooth edges
     big = size * scale
@@ -84,21 +89,27 @@ def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
     alpha = (np.asarray(mask, dtype=np.float32) / 255.0)[..., None]
     canvas = alpha * _texture(texture, big, colour, rng) + (1 - alpha) * canvas
     image = Image.fromarray(canvas.astype(np.uint8))
-    return image.resize((size, size), Image.BILINEAR)
+    small_mask = mask.resize((size, size), Image.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
+    return image.resize((size, size), Image.BILINEAR), small_mask
 
 
 def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class: int = 40,
-                         val_per_class: int = 10) -> Path:
+                         val_per_class: int = 10, masks: bool = False) -> Path:
     """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split,
-    and OUT/classes.txt naming the classes."""
+    and OUT/classes.txt naming the classes; with `masks`, also OUT/val_masks/{label}_{id}.png, each
+    validation image's shape (255 on the object, 0 elsewhere). The images are the same either way."""
     out_dir = make_folder(out_dir)
     (out_dir / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n", encoding="utf-8")
     rng = random.Random(seed)
     next_id = 0
     for split, per_class in (("train", train_per_class), ("val", val_per_class)):
         folder = make_folder(out_dir / split)
+        mask_folder = make_folder(out_dir / "val_masks") if masks and split == "val" else None
         for _ in range(per_class):
             for label in range(NUM_CLASSES):
-                draw_example(label, size, rng).save(folder / f"{label}_{next_id}.png")
+                image, mask = draw_example_with_mask(label, size, rng)
+                image.save(folder / f"{label}_{next_id}.png")
+                if mask_folder is not None:
+                    mask.save(mask_folder / f"{label}_{next_id}.png")
                 next_id += 1
     return out_dir

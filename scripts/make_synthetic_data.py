@@ -15,8 +15,12 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
     parser.add_argument("--train_per_class", type=int, default=40, help="training images per class (default 40)")
     parser.add_argument("--val_per_class", type=int, default=10, help="validation images per class (default 10)")
+    parser.add_argument("--masks", action="store_true",
+                        help="also write each validation image's shape as a mask, DIR/val_masks/<stem>.png "
+                             "(255 on the object), for scripts/eval_explanations.py --masks_dir")
     args = parser.parse_args(argv)
-    out = make_synthetic_split(args.out, args.seed, args.size, args.train_per_class, args.val_per_class)
+    out = make_synthetic_split(args.out, args.seed, args.size, args.train_per_class, args.val_per_class,
+                               masks=args.masks)
     print(f"wrote {37 * args.train_per_class} training and {37 * args.val_per_class} validation images to {out}")
 
 
