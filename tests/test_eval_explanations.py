@@ -1,8 +1,7 @@
-"""scripts/eval_explanations.py and scripts/bench_explanations.py on a micro checkpoint: the report,
-its files, relevancy figures of p1_vis_attention.py, and one-line errors."""
+"""scripts/eval_explanations.py, p1_vis_attention.py --method relevancy and scripts/bench_explanations.py
+on a micro checkpoint: the report, its files, the relevancy figures, the benchmark line, one-line errors."""
 import json
 import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -19,6 +18,7 @@ from tests.conftest import ROOT
 from tests.test_p1_vis import direct_inputs, png_size
 
 sys.path.insert(0, str(ROOT / "scripts"))
+import bench_explanations  # noqa: E402
 import eval_explanations  # noqa: E402
 
 
@@ -150,23 +150,20 @@ def test_target_class_with_another_method_warns(ckpt, image, tmp_path, run_cli):
     assert code == 0 and "warning: --target_class applies to --method relevancy" in err
 
 
-# the scripts as processes ----------------------------------------------------------------------
+# the benchmark --------------------------------------------------------------------------------
 
-def test_processes_report_and_fail_like_scripts(ckpt, tmp_path):
-    """Side by side (most of each run is importing torch): the benchmark's JSON line, and a bad method
-    name as one `error:` line with exit status 2."""
-    runs = [
-        [sys.executable, "scripts/bench_explanations.py", "--model", "micro", "--batch_size", "2",
-         "--steps", "2", "--warmup", "1"],
-        [sys.executable, "scripts/eval_explanations.py", "--ckpt", str(ckpt), "--img_dir", str(tmp_path),
-         "--methods", "saliency"],
-    ]
-    procs = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for argv in runs]
-    (bench_out, bench_err), (_, bad_err) = (proc.communicate(timeout=180) for proc in procs)
-    assert procs[0].returncode == 0, bench_err
-    record = last_json(bench_out)
+def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
+    code, out, err = run_cli(bench_explanations.main, ["--model", "micro", "--batch_size", "2", "--steps", "2",
+                                                       "--warmup", "1"])
+    assert code == 0, err
+    record = last_json(out)
     assert record["benchmark"] == "explanations" and record["model"] == "micro" and record["batch_size"] == 2
-    assert len(record["relevancy_s"]) == 2 and record["relevancy_over_train_step"] > 0
-    assert procs[1].returncode == 2
-    assert bad_err.strip().startswith("error: unknown method 'saliency'") and len(bad_err.strip().splitlines()) == 1
+    assert len(record["relevancy_s"]) == len(record["train_step_s"]) == 2
+    assert record["relevancy_over_train_step"] == pytest.approx(
+        record["relevancy_s_median"] / record["train_step_s_median"], rel=1e-2)
+    assert "relevancy / training step" in out
+
+
+def test_benchmark_bad_input(run_cli):
+    code, _, err = run_cli(bench_explanations.main, ["--model", "micro", "--steps", "0"])
+    assert code == 2 and err.strip() == "error: --steps must be at least 1, not 0"
