@@ -46,7 +46,8 @@ def parse_args(argv=None):
                         help=f"without --images: draw the report's images {', '.join(REPORT_IMAGES)} "
                              "under DIR (default %(default)s)")
     p.add_argument("--out_dir", required=True, metavar="DIR",
-                   help="where to write <image stem>_<method>.png (and .npy)")
+                   help="where to write <image stem>_<method>.png (and .npy); relevancy maps for a "
+                        "--target_class K are <image stem>_relevancy_classK.png")
     p.add_argument("--method", choices=METHODS, default="last", help="which map (default %(default)s)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
@@ -164,7 +165,8 @@ def main(argv=None):
         else:
             fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
                                image, heading, args)
-        out = out_dir / f"{path.stem}_{args.method}.png"
+        suffix = f"_class{target}" if args.method == "relevancy" and target is not None else ""
+        out = out_dir / f"{path.stem}_{args.method}{suffix}.png"
         save_figure(fig, out, dpi=ATTENTION_DPI)
         print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
         if args.save_npy:
