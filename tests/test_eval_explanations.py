@@ -6,30 +6,17 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import p1_vis_attention
 from data.synthetic import make_synthetic_split
-from models.checkpoint import model_config, save_checkpoint
 from models.maps import relevancy_maps
-from models.vit import build_vit
 from tests.conftest import ROOT
-from tests.test_p1_vis import direct_inputs, png_size
+from tests.test_p1_vis import ckpt, direct_inputs, png_size  # noqa: F401  ckpt: the micro checkpoint fixture
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import bench_explanations  # noqa: E402
 import eval_explanations  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_vit("micro", pretrained=False)
-    torch.nn.init.normal_(model.fc.weight)  # a fresh head is zero: every class would tie
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(path, model, model_config("micro", 32), epoch=1)
-    return path
 
 
 @pytest.fixture(scope="module")
