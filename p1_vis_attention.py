@@ -21,8 +21,9 @@ Layers and heads are numbered from 0, as in Python; negative --layer counts from
 import argparse
 from pathlib import Path
 
-from data.images import open_rgb
+# data.io first: it reports Ctrl-C during the slow imports below as one line
 from data.io import UserError, run_main, warn
+from data.images import open_rgb
 from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint

@@ -16,6 +16,8 @@ the words and maps of the caption beam search chose.
 import argparse
 from pathlib import Path
 
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main
 from tqdm import tqdm
 
 import catr
@@ -24,7 +26,6 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_search_a
 from catr.figure import caption_figure
 from catr.pipeline import caption_files
 from data.images import list_images
-from data.io import UserError, run_main
 from models.figures import save_array
 from models.plots import save_figure
 from models.runtime import resolve_device

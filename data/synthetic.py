@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .io import make_folder
+from .images import is_image_file
+from .io import UserError, atomic_path, make_folder, write_text_atomic
 from .pets import NUM_CLASSES
 
 SHAPES = ("circle", "triangle", "square", "star", "cross", "ring")
 HUE_STEPS = 13  # hues 28 degrees apart: close enough that colour alone is not a free lunch
 TEXTURES = ("solid", "stripes", "dots")
+SPLITS = ("train", "val")
+MIN_SIZE = 8  # smaller, the shapes and textures are a few pixels and no longer tell the classes apart
 
 # Class k: hue k mod 13 and texture k div 13 make each class unique; its shape (k mod 6) is a further
 # cue. The definitions never depend on the data seed.
@@ -97,19 +100,33 @@ def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class
                          val_per_class: int = 10, masks: bool = False) -> Path:
     """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split,
     and OUT/classes.txt naming the classes; with `masks`, also OUT/val_masks/{label}_{id}.png, each
-    validation image's shape (255 on the object, 0 elsewhere). The images are the same either way."""
+    validation image's shape (255 on the object, 0 elsewhere). The images are the same either way.
+    A folder that already holds images is refused: old and new images of another seed or size would mix."""
+    if size < MIN_SIZE:
+        raise UserError(f"the image size must be at least {MIN_SIZE} pixels, not {size}")
+    if train_per_class < 1 or val_per_class < 1:
+        raise UserError("the images per class must be at least 1 for training and for validation")
+    out_dir = Path(out_dir)
+    for split in SPLITS:
+        folder = out_dir / split
+        if folder.is_dir() and any(is_image_file(p) for p in folder.iterdir()):
+            raise UserError(f"{folder} already holds images; remove it or choose another folder")
     out_dir = make_folder(out_dir)
-    (out_dir / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n", encoding="utf-8")
+    write_text_atomic(out_dir / "classes.txt", "\n".join(CLASS_NAMES) + "\n")
     rng = random.Random(seed)
     next_id = 0
-    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+    for split, per_class in zip(SPLITS, (train_per_class, val_per_class)):
         folder = make_folder(out_dir / split)
         mask_folder = make_folder(out_dir / "val_masks") if masks and split == "val" else None
         for _ in range(per_class):
             for label in range(NUM_CLASSES):
                 image, mask = draw_example_with_mask(label, size, rng)
-                image.save(folder / f"{label}_{next_id}.png")
+                # Atomic, so a kill leaves no half image; not flushed one by one, which would take
+                # several milliseconds per file: a set cut by a power loss is simply made again.
+                with atomic_path(folder / f"{label}_{next_id}.png", durable=False) as tmp:
+                    image.save(tmp, format="PNG")
                 if mask_folder is not None:
-                    mask.save(mask_folder / f"{label}_{next_id}.png")
+                    with atomic_path(mask_folder / f"{label}_{next_id}.png", durable=False) as tmp:
+                        mask.save(tmp, format="PNG")
                 next_id += 1
     return out_dir

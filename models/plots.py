@@ -5,6 +5,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # scripts only write files; never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -28,12 +29,11 @@ def blend_map(image, attn_map, alpha: float = 0.5, cmap: str = "jet") -> np.ndar
 
 
 def check_figure_path(path, flag: str) -> None:
-    """Refuse, before any work, a figure name whose suffix matplotlib cannot write."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    formats = sorted(FigureCanvasAgg.get_supported_filetypes())
+    """Refuse, before any work, a figure path whose suffix names no format matplotlib can write."""
+    formats = FigureCanvasAgg.get_supported_filetypes()
     if Path(path).suffix.lower().lstrip(".") not in formats:
-        raise UserError(f"{flag} {path}: a figure must end in one of .{', .'.join(formats)}")
+        raise UserError(f"{flag} {path}: a figure must end in one of "
+                        f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def save_figure(fig, path, dpi: int = 150) -> None:

@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main  # noqa: E402
 import torch  # noqa: E402
 
 import catr  # noqa: E402
-from data.io import UserError, run_main  # noqa: E402
 from models.benchmark import device_name, synchronize  # noqa: E402
 from models.runtime import resolve_device  # noqa: E402
 

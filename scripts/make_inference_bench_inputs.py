@@ -9,12 +9,12 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import make_folder, run_main  # noqa: E402
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, atomic_path, make_folder, run_main  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import MODEL_NAMES, build_vit, native_image_size  # noqa: E402
 
@@ -25,6 +25,8 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=2169, help="JPEGs to write (default: 2169, the test set)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k", help="(default: L_16_imagenet1k)")
     args = parser.parse_args(argv)
+    if args.count < 1:
+        raise UserError(f"--count must be at least 1, not {args.count}")
     out = Path(args.out)
     images = make_folder(out / "images")
     rng = np.random.default_rng(0)
@@ -32,7 +34,8 @@ def main(argv=None):
     coarse = Image.fromarray(rng.integers(0, 256, (19, 25, 3), dtype=np.uint8)).resize((500, 375), Image.BICUBIC)
     base = np.clip(np.asarray(coarse, dtype=np.int16) + rng.integers(-12, 13, (375, 500, 3)), 0, 255).astype(np.uint8)
     for i in range(args.count):  # shifted so no two files are equal
-        Image.fromarray(np.roll(base, i, axis=1)).save(images / f"{i}.jpg", quality=90)
+        with atomic_path(images / f"{i}.jpg", durable=False) as tmp:
+            Image.fromarray(np.roll(base, i, axis=1)).save(tmp, format="JPEG", quality=90)
     torch.manual_seed(0)
     model = build_vit(args.model, pretrained=False)
     torch.nn.init.normal_(model.fc.weight, std=0.02)

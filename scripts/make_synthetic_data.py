@@ -1,4 +1,6 @@
-"""Write a synthetic 37-class image set in the Pets naming (`DIR/train`, `DIR/val`, `{label}_{id}.png`)."""
+"""Write a synthetic 37-class image set in the Pets naming (`DIR/train`, `DIR/val`, `{label}_{id}.png`).
+
+A folder whose train/ or val/ already holds images is refused rather than mixed with new ones."""
 import argparse
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="folder to create; train/ and val/ go inside")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels, at least 8 (default 64)")
     parser.add_argument("--train_per_class", type=int, default=40, help="training images per class (default 40)")
     parser.add_argument("--val_per_class", type=int, default=10, help="validation images per class (default 10)")
     parser.add_argument("--masks", action="store_true",
