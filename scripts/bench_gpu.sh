@@ -10,10 +10,11 @@
 # rows are printed at the end. Last, the grader's check: 2,169 JPEGs through scripts/p1_inference.sh,
 # timed from process start to CSV. About 8-10 minutes on an H100 (the two compiled rows take most).
 set -u
-cd "$(dirname "$0")/.."
 results=${1:-results/bench_gpu.jsonl}
+case $results in -*) results=./$results ;; esac  # a name starting with '-' must not read as an option
+cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 log="${results%.jsonl}.log"
-mkdir -p "$(dirname "$results")"
+mkdir -p -- "$(dirname -- "$results")"
 # BENCH_MODEL / BENCH_IMAGE_SIZE / BENCH_DEVICE=cpu run the same rows on a small model as a dry run
 device=${BENCH_DEVICE:-cuda}
 if [ "$device" = cuda ]; then

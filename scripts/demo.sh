@@ -5,15 +5,16 @@
 # trusted, caption an image.
 #   bash scripts/demo.sh [OUT_DIR]        (default: demo_out)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 OUT=${1:-demo_out}
+case $OUT in -*) OUT=./$OUT ;; esac  # a folder name starting with '-' must not read as an option
+cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 PY=${PYTHON:-python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 echo "== installing what is missing"
 PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt
 
-if [ -e "$OUT/run_a/last.pt" ]; then
+if [ -e "$OUT/run_a" ] || [ -e "$OUT/data/train" ]; then
     echo "error: $OUT already holds a demo; remove it or pass another folder" >&2
     exit 2
 fi
