@@ -15,6 +15,7 @@ import p2_vis_caption
 from catr.figure import caption_figure
 from data.images import open_rgb
 from data.io import UserError
+from tests.conftest import huge_png
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--random_weights", "--config", "tiny"]
@@ -136,6 +137,28 @@ def test_grader_script_wants_two_arguments():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == "usage: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
+
+
+def test_a_decompression_bomb_is_skipped_with_a_warning(img_dir, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "wide.jpg").write_bytes((img_dir / "wide.jpg").read_bytes())
+    huge_png(folder / "huge.png")
+    with pytest.raises(UserError, match="1 of 2 images could not be read"):
+        p2_vis_caption.main(["--img_dir", str(folder), "--out_dir", str(tmp_path / "out"), *TINY,
+                             "--max_steps", "2", "--device", "cpu"])
+    assert "huge.png" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide.png"]
+
+
+def test_grader_script_through_a_link_with_names_starting_with_a_dash(img_dir, tmp_path):
+    (tmp_path / "-imgs").symlink_to(img_dir, target_is_directory=True)
+    (tmp_path / "caption.sh").symlink_to(ROOT / "scripts" / "p2_vis_caption.sh")
+    env = {**os.environ, "P2_WEIGHTS": str(img_dir / "notes.txt"), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "caption.sh", "-imgs", "-out"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 2  # the script ran, read both folder names and reached the weights
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {img_dir / 'notes.txt'} is not a CATR checkpoint")
 
 
 def test_grader_script_passes_p2_weights_on(img_dir, tmp_path):
