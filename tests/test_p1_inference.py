@@ -161,6 +161,8 @@ def bad_inputs(micro, tmp_path_factory):
     random_image(np.random.default_rng(0)).save(tmp / "corrupt" / "good.jpg")
     (tmp / "corrupt" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     (tmp / "a_file").write_text("x")
+    (tmp / "labeled").mkdir()
+    random_image(np.random.default_rng(0)).save(tmp / "labeled" / "3_1.jpg")
     (tmp / "bomb").mkdir()
     random_image(np.random.default_rng(0)).save(tmp / "bomb" / "good.jpg")
     huge_png(tmp / "bomb" / "huge.png")
@@ -182,7 +184,7 @@ def bad_inputs(micro, tmp_path_factory):
         "confusion without labels": ({"--confusion": tmp / "c.png"}, "--confusion"),
         "decompression bomb": ({"--img_dir": tmp / "bomb"}, "huge.png"),
         "checkpoint without image_size": ({"--ckpt": incomplete}, "lacks config['image_size']"),
-        "confusion figure as text": ({"--confusion": tmp / "c.txt"}, "--confusion"),
+        "confusion figure as text": ({"--img_dir": tmp / "labeled", "--confusion": tmp / "c.txt"}, "--confusion"),
     }
 
 
