@@ -62,7 +62,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k",
                    help="package model name, or tiny/micro for CPU demos and tests (default: L_16_imagenet1k)")
     g.add_argument("--image_size", type=int, default=None,
-                   help="input side in pixels (default: the model's native size, 384 for *_imagenet1k)")
+                   help="input side in pixels, a multiple of the patch size (default: the model's native size, "
+                        "384 for *_imagenet1k)")
     g.add_argument("--no_pretrained", action="store_true", help="start from random weights")
     g.add_argument("--weights", default=None,
                    help="local file of pretrained weights instead of downloading them from the package's URL")
@@ -73,17 +74,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
     g.add_argument("--weight_decay", type=float, default=3e-4, help="(default: 3e-4)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    g.add_argument("--epochs", type=int, default=10, help="(default: 10)")
+    g.add_argument("--epochs", type=int, default=10,
+                   help="(default: 10); with --resume, a number larger than the run's extends it")
     g.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better val accuracy; 0 never stops early (default: 2)")
     g.add_argument("--batch_size", type=int, default=16, help="images per step per process (default: 16)")
     g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
     g.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr after warm-up (default: constant)")
     g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear lr warm-up length (default: 0)")
-    g.add_argument("--label_smoothing", type=float, default=0.0, help="(default: 0)")
+    g.add_argument("--label_smoothing", type=float, default=0.0, help="in [0, 1) (default: 0)")
     g.add_argument("--clip_grad", type=float, default=0.0, help="max gradient norm; 0 turns clipping off")
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=0, help="same seed, same run (default: 0)")
+    g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
@@ -91,7 +93,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster steps)")
     g.add_argument("--grad_checkpointing", action="store_true",
                    help="recompute activations in the backward pass: larger batches on small GPUs")
-    g.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last.pt")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
     g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
     return p
 
