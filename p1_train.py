@@ -12,8 +12,8 @@ improvement of the validation accuracy) and RUN/last.pt (weights and optimizer s
 
 A resumed run takes every setting from RUN/config.json. It accepts again only the flags that do not
 change what the model learns (--num_workers, --device, --no_progress, --compile, --attention,
---grad_checkpointing, and --data_dir when the data has moved), and a larger --epochs, with which
---patience may change too; any other flag with a new value is refused.
+--grad_checkpointing, and --data_dir when the data has moved) and the two that say how long it trains:
+a larger --epochs and a new --patience. Any other flag with a new value is refused.
 """
 import argparse
 import json
@@ -236,19 +236,19 @@ def train(args, device, resumed):
         history, best_acc, best_epoch, start_epoch = (resumed["history"], resumed["best_acc"],
                                                       resumed["best_epoch"], resumed["epoch"])
     if is_main:
+        if not args.resume or differing_settings([config, read_config(out / "config.json")]):
+            write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
         # The rows live in last.pt: a kill between its write and metrics.csv's loses no row.
         write_text_atomic(out / "metrics.csv", metrics_csv(history))
     stopped_early = start_epoch > 0 and start_epoch - best_epoch >= args.patience > 0
     if start_epoch >= args.epochs or stopped_early:
         if is_main:
-            how = (f"stopped early, no better val acc for {args.patience} epochs; to train on, pass a larger "
-                   "--epochs and a larger --patience (0: never stop early)") if stopped_early else \
+            how = (f"it stopped early, no better val acc for {args.patience} epochs; to train on, pass a larger "
+                   "--patience (0: never stop early)") if stopped_early else \
                   f"to train on, pass --epochs larger than {start_epoch}"
             print(f"{out} is already complete ({start_epoch} epochs, best val acc {best_acc:.2f}%): {how}")
         cleanup_distributed()
         return
-    if is_main and (not args.resume or differing_settings([config, read_config(out / "config.json")])):
-        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
     if is_main:
         print(f"{args.model} at {args.image_size}px on {device} x{world_size}: {len(train_set)} train, "
               f"{len(val_set)} val images -> {out}")

@@ -3,8 +3,8 @@ training out, the temporaries a killed run left, and the settings a resumed run 
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
 A resumed run takes every setting from its config.json; on the command line it accepts only the
-flags that do not change what the model learns (RESUME_FREE_FLAGS), the same values again, and a
-larger `--epochs` (with any `--patience`) to extend the run.
+flags that do not change what the model learns (RESUME_FREE_FLAGS), the same values again, and the
+two that say how long it trains: a larger `--epochs` and a new `--patience`.
 """
 import fcntl
 import os
@@ -86,17 +86,13 @@ def resumed_settings(defaults: dict, saved: dict, given: dict) -> dict:
     """The settings of a resumed run: `saved` (its config.json) over the program's `defaults`, with
     the `given` command-line flags that may change. Any other flag with a new value is refused."""
     settings = {**defaults, **saved}
-    extends = given.get("epochs", settings["epochs"]) > settings["epochs"]
     for flag, value in given.items():
-        if flag in ("resume", "output_dir") or flag in RESUME_FREE_FLAGS or value == settings.get(flag):
+        if flag in ("resume", "output_dir", "patience") or flag in RESUME_FREE_FLAGS or value == settings.get(flag):
             continue
         if flag == "epochs" and value < settings["epochs"]:
             raise UserError(f"--epochs {value}: the run is set to {settings['epochs']} epochs; a resumed run "
                             f"can be extended (--epochs larger than {settings['epochs']}), not shortened")
-        if flag == "patience" and not extends:
-            raise UserError(f"--patience {value}: the run's patience is {settings['patience']}; it can change "
-                            "only when the run is extended with a larger --epochs")
-        if flag not in ("epochs", "patience"):
+        if flag != "epochs":
             raise UserError(f"--{flag} would change what the resumed run learns (it was started with "
                             f"{flag} = {settings.get(flag)!r}); a resumed run keeps the settings of its "
                             "config.json: start a new run in another --output_dir to change them")

@@ -38,7 +38,7 @@ def test_resume_takes_every_setting_from_the_run(synthetic_data, tmp_path, run_c
     assert not (run / ".last.pt.x1y2z3.tmp").exists()
 
     for flags, named in ((["--lr", "0.5"], "--lr"), (["--model", "tiny"], "--model"),
-                         (["--epochs", "0"], "--epochs"), (["--patience", "3"], "--patience")):
+                         (["--epochs", "0"], "--epochs"), (["--augment", "strong"], "--augment")):
         code, _, err = train(run_cli, "--output_dir", run, "--resume", *flags)
         assert code == 2 and err.startswith(f"error: {named}") and len(err.splitlines()) == 1, err
 
@@ -86,7 +86,7 @@ def test_resumed_settings_rules():
     assert moved["data_dir"] == "new" and moved["num_workers"] == 0 and moved["epochs"] == 4
     assert resumed_settings(defaults, saved, {"epochs": 8, "patience": 3})["patience"] == 3
     assert resumed_settings(defaults, saved, {"new_flag": 1})["new_flag"] == 1  # the default of a newer flag
-    for given in ({"lr": 0.1}, {"epochs": 3}, {"patience": 5}, {"new_flag": 2}):
+    for given in ({"lr": 0.1}, {"epochs": 3}, {"new_flag": 2}):
         with pytest.raises(UserError, match=f"--{next(iter(given))}"):
             resumed_settings(defaults, saved, given)
 
