@@ -172,6 +172,8 @@ def main(argv=None):
             for tmp in remove_stale_temporaries(out):
                 print(f"removed {tmp.name}, left by a run that was stopped while writing")
         resumed = load_checkpoint(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
+        if args.resume and resumed is None and is_main:
+            print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
         train(args, device, resumed)
 
 

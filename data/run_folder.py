@@ -51,9 +51,11 @@ def locked_run_folder(folder):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     except OSError as err:
         raise UserError(f"cannot write in the run folder {folder}: {err.strerror or err}") from None
+    locked = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
             raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
@@ -63,10 +65,11 @@ def locked_run_folder(folder):
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield folder
     finally:
-        if created and not run_files(folder):
-            path.unlink(missing_ok=True)  # while still locked, so no other process holds the old file
+        remove = locked and created and not run_files(folder)
+        if remove:
+            path.unlink(missing_ok=True)  # still locked: a process that opened it meanwhile cannot lock it
         os.close(fd)  # releases the lock
-        if created and not run_files(folder):
+        if remove:
             try:
                 folder.rmdir()
             except OSError:  # something else was written there
