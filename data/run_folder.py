@@ -41,7 +41,8 @@ def check_new_run_folder(folder) -> None:
 @contextmanager
 def locked_run_folder(folder):
     """Create `folder` and hold its lock file for the block: a second training into it stops with one
-    line naming the holder. The operating system releases the lock when the process ends, even by
+    line naming the holder. It is a POSIX record lock: it belongs to this process alone (forked
+    DataLoader workers do not inherit it), and the system releases it when the process ends, even by
     `kill -9`, so a lock is never stale. A folder this call created is removed again when the block
     fails before writing any of RUN_FILES."""
     created = not Path(folder).exists()
@@ -54,9 +55,9 @@ def locked_run_folder(folder):
     locked = False
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             locked = True
-        except BlockingIOError:
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by system
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
             raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
                             "or choose another --output_dir") from None

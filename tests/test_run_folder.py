@@ -1,7 +1,11 @@
 """The run folder of p1_train.py: resuming keeps the run's settings, what marks a run, the lock,
 metrics rows kept in last.pt, stale temporaries, and the flags checked before anything is written."""
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -9,7 +13,7 @@ import p1_train
 from data.io import UserError
 from data.run_folder import LOCK_FILE, locked_run_folder, resumed_settings
 from models.checkpoint import load_checkpoint
-from test_train import FAST, rows
+from test_train import FAST, ROOT, rows
 
 
 def train(run_cli, *argv):
@@ -62,14 +66,57 @@ def test_any_run_file_marks_a_run(synthetic_data, tmp_path, run_cli, name):
 
 def test_a_second_training_is_locked_out(synthetic_data, tmp_path, run_cli):
     run = tmp_path / "run"
-    with locked_run_folder(run):  # a training that holds the folder
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK + UNTIL_STDIN_CLOSES, str(run)], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == "holding\n"
         code, _, err = train(run_cli, "--data_dir", synthetic_data, "--output_dir", run, "--epochs", "1", *FAST)
-        holder = (run / LOCK_FILE).read_text()
+        text = (run / LOCK_FILE).read_text()
+    finally:
+        holder.communicate("", timeout=60)
     assert code == 2 and "in use by another training" in err and len(err.splitlines()) == 1
-    assert "process" in holder and holder.strip() in err
+    assert f"process {holder.pid} " in text and text.strip() in err
     assert not run.exists()  # the holder made the folder and wrote nothing: it is gone again
     with locked_run_folder(run):  # released: the next holder gets it
         pass
+
+
+def test_the_lock_dies_with_its_process_not_with_its_workers(tmp_path):
+    run = tmp_path / "run"
+    (run).mkdir()
+    (run / "config.json").write_text("{}")  # a run: the folder stays after its holder is gone
+    # The holder forks a child, as a DataLoader starts its workers, and is killed with -9.
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK + FORK_A_WORKER, str(run)], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert holder.stdout.readline() == "holding\n"
+    worker = int(holder.stdout.readline())
+    holder.kill()
+    holder.wait(timeout=60)
+    try:
+        os.kill(worker, 0)  # the worker still lives ...
+        with locked_run_folder(run):  # ... and the folder is free
+            pass
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
+FORK_A_WORKER = """
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(60)
+        os._exit(0)
+    print(pid, flush=True)
+    time.sleep(60)
+"""
+HOLD_LOCK = """
+import os, sys, time
+from data.run_folder import locked_run_folder
+with locked_run_folder(sys.argv[1]):
+    print("holding", flush=True)
+"""
+UNTIL_STDIN_CLOSES = """
+    sys.stdin.read()
+"""
 
 
 def test_resume_without_a_run(tmp_path, run_cli):
