@@ -104,8 +104,8 @@ def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class
     A folder that already holds images is refused: old and new images of another seed or size would mix."""
     if size < MIN_SIZE:
         raise UserError(f"the image size must be at least {MIN_SIZE} pixels, not {size}")
-    if train_per_class < 1 or val_per_class < 1:
-        raise UserError("the images per class must be at least 1 for training and for validation")
+    if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
+        raise UserError("the images per class must not be negative, and at least one split needs some")
     out_dir = Path(out_dir)
     for split in SPLITS:
         folder = out_dir / split

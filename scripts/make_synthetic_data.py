@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import run_main  # noqa: E402
+from data.io import UserError, run_main  # noqa: E402
 from data.synthetic import make_synthetic_split  # noqa: E402
 
 
@@ -21,6 +21,8 @@ def main(argv=None):
                         help="also write each validation image's shape as a mask, DIR/val_masks/<stem>.png "
                              "(255 on the object), for scripts/eval_explanations.py --masks_dir")
     args = parser.parse_args(argv)
+    if args.train_per_class < 1 or args.val_per_class < 1:
+        raise UserError("--train_per_class and --val_per_class must be at least 1")
     out = make_synthetic_split(args.out, args.seed, args.size, args.train_per_class, args.val_per_class,
                                masks=args.masks)
     print(f"wrote {37 * args.train_per_class} training and {37 * args.val_per_class} validation images to {out}")
