@@ -16,11 +16,12 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# data.io first: it reports Ctrl-C during the slow imports below as one line
 from data.io import UserError, run_main  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 from models.attention import set_attention  # noqa: E402
 from models.benchmark import device_name, random_batch, random_model, time_alternating  # noqa: E402
 from models.maps import relevancy_maps  # noqa: E402

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main, warn  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import catr  # noqa: E402
@@ -34,7 +35,6 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_search_a
 from catr.pipeline import caption_files  # noqa: E402
 from catr.scores import METRICS, TOKENIZATION, score_captions  # noqa: E402
 from data.coco_captions import load_annotations, load_results, write_results  # noqa: E402
-from data.io import UserError, run_main, warn  # noqa: E402
 from models.runtime import resolve_device  # noqa: E402
 
 

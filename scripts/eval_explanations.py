@@ -18,13 +18,14 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main, warn, write_text_atomic  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
 from data.datasets import ImageFolder  # noqa: E402
 from data.images import list_images  # noqa: E402
-from data.io import UserError, run_main, warn, write_text_atomic  # noqa: E402
 from data.masks import mask_paths, read_mask  # noqa: E402
 from data.transforms import eval_transform_from_config  # noqa: E402
 from models.checkpoint import model_from_checkpoint  # noqa: E402
