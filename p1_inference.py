@@ -12,16 +12,17 @@ import csv
 import time
 from pathlib import Path
 
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, atomic_path, run_main
 import torch
 
 from data.datasets import ImageFolder
-from data.io import UserError, atomic_path, run_main
 from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
 from models.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
 from models.figures import confusion_figure
-from models.plots import save_figure
+from models.plots import check_figure_path, save_figure
 from models.runtime import default_num_workers, resolve_device
 
 
@@ -52,6 +53,8 @@ def main(argv=None):
     existing = next(p for p in out_csv.absolute().parents if p.exists())
     if not existing.is_dir():
         raise UserError(f"cannot write {out_csv}: {existing} is a file, not a folder")
+    if args.confusion:
+        check_figure_path(args.confusion, "--confusion")
     device = resolve_device(args.device)
     start = time.perf_counter()
     model, config = model_from_checkpoint(args.ckpt)

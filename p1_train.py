@@ -5,21 +5,34 @@
 
 Writes RUN/config.json, RUN/metrics.csv (one row per epoch), RUN/best.pt (the weights, on each
 improvement of the validation accuracy) and RUN/last.pt (weights and optimizer state, every epoch;
-`--resume` continues from it).
+`--resume` continues from it). RUN/train.lock keeps a second training out of RUN while this one runs.
+
+    python p1_train.py --output_dir runs/l16_sgd --resume                  # after a crash or Ctrl-C
+    python p1_train.py --output_dir runs/l16_sgd --resume --epochs 20      # train a finished run on
+
+A resumed run takes every setting from RUN/config.json. It accepts again only the flags that do not
+change what the model learns (--num_workers, --cache_images, --device, --no_progress, --compile,
+--attention, --grad_checkpointing, and --data_dir when the data has moved) and the two that say how
+long it trains: a larger --epochs and a new --patience. Any other flag with a new value is refused.
 """
 import argparse
 import json
 import math
+import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main, warn, write_text_atomic
 import torch
 from torch.utils.data import DataLoader
 
 from data.datasets import ImageFolder, SeededSampler
-from data.io import UserError, run_main, warn, write_text_atomic
 from data.pets import NUM_CLASSES, read_class_names
-from data.runs import metrics_csv
+from data.run_folder import (check_new_run_folder, locked_run_folder, remove_stale_temporaries,
+                             resumed_settings)
+from data.runs import differing_settings, metrics_csv, read_config
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config, save_checkpoint
@@ -28,10 +41,10 @@ from models.distributed import (ShardSampler, backend_name, broadcast_flag, clea
 from models.engine import evaluate, make_loss_step, train_one_epoch
 from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.runtime import bf16_supported, default_num_workers, resolve_device
-from models.vit import MODEL_NAMES, build_vit, native_image_size
+from models.vit import MODEL_NAMES, build_vit, native_image_size, patch_size
 
-# Flags that may change when a run is resumed; everything else comes from the run's checkpoint.
-RESUMABLE_FLAGS = ("epochs", "patience", "num_workers", "device", "compile", "cache_images", "progress")
+MAX_SEED = 2**32 - 1  # the per-epoch seeds derived from it stay within torch.manual_seed's range
+SHOWN_CLASSES = 5  # how many classes without training images a warning names
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -49,7 +62,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k",
                    help="package model name, or tiny/micro for CPU demos and tests (default: L_16_imagenet1k)")
     g.add_argument("--image_size", type=int, default=None,
-                   help="input side in pixels (default: the model's native size, 384 for *_imagenet1k)")
+                   help="input side in pixels, a multiple of the patch size (default: the model's native size, "
+                        "384 for *_imagenet1k)")
     g.add_argument("--no_pretrained", action="store_true", help="start from random weights")
     g.add_argument("--weights", default=None,
                    help="local file of pretrained weights instead of downloading them from the package's URL")
@@ -61,17 +75,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
     g.add_argument("--weight_decay", type=float, default=3e-4, help="(default: 3e-4)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    g.add_argument("--epochs", type=int, default=10, help="(default: 10)")
+    g.add_argument("--epochs", type=int, default=10,
+                   help="(default: 10); with --resume, a number larger than the run's extends it")
     g.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better val accuracy; 0 never stops early (default: 2)")
     g.add_argument("--batch_size", type=int, default=16, help="images per step per process (default: 16)")
     g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
     g.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr after warm-up (default: constant)")
     g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear lr warm-up length (default: 0)")
-    g.add_argument("--label_smoothing", type=float, default=0.0, help="(default: 0)")
+    g.add_argument("--label_smoothing", type=float, default=0.0, help="in [0, 1) (default: 0)")
     g.add_argument("--clip_grad", type=float, default=0.0, help="max gradient norm; 0 turns clipping off")
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=0, help="same seed, same run (default: 0)")
+    g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
     g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
@@ -86,27 +101,68 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "partial last batch and evaluation run uncompiled, so nothing recompiles")
     g.add_argument("--grad_checkpointing", action="store_true",
                    help="recompute activations in the backward pass: larger batches on small GPUs")
-    g.add_argument("--resume", action="store_true", help="continue the run in --output_dir from its last.pt")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
     g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
     return p
 
 
-def resolve_args(args) -> argparse.Namespace:
-    """Check the flags, and on --resume take the run's own settings from its last checkpoint."""
+def resolve_args(argv=None) -> argparse.Namespace:
+    """The flags, checked, with the model's config; on --resume the run's own settings from its config.json."""
+    parser = get_args_parser()
+    args = parser.parse_args(argv)
     out = Path(args.output_dir)
     if args.resume:
-        ckpt = load_checkpoint(out / "last.pt")
-        saved = dict(ckpt["config"])
-        for flag in RESUMABLE_FLAGS:
-            saved[flag] = getattr(args, flag)
-        args = argparse.Namespace(**{**saved, "resume": True, "output_dir": args.output_dir})
-        return args, ckpt
-    if (out / "last.pt").exists():
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or choose a new --output_dir")
-    if args.epochs < 1 or args.batch_size < 1 or args.grad_accum < 1:
-        raise UserError("--epochs, --batch_size and --grad_accum must be at least 1")
-    args.image_size = args.image_size or native_image_size(args.model)
-    return args, None
+        if not (out / "config.json").is_file():
+            raise UserError(f"no run to resume in {out}: it holds no config.json")
+        defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
+        args = argparse.Namespace(**resumed_settings(defaults, read_config(out / "config.json"),
+                                                     given_flags(argv)))
+        check_args(args)
+        return args
+    check_new_run_folder(out)
+    check_args(args)
+    return argparse.Namespace(**make_config(args))
+
+
+def given_flags(argv=None) -> dict:
+    """The flags written on the command line (not their defaults), by their argparse name."""
+    parser = get_args_parser()
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
+def check_args(args) -> None:
+    """Every flag's range, before anything is written."""
+    at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "num_classes": 1, "patience": 0,
+                "num_workers": 0, "lr": 0, "momentum": 0, "weight_decay": 0, "warmup_epochs": 0, "clip_grad": 0}
+    for flag, low in at_least.items():
+        if getattr(args, flag) is None:  # --num_workers: chosen for the device at start
+            continue
+        if not getattr(args, flag) >= low:  # `not >=` also refuses NaN
+            raise UserError(f"--{flag} must be at least {low}, not {getattr(args, flag)}")
+    if not 0 <= args.label_smoothing < 1:
+        raise UserError(f"--label_smoothing must be in [0, 1), not {args.label_smoothing}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
+    if args.weights and args.no_pretrained:
+        raise UserError("--weights and --no_pretrained contradict each other; give one")
+    patch = patch_size(args.model)
+    if args.image_size is None:
+        args.image_size = native_image_size(args.model)
+    elif args.image_size <= 0 or args.image_size % patch:
+        raise UserError(f"--image_size must be a positive multiple of {args.model}'s patch size {patch}, "
+                        f"not {args.image_size}")
+
+
+def warn_classes_without_images(labels, class_names, num_classes: int) -> None:
+    missing = sorted(set(range(num_classes)) - set(labels))
+    if missing:
+        named = ", ".join(f"{k} ({class_names[k]})" for k in missing[:SHOWN_CLASSES])
+        more = f" and {len(missing) - SHOWN_CLASSES} more" if len(missing) > SHOWN_CLASSES else ""
+        warn(f"{len(missing)} of {num_classes} classes have no training image: {named}{more}; "
+             "the model cannot learn them")
 
 
 def make_config(args) -> dict:
@@ -115,15 +171,28 @@ def make_config(args) -> dict:
 
 
 def main(argv=None):
-    # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
-    # (normally, on an error or on Ctrl-C) finishes the pending write first.
-    with BackgroundWriter() as writer:
-        train(argv, writer)
-
-
-def train(argv, writer: BackgroundWriter):
-    args, resumed = resolve_args(get_args_parser().parse_args(argv))
+    args = resolve_args(argv)
     device = resolve_device(args.device)
+    out = Path(args.output_dir)
+    is_main = int(os.environ.get("RANK", "0")) == 0  # torchrun's global rank: one process owns the folder
+    with locked_run_folder(out) if is_main else nullcontext():
+        if is_main and not args.resume:
+            check_new_run_folder(out)  # again under the lock: a training started at the same moment
+        if is_main:
+            for tmp in remove_stale_temporaries(out):
+                print(f"removed {tmp.name}, left by a run that was stopped while writing")
+        resumed = load_checkpoint(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
+        if args.resume and resumed is None and is_main:
+            print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
+        # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
+        # (normally, on an error or on Ctrl-C) finishes the pending write first, inside the lock.
+        with BackgroundWriter() as writer:
+            train(args, device, resumed, writer)
+
+
+def train(args, device, resumed, writer: BackgroundWriter):
+    """Train into args.output_dir, continuing from the `resumed` last.pt checkpoint when given;
+    `writer` writes each epoch's files."""
     rank, world_size, device = init_distributed(device)
     if args.num_workers is None:
         args.num_workers = default_num_workers(device)
@@ -136,7 +205,7 @@ def train(argv, writer: BackgroundWriter):
         # fp16 training would need loss scaling; such GPUs train in fp32 instead.
         warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in fp32")
         args.precision = "fp32"
-    config = make_config(args)
+    config = dict(vars(args))
 
     data_dir = Path(args.data_dir)
     # Workers return uint8 images; the engine converts and normalises them on the device.
@@ -146,6 +215,9 @@ def train(argv, writer: BackgroundWriter):
     val_set = ImageFolder(data_dir / "val", eval_transform(args.image_size, to_float=False),
                           num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress,
                           cache_images=args.cache_images)
+
+    if is_main:
+        warn_classes_without_images(train_set.labels, config["class_names"], args.num_classes)
 
     torch.manual_seed(args.seed)
     fresh = resumed is None  # a resumed run takes its weights from last.pt, not from the pretrained ones
@@ -188,16 +260,23 @@ def train(argv, writer: BackgroundWriter):
         scheduler.load_state_dict(resumed["scheduler"])
         history, best_acc, best_epoch, start_epoch = (resumed["history"], resumed["best_acc"],
                                                       resumed["best_epoch"], resumed["epoch"])
-        if start_epoch >= args.epochs or start_epoch - best_epoch >= args.patience > 0:
-            if is_main:
-                print(f"{out} is already complete ({start_epoch} epochs, best val acc {best_acc:.2f}%)")
-            cleanup_distributed()
-            return
     if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-        print(f"{args.model} at {args.image_size}px on {device} x{world_size}{backend_name()}: {len(train_set)} train, "
-              f"{len(val_set)} val images -> {out}")
+        if not args.resume or differing_settings([config, read_config(out / "config.json")]):
+            write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+        # The rows live in last.pt: a kill between its write and metrics.csv's loses no row.
+        write_text_atomic(out / "metrics.csv", metrics_csv(history))
+    stopped_early = start_epoch > 0 and start_epoch - best_epoch >= args.patience > 0
+    if start_epoch >= args.epochs or stopped_early:
+        if is_main:
+            how = (f"it stopped early, no better val acc for {args.patience} epochs; to train on, pass a larger "
+                   "--patience (0: never stop early)") if stopped_early else \
+                  f"to train on, pass --epochs larger than {start_epoch}"
+            print(f"{out} is already complete ({start_epoch} epochs, best val acc {best_acc:.2f}%): {how}")
+        cleanup_distributed()
+        return
+    if is_main:
+        print(f"{args.model} at {args.image_size}px on {device} x{world_size}{backend_name()}: "
+              f"{len(train_set)} train, {len(val_set)} val images -> {out}")
 
     mean, std = normalization(config)  # applied on the device to the workers' uint8 images
     for epoch in range(start_epoch, args.epochs):

@@ -8,27 +8,33 @@ and its probability. Methods:
   rollout  attention rollout (Abnar & Zuidema 2020) through layers 0..--layer: per layer the heads
            fused (--head_fusion), 0.5 * A + 0.5 * I with rows renormalised to 1, multiplied upward
   heads    one panel per head of layer --layer
+  relevancy  class-specific relevancy (Chefer, Gur & Wolf, ICCV 2021) through all layers: each
+           layer's attention weighted by its gradient for the class --target_class (default the
+           predicted class), negative parts dropped, accumulated from R = I as R + A_bar @ R
 Layers and heads are numbered from 0, as in Python; negative --layer counts from the end.
 
   python p1_vis_attention.py --ckpt runs/l16/best.pt --out_dir figs
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method relevancy \
+      --target_class 5
 """
 import argparse
 from pathlib import Path
 
-from data.images import open_rgb
+# data.io first: it reports Ctrl-C during the slow imports below as one line
 from data.io import UserError, run_main, warn
+from data.images import open_rgb
 from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.figures import ATTENTION_DPI, attention_figure, heads_figure, save_array
 from models.maps import (HEAD_FUSIONS, attention_rollout, class_row_map, cls_attention_map,
-                         collect_attention, head_maps)
+                         collect_attention, head_maps, relevancy_maps)
 from models.plots import save_figure
 from models.runtime import resolve_device
 from models.vit import grid_size
 
-METHODS = ("last", "rollout", "heads")
+METHODS = ("last", "rollout", "heads", "relevancy")
 REPORT_IMAGES = ("val/26_5064.jpg", "val/29_4718.jpg", "val/31_4838.jpg")  # Ragdoll, samoyed, shiba inu
 
 
@@ -41,16 +47,20 @@ def parse_args(argv=None):
                         help=f"without --images: draw the report's images {', '.join(REPORT_IMAGES)} "
                              "under DIR (default %(default)s)")
     p.add_argument("--out_dir", required=True, metavar="DIR",
-                   help="where to write <image stem>_<method>.png (and .npy)")
+                   help="where to write <image stem>_<method>.png (and .npy); relevancy maps for a "
+                        "--target_class K are <image stem>_relevancy_classK.png")
     p.add_argument("--method", choices=METHODS, default="last", help="which map (default %(default)s)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
-                        "for rollout the last layer included")
+                        "for rollout the last layer included; relevancy always uses every layer")
     p.add_argument("--head_fusion", choices=HEAD_FUSIONS, default="mean",
                    help="rollout: how each layer's heads are combined (default %(default)s)")
     p.add_argument("--discard_ratio", type=float, default=0.0, metavar="F",
                    help="rollout: zero this fraction of the lowest weights of each attention row "
                         "before adding the identity, 0 <= F < 1 (default %(default)s)")
+    p.add_argument("--target_class", type=int, default=None, metavar="K",
+                   help="relevancy: the class whose evidence is drawn, 0..classes-1 (default: the "
+                        "predicted class of each image)")
     p.add_argument("--save_npy", action="store_true",
                    help="also write <image stem>_<method>.npy: the (g, g) map, or (heads, g, g) for heads")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -80,6 +90,24 @@ def layer_index(layer: int, num_layers: int) -> int:
     return layer % num_layers
 
 
+def class_name(names, k: int) -> str:
+    return names[k] if k < len(names) else f"class {k}"
+
+
+def target_class(target, num_classes: int):
+    if target is not None and not 0 <= target < num_classes:
+        raise UserError(f"--target_class {target} is out of range: the model has {num_classes} classes, "
+                        f"use 0..{num_classes - 1}")
+    return target
+
+
+def draw_relevancy(relevancy_map, target: int, predicted: int, names, layers: int, image, heading):
+    whose = "the predicted class" if target == predicted else "not the predicted class"
+    title = (f"{heading}\nRelevancy for class {target} {class_name(names, target)} ({whose}), "
+             f"all {layers} layers")
+    return attention_figure(image, relevancy_map, title, map_title="Relevancy map"), relevancy_map
+
+
 def draw(method, attentions, layer, grid, image, heading, args):
     """(figure, map array) for one image; `attentions` are the layers' (heads, N, N) scores."""
     heads = attentions[layer].shape[0]
@@ -106,12 +134,15 @@ def main(argv=None):
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
     if args.method != "rollout" and (args.head_fusion != "mean" or args.discard_ratio):
         warn(f"--head_fusion and --discard_ratio apply to --method rollout; ignored for {args.method}")
+    if args.method != "relevancy" and args.target_class is not None:
+        warn(f"--target_class applies to --method relevancy; ignored for {args.method}")
     paths = image_paths(args)
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)
     device = resolve_device(args.device)
     model, config = model_from_checkpoint(args.ckpt)
     layer = layer_index(args.layer, len(model.transformer.blocks))
+    target = target_class(args.target_class, config["num_classes"])
     model.to(device)
     grid = grid_size(model)
     transform = eval_transform_from_config(config)
@@ -120,14 +151,23 @@ def main(argv=None):
     out_dir = Path(args.out_dir)
     for path in paths:
         x = transform(open_rgb(path))[None].to(device)
-        logits, attentions = collect_attention(model, x)
+        image = denormalize(x[0].cpu(), mean, std)
+        if args.method == "relevancy":
+            logits, targets, maps = relevancy_maps(model, x, target)
+        else:
+            logits, attentions = collect_attention(model, x)
         prob, pred = logits.float().softmax(-1)[0].max(0)
         pred = int(pred)
-        name = names[pred] if pred < len(names) else f"class {pred}"
+        name = class_name(names, pred)
         heading = f"{path.name}: predicted {name} ({prob:.1%})"
-        fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
-                           denormalize(x[0].cpu(), mean, std), heading, args)
-        out = out_dir / f"{path.stem}_{args.method}.png"
+        if args.method == "relevancy":
+            fig, values = draw_relevancy(maps[0].float().cpu(), int(targets[0]), pred, names,
+                                         len(model.transformer.blocks), image, heading)
+        else:
+            fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
+                               image, heading, args)
+        suffix = f"_class{target}" if args.method == "relevancy" and target is not None else ""
+        out = out_dir / f"{path.stem}_{args.method}{suffix}.png"
         save_figure(fig, out, dpi=ATTENTION_DPI)
         print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
         if args.save_npy:

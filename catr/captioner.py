@@ -108,9 +108,10 @@ class Caption(nn.Module):
         return logits, cross_weights
 
 
-def build_model(config: str = "catr") -> Caption:
-    """A randomly initialised captioner; "catr" is the published architecture."""
-    cfg = CONFIGS[config]
+def build_model(config="catr") -> Caption:
+    """A randomly initialised captioner: a name from CONFIGS ("catr" is the published architecture) or
+    a CaptionConfig."""
+    cfg = config if isinstance(config, CaptionConfig) else CONFIGS[config]
     backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width)
     transformer = Transformer(cfg.hidden_dim, cfg.nheads, cfg.enc_layers, cfg.dec_layers, cfg.dim_feedforward,
                               cfg.dropout, cfg.vocab_size, cfg.max_length, PAD_ID)

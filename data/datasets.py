@@ -81,8 +81,9 @@ class ImageFolder(Dataset):
 
     def __init__(self, folder, transform=None, labeled: bool = True, num_classes: int = NUM_CLASSES,
                  skip_bad_images: bool = False, check_images: bool = True, progress: bool = False,
-                 cache_images: bool = False):
-        files = list_images(folder)
+                 files=None, cache_images: bool = False):
+        """`files`: these images instead of every image in `folder` (e.g. a sample of a large folder)."""
+        files = list(files) if files is not None else list_images(folder)
         self.labels = [parse_label(f, num_classes) for f in files] if labeled else None
         self.cache, self.cache_index = None, None
         if cache_images:

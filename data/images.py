@@ -1,12 +1,22 @@
-"""Finding image files in a folder and opening any of them as RGB."""
+"""Finding image files in a folder and opening any of them as RGB.
+
+Images are turned upright from their EXIF orientation, as photo viewers show them. An image of more
+than MAX_PIXELS pixels is refused like a corrupt one: such a size is far beyond any photo a ViT sees
+after resizing, and a small compressed file that decodes to it (a "decompression bomb") would
+exhaust the memory.
+"""
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from .io import UserError, warn
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+# 100 megapixels: a 30- or 50-megapixel camera photo opens; 300 MB as 8-bit RGB once decoded.
+MAX_PIXELS = 100_000_000
+SHOWN_NAMES = 3  # how many skipped files a warning names
 
 
 def is_image_file(path) -> bool:
@@ -18,31 +28,77 @@ def list_images(folder) -> list:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"folder not found: {folder}")
-    images = []
-    for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.name.startswith("."):
-            continue
-        if is_image_file(path):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as err:
+        raise UserError(f"cannot read the folder {folder}: {err.strerror or err}") from None
+    images, hidden, dangling = [], [], []
+    for path in entries:
+        if path.name.startswith("."):
+            hidden.append(path.name)
+        elif path.is_symlink() and not path.exists():
+            dangling.append(path.name)
+        elif not path.is_file():
+            continue  # sub-folders are not part of the set
+        elif is_image_file(path):
             images.append(path)
         else:
             warn(f"skipping {path} (not a .jpg/.jpeg/.png image)")
+    if hidden:
+        warn(f"skipping {_count(hidden, 'hidden file')} in {folder}: {_some(hidden)}")
+    if dangling:
+        warn(f"skipping {_count(dangling, 'link')} to nothing in {folder}: {_some(dangling)}")
     if not images:
         raise UserError(f"no .jpg/.jpeg/.png images in {folder}")
     return images
 
 
+def _count(names: list, what: str) -> str:
+    return f"{len(names)} {what}{'s' if len(names) > 1 else ''}"
+
+
+def _some(names: list) -> str:
+    more = len(names) - SHOWN_NAMES
+    return ", ".join(names[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
+
+
 def open_rgb(path) -> Image.Image:
-    """Decode an image fully and return it in RGB, whatever its mode (L, P, RGBA, CMYK, I;16 ...)."""
+    """Decode an image fully and return it upright in RGB, whatever its mode (L, P, RGBA, CMYK, I;16 ...)."""
     try:
-        with Image.open(path) as image:
-            image.load()  # decode now so a truncated file fails here, naming the file
-            if image.mode == "P" and "transparency" in image.info:
-                image = image.convert("RGBA")  # palette transparency must go through RGBA
-            if image.mode.startswith(("I", "F")):  # 16-bit or float grayscale: scale 0..65535 to 0..255
-                scaled = np.clip(np.asarray(image, dtype=np.float32) / 257.0, 0, 255)
-                image = Image.fromarray(scaled.astype(np.uint8), mode="L")
-            return image.convert("RGB")
+        with warnings.catch_warnings():
+            # PIL warns (and over twice its own limit raises) about large images; MAX_PIXELS decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_size(path, image.size)
+                image.load()  # decode now so a truncated file fails here, naming the file
+                image = _upright(image)
+                if image.mode == "P" and "transparency" in image.info:
+                    image = image.convert("RGBA")  # palette transparency must go through RGBA
+                if image.mode.startswith(("I", "F")):  # 16-bit or float grayscale: scale 0..65535 to 0..255
+                    scaled = np.clip(np.asarray(image, dtype=np.float32) / 257.0, 0, 255)
+                    image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+                return image.convert("RGB")
     except FileNotFoundError:
         raise UserError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read image {path}: {err}") from None
+    except UserError:
+        raise
+    except Image.DecompressionBombError:
+        raise UserError(f"cannot read image {path}: more than {MAX_PIXELS:,} pixels") from None
+    except Exception as err:  # a malformed file can make PIL's decoders raise almost any type
+        raise UserError(f"cannot read image {path}: {err or type(err).__name__}") from None
+
+
+def _check_size(path, size: tuple) -> None:
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise UserError(f"cannot read image {path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, "
+                        f"more than the limit of {MAX_PIXELS / 1e6:.0f} (data.images.MAX_PIXELS)")
+
+
+def _upright(image: Image.Image) -> Image.Image:
+    """The image rotated and flipped as its EXIF orientation tag says."""
+    try:
+        ImageOps.exif_transpose(image, in_place=True)
+    except Exception:  # unreadable EXIF: viewers show such a photo as stored, and so do we
+        pass
+    return image

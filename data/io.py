@@ -2,7 +2,8 @@
 
 A `UserError` is a problem with what the user gave us (a missing folder, a corrupt image, a checkpoint
 of another model). Scripts run their `main` through `run_main`, which prints such an error as a single
-line and exits with status 2 instead of showing a traceback.
+line and exits with status 2 instead of showing a traceback. Scripts import this module before any
+slow import (torch), so Ctrl-C while they load also ends with one line instead of a traceback.
 """
 import os
 import sys
@@ -10,6 +11,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
+
+
+TEMP_SUFFIX = ".tmp"
 
 
 class UserError(Exception):
@@ -20,11 +24,32 @@ def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
+def _report_interrupt(kind, value, traceback, _default=sys.excepthook):
+    """Ctrl-C outside `run_main` (during the imports at the top of a script): one line, no traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        print("error: interrupted", file=sys.stderr, flush=True)
+    else:
+        _default(kind, value, traceback)
+
+
+sys.excepthook = _report_interrupt
+
+
+def user_message(err: UserError) -> str:
+    """The error's one line. A DataLoader worker's error reaches the main process as a new exception of
+    the same type whose text is the worker's whole traceback; its last line holds the message."""
+    text = str(err)
+    if "Original Traceback" in text:
+        last = text.strip().splitlines()[-1]
+        text = last.split(f"{UserError.__name__}: ", 1)[-1]
+    return text
+
+
 def run_main(main: Callable[[], object]) -> None:
     try:
         main()
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr, flush=True)
+        print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)
@@ -45,17 +70,19 @@ def make_folder(path, purpose: str = "") -> Path:
 
 
 @contextmanager
-def atomic_path(path) -> Iterator[Path]:
+def atomic_path(path, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds.
 
-    A reader never sees a half-written file, and a crash leaves the previous version in place.
+    A reader never sees a half-written file, and a crash leaves the previous version in place. With
+    `durable`, the temporary is flushed to disk before the rename and the folder after it, so a power
+    cut cannot leave an empty file under the final name either (a few milliseconds per file).
     """
     path = Path(path)
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; give a file name")
     make_folder(path.parent, purpose=f"write {path}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
@@ -65,9 +92,27 @@ def atomic_path(path) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; the result should follow the umask like any file
     try:
         yield tmp
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if durable:
+            _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def temporaries_of(path) -> list:
+    """The temporary files that `atomic_path(path)` makes, left behind when a process was killed."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_text_atomic(path, text: str) -> None:

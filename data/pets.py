@@ -17,9 +17,11 @@ NUM_CLASSES = len(CLASS_NAMES)
 
 
 def label_from_name(path) -> int | None:
-    """The label of a `{label}_{id}.ext` file name, or None when the name carries none."""
+    """The label of a `{label}_{id}.ext` file name, or None when the name carries none.
+
+    Only ASCII digits make a label: `str.isdigit` also accepts digits such as '²' that `int` refuses."""
     head, sep, _ = Path(path).stem.partition("_")
-    return int(head) if sep and head.isdigit() else None
+    return int(head) if sep and head.isascii() and head.isdigit() else None
 
 
 def parse_label(path, num_classes: int = NUM_CLASSES) -> int:
@@ -42,7 +44,13 @@ def read_class_names(data_dir, num_classes: int = NUM_CLASSES) -> list:
     path = Path(data_dir) / "classes.txt"
     if not path.is_file():
         return default_class_names(num_classes)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
+    except OSError as err:
+        raise UserError(f"cannot read {path}: {err.strerror or err}") from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if len(names) != num_classes:
         raise UserError(f"{path} names {len(names)} classes, but there are {num_classes}")
     return names

@@ -48,10 +48,10 @@ def read_run(folder) -> Run:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"run folder not found: {folder}")
-    return Run(folder, _read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"))
+    return Run(folder, read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"))
 
 
-def _read_config(path: Path) -> dict:
+def read_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -70,7 +70,13 @@ def _read_metrics(path: Path) -> list:
             missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 raise UserError(f"{path} lacks the column(s) {', '.join(missing)}")
-            rows = [{k: _number(v) for k, v in row.items()} for row in reader]
+            rows = []
+            for row in reader:
+                fields = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
+                if len(fields) != len(reader.fieldnames):
+                    raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields, "
+                                    f"its header {len(reader.fieldnames)}")
+                rows.append({k: _number(v) for k, v in row.items()})
     except FileNotFoundError:
         raise UserError(f"{path} not found: the run has not finished an epoch yet") from None
     except (OSError, ValueError) as err:

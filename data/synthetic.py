@@ -12,12 +12,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .io import make_folder
+from .images import is_image_file
+from .io import UserError, atomic_path, make_folder, write_text_atomic
 from .pets import NUM_CLASSES
 
 SHAPES = ("circle", "triangle", "square", "star", "cross", "ring")
 HUE_STEPS = 13  # hues 28 degrees apart: close enough that colour alone is not a free lunch
 TEXTURES = ("solid", "stripes", "dots")
+SPLITS = ("train", "val")
+MIN_SIZE = 8  # smaller, the shapes and textures are a few pixels and no longer tell the classes apart
 
 # Class k: hue k mod 13 and texture k div 13 make each class unique; its shape (k mod 6) is a further
 # cue. The definitions never depend on the data seed.
@@ -63,6 +66,11 @@ def _texture(texture: str, size: int, colour: np.ndarray, rng: random.Random) ->
 
 
 def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
+    return draw_example_with_mask(label, size, rng)[0]
+
+
+def draw_example_with_mask(label: int, size: int, rng: random.Random) -> tuple:
+    """(image, mask): the mask is an 'L' image, 255 where the shape covers at least half a pixel."""
     shape, hue_index, texture = CLASS_ATTRIBUTES[label]
     scale = 2  # draw at twice the size, then downsample for smooth edges
     big = size * scale
@@ -84,22 +92,42 @@ def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
     alpha = (np.asarray(mask, dtype=np.float32) / 255.0)[..., None]
     canvas = alpha * _texture(texture, big, colour, rng) + (1 - alpha) * canvas
     image = Image.fromarray(canvas.astype(np.uint8))
-    return image.resize((size, size), Image.BILINEAR)
+    small_mask = mask.resize((size, size), Image.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
+    return image.resize((size, size), Image.BILINEAR), small_mask
 
 
 def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class: int = 40,
-                         val_per_class: int = 10) -> Path:
+                         val_per_class: int = 10, masks: bool = False) -> Path:
     """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split,
-    and OUT/classes.txt naming the classes."""
+    and OUT/classes.txt naming the classes; with `masks`, also OUT/val_masks/{label}_{id}.png, each
+    validation image's shape (255 on the object, 0 elsewhere). The images are the same either way.
+    A folder that already holds images is refused: old and new images of another seed or size would mix."""
+    if size < MIN_SIZE:
+        raise UserError(f"the image size must be at least {MIN_SIZE} pixels, not {size}")
+    if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
+        raise UserError("the images per class must not be negative, and at least one split needs some")
+    out_dir = Path(out_dir)
+    for split in SPLITS:
+        folder = out_dir / split
+        if folder.is_dir() and any(is_image_file(p) for p in folder.iterdir()):
+            raise UserError(f"{folder} already holds images; remove it or choose another folder")
     out_dir = make_folder(out_dir)
-    (out_dir / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n", encoding="utf-8")
+    write_text_atomic(out_dir / "classes.txt", "\n".join(CLASS_NAMES) + "\n")
     rng = random.Random(seed)
     next_id = 0
-    for split, per_class in (("train", train_per_class), ("val", val_per_class)):
+    for split, per_class in zip(SPLITS, (train_per_class, val_per_class)):
         folder = make_folder(out_dir / split)
+        mask_folder = make_folder(out_dir / "val_masks") if masks and split == "val" else None
         for _ in range(per_class):
             for label in range(NUM_CLASSES):
-                draw_example(label, size, rng).save(folder / f"{label}_{next_id}.png")
+                image, mask = draw_example_with_mask(label, size, rng)
+                # Atomic, so a kill leaves no half image; not flushed one by one, which would take
+                # several milliseconds per file: a set cut by a power loss is simply made again.
+                with atomic_path(folder / f"{label}_{next_id}.png", durable=False) as tmp:
+                    image.save(tmp, format="PNG")
+                if mask_folder is not None:
+                    with atomic_path(mask_folder / f"{label}_{next_id}.png", durable=False) as tmp:
+                        mask.save(tmp, format="PNG")
                 next_id += 1
     return out_dir
 
@@ -121,5 +149,6 @@ def write_pets_sized_jpegs(folder, count: int, first_id: int = 0, labeled: bool 
     base = pets_sized_image()
     for i in range(first_id, first_id + count):  # shifted so no two files are equal
         name = f"{i % NUM_CLASSES}_{i}.jpg" if labeled else f"{i}.jpg"
-        Image.fromarray(np.roll(base, i, axis=1)).save(folder / name, quality=90)
+        with atomic_path(folder / name, durable=False) as tmp:
+            Image.fromarray(np.roll(base, i, axis=1)).save(tmp, format="JPEG", quality=90)
     return folder

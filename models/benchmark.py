@@ -153,6 +153,23 @@ def time_steps(step, model, modes, steps: int, warmup: int, device: torch.device
     return {mode: {"seconds": seconds[mode], "peak_mem_mb": peak[mode]} for mode in modes}
 
 
+def time_alternating(steps: dict, repeats: int, warmup: int, device: torch.device) -> dict:
+    """Seconds of each timed call of each named step; the steps take turns, so a machine that gets
+    busier affects all of them alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    synchronize(device)
+    seconds = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            synchronize(device)
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
 def peak_memory_mb(device: torch.device) -> float:
     """CUDA: the most memory PyTorch's tensors held; CPU: the process's peak resident set."""
     if device.type == "cuda":

@@ -17,6 +17,7 @@ from .vit import MODEL_NAMES, build_vit, load_state_strict
 from .weights import read_torch_file
 
 CHECKPOINT_FORMAT = "vit-pets-checkpoint-v1"
+REQUIRED_CONFIG = ("model", "image_size", "num_classes")  # the rest of model_config has defaults
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -103,7 +104,12 @@ def load_checkpoint(path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{path} is not a checkpoint written by p1_train.py "
                         "(a bare state dict or another program's file)")
-    name = ckpt["config"].get("model")
+    config = ckpt.get("config")
+    missing = [k for k in REQUIRED_CONFIG if not isinstance(config, dict) or k not in config]
+    if "model" not in ckpt or missing:
+        what = ", ".join(["model"] * ("model" not in ckpt) + [f"config[{k!r}]" for k in missing])
+        raise UserError(f"{path} is an incomplete checkpoint: it lacks {what}")
+    name = config["model"]
     if name not in MODEL_NAMES:
         raise UserError(f"{path} names an unknown model {name!r}")
     return ckpt

@@ -149,3 +149,29 @@ def confusion_figure(confusion, class_names) -> "plt.Figure":
     ax.set_title(f"Confusion matrix: {100.0 * correct / max(total, 1):.2f}% correct ({correct}/{total})")
     fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label="share of the true class")
     return fig
+
+
+def perturbation_figure(summary: dict, fractions, title: str = "") -> "plt.Figure":
+    """Both perturbation curves of every method: the share of predictions kept against the share of
+    patches removed, most relevant first (left, lower is better) and least relevant first (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.45), layout="constrained",
+                             sharey=True)
+    percent = [100 * f for f in fractions]
+    for test, ax in zip(("positive", "negative"), axes):
+        for method, scores in summary.items():
+            style = dict(color="grey", linestyle="--") if method == "random" else {}
+            ax.plot(percent, [100 * v for v in scores[f"{test}_curve"]], marker="o", markersize=3,
+                    label=f"{method} (AUC {scores[f'{test}_auc']:.1f})", **style)
+        first = "most" if test == "positive" else "least"
+        better = "lower" if test == "positive" else "higher"
+        ax.set_title(f"{test.capitalize()} test: {first} relevant removed first\n({better} is better)",
+                     fontsize=9)
+        ax.set_xlabel("patches removed (%)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("prediction unchanged (%)", fontsize=9)
+    axes[0].set_ylim(-2, 102)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -6,14 +6,20 @@ Pure functions of tensors (no files, no plotting), so each definition is tested 
 - `cls_attention_map`: one layer's attention of the [class] query over the patch keys, mean of heads
   (the assignment's attention map); `head_maps`: the same per head;
 - `attention_rollout` (Abnar & Zuidema 2020): attention propagated through the layers;
-- `collect_attention`: the per-layer attention of a package ViT, read in eval mode.
+- `attention_relevancy` (Chefer, Gur & Wolf, ICCV 2021): the layers' attention weighted by the
+  gradient of one class's logit, so the map is specific to that class;
+- `collect_attention`: the per-layer attention of a package ViT, read in eval mode;
+  `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps.
 Attention tensors are the package's `scores`: (..., heads, N, N), softmax over the last axis, token 0
 the class token, token 1 + r * gw + c the patch at grid row r, column c.
 """
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 
 from .attention import explicit_attention
+from .vit import grid_size
 
 HEAD_FUSIONS = ("mean", "max", "min")
 
@@ -110,20 +116,67 @@ def attention_rollout(attentions, head_fusion: str = "mean", discard_ratio: floa
     return rollout
 
 
-@torch.no_grad()
-def collect_attention(model: torch.nn.Module, images: torch.Tensor) -> tuple:
-    """(logits, [scores of each layer, (B, heads, N, N)]) of a package ViT on a batch of images.
+def attention_relevancy(attentions, gradients) -> torch.Tensor:
+    """Relevancy of self-attention (Chefer, Gur & Wolf, ICCV 2021, the self-attention rule).
 
-    The model runs in eval mode (no dropout on the attention weights) with the package's explicit
-    attention, which computes the same function as the fused kernel and keeps the softmax output on
-    each block; the model's mode and attention class are restored afterwards.
+    `attentions` and `gradients`: one (..., heads, N, N) tensor per layer, first layer first: the
+    softmax attention A and the gradient of the target logit with respect to it. Starting from R = I,
+    each layer adds A_bar @ R with A_bar = mean over heads of relu(grad * A): only the weights that
+    raise the target logit count. Returns R (..., N, N); its class row over the patches is the map
+    (`class_row_map`).
     """
+    relevancy = None
+    for scores, grad in zip(attentions, gradients, strict=True):
+        a_bar = (grad.float() * scores.float()).clamp(min=0).mean(dim=-3)
+        if relevancy is None:
+            relevancy = torch.eye(a_bar.shape[-1], dtype=a_bar.dtype, device=a_bar.device).expand_as(a_bar)
+        relevancy = relevancy + a_bar @ relevancy
+    if relevancy is None:
+        raise ValueError("attention_relevancy needs at least one layer")
+    return relevancy
+
+
+@contextmanager
+def _explicit_eval(model: torch.nn.Module):
+    """Eval mode (no dropout on the attention weights) and the package's explicit attention, which
+    computes the same function as the fused kernel and keeps the softmax output on each block; the
+    model's mode and attention class are restored afterwards."""
     was_training = model.training
     model.eval()
     try:
         with explicit_attention(model):
-            logits = model(images)
-            attentions = [block.attn.scores for block in model.transformer.blocks]
+            yield model
     finally:
         model.train(was_training)
+
+
+@torch.no_grad()
+def collect_attention(model: torch.nn.Module, images: torch.Tensor) -> tuple:
+    """(logits, [scores of each layer, (B, heads, N, N)]) of a package ViT on a batch of images."""
+    with _explicit_eval(model):
+        logits = model(images)
+        attentions = [block.attn.scores for block in model.transformer.blocks]
     return logits, attentions
+
+
+def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=None) -> tuple:
+    """(logits, targets, maps (B, gh, gw)): the relevancy map of each image for its target class.
+
+    `target_class`: None for each image's predicted class, an int for one class for all, or a (B,)
+    tensor. One forward pass in eval mode with explicit attention, then one backward pass of the sum
+    of the target logits over the batch: an image's logit depends only on its own attention, so each
+    image gets exactly the gradients it would get alone. Only the attention's gradients are computed
+    (`torch.autograd.grad`); the parameters' `.grad` is left untouched.
+    """
+    images = images.detach().requires_grad_(True)  # the graph exists even if the weights are frozen
+    with torch.enable_grad(), _explicit_eval(model):
+        logits = model(images)
+        attentions = [block.attn.scores for block in model.transformer.blocks]
+        if target_class is None:
+            targets = logits.argmax(dim=-1)
+        else:
+            targets = torch.as_tensor(target_class, device=logits.device).expand(len(logits))
+        chosen = logits.gather(1, targets[:, None].long()).sum()
+        gradients = torch.autograd.grad(chosen, attentions)
+    relevancy = attention_relevancy([a.detach() for a in attentions], gradients)
+    return logits.detach(), targets, class_row_map(relevancy, grid_size(model))

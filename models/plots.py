@@ -1,13 +1,16 @@
 """Plot helpers shared by both problems: maps laid over images, and saving figures atomically."""
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")  # scripts only write files; never ask for a display
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from data.io import atomic_path  # noqa: E402
+from data.io import UserError, atomic_path  # noqa: E402
 
 
 def upsample_map(attn_map, size) -> np.ndarray:
@@ -23,6 +26,14 @@ def blend_map(image, attn_map, alpha: float = 0.5, cmap: str = "jet") -> np.ndar
     rgb = np.asarray(image, dtype=np.float32) / 255.0
     heat = plt.get_cmap(cmap)(upsample_map(attn_map, rgb.shape[:2]))[..., :3]
     return (1 - alpha) * rgb + alpha * heat
+
+
+def check_figure_path(path, flag: str) -> None:
+    """Refuse, before any work, a figure path whose suffix names no format matplotlib can write."""
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if Path(path).suffix.lower().lstrip(".") not in formats:
+        raise UserError(f"{flag} {path}: a figure must end in one of "
+                        f"{', '.join('.' + f for f in sorted(formats))}")
 
 
 def save_figure(fig, path, dpi: int = 150) -> None:

@@ -49,6 +49,11 @@ def native_image_size(name: str) -> int:
     return PRETRAINED_MODELS[name]["image_size"][0]
 
 
+def patch_size(name: str) -> int:
+    check_model_name(name)
+    return PRETRAINED_MODELS[name]["config"]["patches"][0]
+
+
 def has_published_weights(name: str) -> bool:
     return PRETRAINED_MODELS.get(name, {}).get("url") is not None
 

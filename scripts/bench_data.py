@@ -20,12 +20,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from data.datasets import ImageFolder  # noqa: E402
+# data.io first: it reports Ctrl-C during the slow imports below as one line
 from data.io import UserError, run_main  # noqa: E402
+import torch  # noqa: E402
+from data.datasets import ImageFolder  # noqa: E402
 from data.synthetic import write_pets_sized_jpegs  # noqa: E402
 from data.transforms import train_transform  # noqa: E402
 from models.benchmark import device_name  # noqa: E402

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # The whole pipeline on the embedded default, on the CPU, in a few minutes:
 # install what is missing, make a synthetic 37-class set, train the tiny ViT twice with different
-# settings, predict a CSV, compare the runs, draw the pictures, caption an image.
+# settings, predict a CSV, compare the runs, draw the pictures, measure how far each map can be
+# trusted, caption an image.
 #   bash scripts/demo.sh [OUT_DIR]        (default: demo_out)
 set -euo pipefail
-cd "$(dirname "$0")/.."
 OUT=${1:-demo_out}
+case $OUT in -*) OUT=./$OUT ;; esac  # a folder name starting with '-' must not read as an option
+cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 PY=${PYTHON:-python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 echo "== installing what is missing"
 PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt
 
-if [ -e "$OUT/run_a/last.pt" ]; then
+if [ -e "$OUT/run_a" ] || [ -e "$OUT/data/train" ]; then
     echo "error: $OUT already holds a demo; remove it or pass another folder" >&2
     exit 2
 fi
 
-echo "== synthetic data: 37 classes, 40 train + 10 val images each, 64 px"
-$PY scripts/make_synthetic_data.py --out "$OUT/data"
+echo "== synthetic data: 37 classes, 40 train + 10 val images each, 64 px, masks of the val shapes"
+$PY scripts/make_synthetic_data.py --out "$OUT/data" --masks
 
 TINY=(--data_dir "$OUT/data" --model tiny --no_pretrained --device cpu --num_workers 2 --no_progress)
 echo "== run a: tiny ViT from scratch, AdamW 3e-3, cosine with warm-up, label smoothing (about 1 minute)"
@@ -38,6 +40,12 @@ VAL=("$OUT"/data/val/0_*.png)
 $PY p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embed.png"
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" --device cpu
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method rollout --device cpu
+$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method relevancy --device cpu
+
+echo "== how far to trust each map: perturbation tests and localisation on the 370 validation images"
+$PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" \
+    --masks_dir "$OUT/data/val_masks" --device cpu --no_progress \
+    --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png"
 
 echo "== problem 2: caption one image with a tiny CATR of RANDOM weights (shows the pipeline only)"
 $PY p2_vis_caption.py --images "${VAL[0]}" --out_dir "$OUT/caption" --random_weights --config tiny \
@@ -49,5 +57,6 @@ echo "done. In $OUT:"
 echo "  run_a/, run_b/         config.json, metrics.csv, best.pt, last.pt of each run"
 echo "  runs_summary.md        the settings table, best run marked; runs_curves.png its curves"
 echo "  val_pred.csv           predictions (filename,label); confusion.png"
-echo "  figures/               position-embedding similarity and attention maps"
+echo "  figures/               position-embedding similarity, attention and relevancy maps"
+echo "  explanations.json/.png perturbation and localisation scores of each map (docs/explanations.md)"
 echo "  caption/               a random-weight CATR caption (noise) with one attention panel per token"

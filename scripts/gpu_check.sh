@@ -19,7 +19,6 @@
 # there TORCHDYNAMO_DISABLE=1 makes the --compile rows run eagerly (compiling is what takes time).
 # Set PYTHON to choose the interpreter (default: python3).
 set -u
-cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 
 usage() { echo "usage: bash scripts/gpu_check.sh OUT_DIR [--dry_run]" >&2; exit 2; }
@@ -27,9 +26,12 @@ usage() { echo "usage: bash scripts/gpu_check.sh OUT_DIR [--dry_run]" >&2; exit 
 OUT=$1
 DRY=0
 if [[ $# -eq 2 ]]; then [[ $2 == --dry_run ]] && DRY=1 || usage; fi
-[[ $OUT == -* ]] && usage
-mkdir -p "$OUT/logs" 2>/dev/null || { echo "error: cannot create $OUT" >&2; exit 2; }
-OUT=$(cd "$OUT" && pwd)
+[[ $OUT == --dry_run ]] && usage
+case $OUT in -*) OUT=./$OUT ;; esac  # a name starting with '-' must not read as an option
+# OUT_DIR is taken from the folder the script is called from, before moving to the repository.
+mkdir -p -- "$OUT/logs" 2>/dev/null || { echo "error: cannot create $OUT" >&2; exit 2; }
+OUT=$(cd -- "$OUT" && pwd)
+cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 BENCH=$OUT/bench.jsonl
 CHECKS=$OUT/checks.jsonl
 : >"$BENCH"

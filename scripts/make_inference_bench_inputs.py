@@ -9,10 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import run_main  # noqa: E402
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main  # noqa: E402
+import torch  # noqa: E402
 from data.synthetic import write_pets_sized_jpegs  # noqa: E402
 from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import MODEL_NAMES, build_vit, native_image_size  # noqa: E402
@@ -24,6 +24,8 @@ def main(argv=None):
     parser.add_argument("--count", type=int, default=2169, help="JPEGs to write (default: 2169, the test set)")
     parser.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k", help="(default: L_16_imagenet1k)")
     args = parser.parse_args(argv)
+    if args.count < 1:
+        raise UserError(f"--count must be at least 1, not {args.count}")
     out = Path(args.out)
     images = write_pets_sized_jpegs(out / "images", args.count)
     torch.manual_seed(0)

@@ -4,11 +4,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image, ImageDraw, ImageFilter
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import atomic_path, make_folder  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw, ImageFilter  # noqa: E402
+
 from models.checkpoint import model_config, save_checkpoint  # noqa: E402
 from models.vit import build_vit  # noqa: E402
 
@@ -17,7 +19,7 @@ parser.add_argument("out", help="folder for l16_random.pt (1.2 GB) and pet.jpg")
 parser.add_argument("--image_only", action="store_true", help="write pet.jpg only, no checkpoint")
 args = parser.parse_args()
 out = args.out
-Path(out).mkdir(parents=True, exist_ok=True)
+make_folder(out)
 if not args.image_only:
     torch.manual_seed(0)
     model = build_vit("L_16_imagenet1k", image_size=384, pretrained=False)
@@ -37,4 +39,5 @@ d.polygon([(cx - 55, cy - 120), (cx - 35, cy - 190), (cx - 10, cy - 135)], fill=
 d.polygon([(cx + 55, cy - 120), (cx + 35, cy - 190), (cx + 10, cy - 135)], fill=fur)
 d.ellipse([cx - 30, cy - 110, cx - 15, cy - 95], fill=(20, 20, 20))
 d.ellipse([cx + 15, cy - 110, cx + 30, cy - 95], fill=(20, 20, 20))
-img.filter(ImageFilter.GaussianBlur(1)).save(f"{out}/pet.jpg", quality=92)
+with atomic_path(f"{out}/pet.jpg") as tmp:
+    img.filter(ImageFilter.GaussianBlur(1)).save(tmp, format="JPEG", quality=92)

@@ -1,5 +1,6 @@
 """Write a synthetic 37-class image set in the Pets naming (`DIR/train`, `DIR/val`, `{label}_{id}.png`).
 
+A folder whose train/ or val/ already holds images is refused rather than mixed with new ones.
 With --pets_sized, write 500 x 375 JPEGs of colour noise instead (`{id % 37}_{id}.jpg`, nothing to
 learn): for timing training with real loading costs, e.g. 3,680 + 1,500 files like the Pets split.
 """
@@ -8,8 +9,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import run_main  # noqa: E402
-from data.io import UserError  # noqa: E402
+from data.io import UserError, run_main  # noqa: E402
 from data.synthetic import make_synthetic_split, write_pets_sized_jpegs  # noqa: E402
 
 
@@ -17,12 +17,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="folder to create; train/ and val/ go inside")
     parser.add_argument("--seed", type=int, default=0, help="same seed, same images (default 0)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels, at least 8 (default 64)")
     parser.add_argument("--train_per_class", type=int, default=40, help="training images per class (default 40)")
     parser.add_argument("--val_per_class", type=int, default=10, help="validation images per class (default 10)")
+    parser.add_argument("--masks", action="store_true",
+                        help="also write each validation image's shape as a mask, DIR/val_masks/<stem>.png "
+                             "(255 on the object), for scripts/eval_explanations.py --masks_dir")
     parser.add_argument("--pets_sized", nargs=2, type=int, metavar=("TRAIN", "VAL"), default=None,
                         help="write TRAIN and VAL Pets-sized JPEGs instead of the drawn classes (--size, "
-                             "--seed and the per-class counts are then not used)")
+                             "--seed, --masks and the per-class counts are then not used)")
     args = parser.parse_args(argv)
     if args.pets_sized:
         train, val = args.pets_sized
@@ -32,7 +35,10 @@ def main(argv=None):
         write_pets_sized_jpegs(Path(args.out) / "val", val, first_id=train, labeled=True)
         print(f"wrote {train} training and {val} validation Pets-sized JPEGs to {args.out}")
         return
-    out = make_synthetic_split(args.out, args.seed, args.size, args.train_per_class, args.val_per_class)
+    if args.train_per_class < 1 or args.val_per_class < 1:
+        raise UserError("--train_per_class and --val_per_class must be at least 1")
+    out = make_synthetic_split(args.out, args.seed, args.size, args.train_per_class, args.val_per_class,
+                               masks=args.masks)
     print(f"wrote {37 * args.train_per_class} training and {37 * args.val_per_class} validation images to {out}")
 
 

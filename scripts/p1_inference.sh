@@ -14,7 +14,8 @@ if [[ $# -lt 2 || $# -gt 3 ]]; then
   exit 2
 fi
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The repository, also when this script is called through a symbolic link.
+ROOT="$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/.." && pwd)"
 CKPT="${3:-${P1_CKPT:-$ROOT/checkpoints/p1_best.pt}}"
 
 if [[ ! -f "$CKPT" ]]; then
@@ -24,4 +25,5 @@ if [[ ! -f "$CKPT" ]]; then
   exit 2
 fi
 
-exec "${PYTHON:-python3}" "$ROOT/p1_inference.py" --ckpt "$CKPT" --img_dir "$1" --out_csv "$2"
+# --flag=VALUE: a path starting with '-' stays a value
+exec "${PYTHON:-python3}" "$ROOT/p1_inference.py" --ckpt="$CKPT" --img_dir="$1" --out_csv="$2"

@@ -15,9 +15,11 @@ if [[ $# -ne 2 ]]; then
   exit 2
 fi
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# The repository, also when this script is called through a symbolic link.
+ROOT="$(cd -- "$(dirname -- "$(readlink -f -- "${BASH_SOURCE[0]}")")/.." && pwd)"
 WEIGHTS=()
 if [[ -n "${P2_WEIGHTS:-}" ]]; then
-  WEIGHTS=(--weights "$P2_WEIGHTS")
+  WEIGHTS=(--weights="$P2_WEIGHTS")
 fi
-exec "${PYTHON:-python3}" "$ROOT/p2_vis_caption.py" --img_dir "$1" --out_dir "$2" "${WEIGHTS[@]}"
+# --flag=VALUE: a path starting with '-' stays a value
+exec "${PYTHON:-python3}" "$ROOT/p2_vis_caption.py" --img_dir="$1" --out_dir="$2" "${WEIGHTS[@]}"

@@ -8,11 +8,11 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# data.io first: it reports Ctrl-C during the slow imports below as one line
 from data.io import run_main  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from models.attention import set_attention  # noqa: E402
 from models.benchmark import random_model  # noqa: E402
 from models.runtime import resolve_device  # noqa: E402

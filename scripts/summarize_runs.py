@@ -28,6 +28,9 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if len(set(map(str, map(Path, args.run_dirs)))) != len(args.run_dirs):
         raise UserError("a run folder is listed twice")
+    if args.out_png:
+        from models.plots import check_figure_path
+        check_figure_path(args.out_png, "--out_png")
     runs = [read_run(d) for d in args.run_dirs]
     table = summary_markdown(runs)
     print(table, end="")

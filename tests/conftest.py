@@ -1,9 +1,12 @@
 """Shared fixtures: the repository root on sys.path, small synthetic data, and running a CLI in-process."""
+import struct
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -50,3 +53,14 @@ def run_cli(capsys):
         captured = capsys.readouterr()
         return code, captured.out, captured.err
     return run
+
+
+def huge_png(path, width=14000, height=14000):
+    """A 1x1 PNG whose header claims width x height: what PIL checks before decoding a bomb."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = ihdr[4:12]
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    path.write_bytes(bytes(data))
+    return path

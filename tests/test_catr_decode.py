@@ -89,16 +89,30 @@ def test_refuses_training_mode_and_bad_max_steps(image):
         catr.greedy_decode(model.eval(), image, max_steps=128)
 
 
-def test_bench_caption_compares_both_loops_and_reports_json():
+def test_bench_caption_compares_loops_batches_and_beams_and_reports_json():
     import json
     import subprocess
     import sys
 
     from tests.conftest import ROOT
     result = subprocess.run([sys.executable, "scripts/bench_caption.py", "--steps", "3", "--repeats", "1",
-                             "--config", "tiny", "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+                             "--batch", "2", "--beam", "2", "--config", "tiny", "--device", "cpu"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["same_tokens"] is True and report["speedup"] > 0
-    assert report["encode_s"] < report["greedy_s"] and report["word_step_s"] > 0
+    assert report["same_tokens"] is True and report["batch_same_tokens"] is True
+    assert report["speedup"] > 0 and report["batched_speedup"] > 0 and report["beam_over_greedy"] > 0
+    assert (report["batch"], report["beam"], report["steps"]) == (2, 2, 3)
+    assert "captions/s" in result.stdout and "beam 2 on one image" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--batch", "--beam", "--repeats"])
+def test_bench_caption_refuses_zero(flag):
+    import sys
+
+    from data.io import UserError
+    from tests.conftest import ROOT
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import bench_caption
+    with pytest.raises(UserError, match=f"{flag} must be at least 1"):
+        bench_caption.main([flag, "0", "--config", "tiny", "--device", "cpu"])

@@ -7,11 +7,12 @@ from PIL import Image
 import data.datasets
 from data.datasets import ImageFolder, SeededSampler
 from data.images import list_images, open_rgb
-from data.io import UserError, atomic_path
+from data.io import UserError, atomic_path, temporaries_of, write_text_atomic
 from data.pets import CLASS_NAMES, label_from_name, parse_label, read_class_names
 from data.synthetic import CLASS_ATTRIBUTES, make_synthetic_split
 from data.synthetic import CLASS_NAMES as SYNTHETIC_NAMES
 from data.transforms import denormalize, eval_transform, normalize_batch, train_transform
+from tests.conftest import ROOT, huge_png
 
 
 def test_label_parsing():
@@ -141,6 +142,188 @@ def test_synthetic_data_refuses_a_file_in_place_of_its_folder(tmp_path, run_cli)
     (tmp_path / "taken").write_text("x")
     code, _, err = run_cli(script.main, ["--out", tmp_path / "taken" / "data"])
     assert code == 2 and "a file stands where its folder should be" in err and len(err.splitlines()) == 1
+
+
+def test_decompression_bombs_and_other_pil_errors_are_corrupt_images(tmp_path, monkeypatch, capsys):
+    bomb = huge_png(tmp_path / "1_bomb.png")
+    with pytest.raises(UserError, match="1_bomb.png.*100,000,000 pixels"):
+        open_rgb(bomb)
+    over = huge_png(tmp_path / "2_over.png", 10001, 10000)  # above the limit, below PIL's own error
+    with pytest.raises(UserError, match="10001x10000 is 100 megapixels"):
+        open_rgb(over)
+    Image.new("RGB", (8, 8)).save(tmp_path / "0_good.png")
+    data = ImageFolder(tmp_path, skip_bad_images=True)
+    assert [f.name for f in data.files] == ["0_good.png"]
+    assert "1_bomb.png" in capsys.readouterr().err
+
+    def decoder_bug(self):
+        raise IndexError("tuple index out of range")
+    monkeypatch.setattr(Image.Image, "load", decoder_bug)
+    with pytest.raises(UserError, match="cannot read image .*0_good.png: tuple index out of range"):
+        open_rgb(tmp_path / "0_good.png")
+
+
+def test_a_30_megapixel_photo_opens(tmp_path):
+    Image.new("RGB", (6720, 4480), (90, 120, 30)).save(tmp_path / "photo.jpg", quality=80)
+    assert open_rgb(tmp_path / "photo.jpg").size == (6720, 4480)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 10, 20))  # blue on the left
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored turned left: viewers turn it 90 degrees clockwise
+    image.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    upright = open_rgb(tmp_path / "photo.jpg")
+    assert upright.size == (20, 40)
+    assert upright.getpixel((10, 2))[2] > 200  # the blue band is now on top
+
+
+def test_labels_are_ascii_digits_only():
+    assert label_from_name("²_1.png") is None and label_from_name("١_1.png") is None
+    assert label_from_name("12_1.png") == 12
+    with pytest.raises(UserError, match="cannot read a label"):
+        parse_label("²_1.png")
+
+
+def test_hidden_files_and_dangling_links_are_warned_about(tmp_path, capsys):
+    Image.new("RGB", (8, 8)).save(tmp_path / "0_1.png")
+    (tmp_path / ".DS_Store").write_bytes(b"x")
+    (tmp_path / "3_2.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "sub").mkdir()
+    assert [p.name for p in list_images(tmp_path)] == ["0_1.png"]
+    err = capsys.readouterr().err
+    assert "1 hidden file" in err and ".DS_Store" in err
+    assert "link to nothing" in err and "3_2.png" in err
+    assert "sub" not in err
+
+
+def test_unreadable_folder_is_one_line(tmp_path, monkeypatch):
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+    monkeypatch.setattr(type(tmp_path), "iterdir", denied)
+    with pytest.raises(UserError, match="cannot read the folder .*Permission denied"):
+        list_images(tmp_path)
+
+
+def test_classes_txt_must_be_utf8(tmp_path):
+    (tmp_path / "classes.txt").write_bytes(b"caf\xe9\n" * 37)
+    with pytest.raises(UserError, match="not UTF-8"):
+        read_class_names(tmp_path)
+
+
+def test_atomic_writes_reach_the_disk(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+    monkeypatch.setattr(os, "fsync", fsync)
+    write_text_atomic(tmp_path / "a.txt", "x")
+    assert len(synced) == 2 and synced[0].endswith(".tmp") and synced[1] == str(tmp_path)
+    assert (tmp_path / "a.txt").read_text() == "x"
+
+
+def test_temporaries_of_names_what_atomic_path_leaves(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(tmp_path / "last.pt") as tmp:
+            tmp.write_bytes(b"half")
+            (tmp_path / "kept").write_bytes(tmp.read_bytes())
+            stale = tmp
+            raise KeyboardInterrupt
+    stale.write_bytes(b"half")  # as a kill -9 leaves it, the cleanup never having run
+    assert temporaries_of(tmp_path / "last.pt") == [stale]
+    assert temporaries_of(tmp_path / "best.pt") == []
+
+
+def load_synthetic_script():
+    import importlib.util
+
+    from tests.conftest import ROOT
+    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--size", "0"], "at least 8 pixels"),
+    (["--train_per_class", "-1"], "at least 1"),
+    (["--val_per_class", "0"], "at least 1"),
+])
+def test_synthetic_data_checks_its_numbers(tmp_path, run_cli, flags, message):
+    code, _, err = run_cli(load_synthetic_script().main, ["--out", tmp_path / "data", *flags])
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+
+
+def test_synthetic_data_refuses_a_folder_with_images_and_writes_atomically(tmp_path, run_cli, monkeypatch):
+    make_synthetic_split(tmp_path / "data", size=8, train_per_class=1, val_per_class=1)
+    code, _, err = run_cli(load_synthetic_script().main, ["--out", tmp_path / "data", "--size", "16"])
+    assert code == 2 and "already holds images" in err
+    assert Image.open(tmp_path / "data" / "train" / "0_0.png").size == (8, 8)
+
+    real_save, saved = Image.Image.save, []
+
+    def killed_on_the_third(self, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == 3:
+            open(fp, "wb").write(b"\x89PNG half")
+            raise KeyboardInterrupt
+        real_save(self, fp, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "save", killed_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        make_synthetic_split(tmp_path / "cut", size=8, train_per_class=1, val_per_class=1)
+    names = sorted(p.name for p in (tmp_path / "cut" / "train").iterdir())
+    assert names == ["0_0.png", "1_1.png"]  # no half image under a final name, no temporary left
+
+
+def test_an_error_inside_a_loader_worker_is_one_line(tmp_path, run_cli):
+    from torch.utils.data import DataLoader
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"\x89PNG broken after the check")
+    data = ImageFolder(tmp_path, eval_transform(8), labeled=False, check_images=False)
+
+    def main(argv):
+        list(DataLoader(data, batch_size=1, num_workers=1))
+    code, _, err = run_cli(main, [])
+    assert code == 2
+    assert err.startswith("error: cannot read image ") and "b.png" in err and len(err.splitlines()) == 1, err
+
+
+# Every script a user runs: the top-level p*.py and scripts/*.py, found rather than listed, so a new one is covered.
+ENTRY_POINTS = sorted(str(p.relative_to(ROOT)) for pattern in ("p[12]_*.py", "scripts/*.py") for p in ROOT.glob(pattern))
+# Runs a script as `python SCRIPT` does, with Ctrl-C arriving while it imports numpy, PIL or torch.
+INTERRUPTED_IMPORT = """
+import builtins, runpy, sys
+real_import = builtins.__import__
+def interrupted(name, *args, **kwargs):
+    if name.split(".")[0] in ("numpy", "PIL", "torch", "matplotlib"):
+        raise KeyboardInterrupt
+    return real_import(name, *args, **kwargs)
+builtins.__import__ = interrupted
+sys.argv = [sys.argv[1], "--help"]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("script", ENTRY_POINTS)
+def test_ctrl_c_during_the_imports_is_one_line(script):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IMPORT, str(ROOT / script)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode == 0:  # a script that parses its flags before any slow import prints its help
+        assert done.stderr == "" and "usage:" in done.stdout
+        return
+    # Python ends an uncaught Ctrl-C by SIGINT, which a shell reports as 130
+    assert done.returncode in (130, -2) and done.stderr == "error: interrupted\n", done.stderr[-500:]
 
 
 def pets_like_folder(folder, count=6):

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from models.attention import FastSelfAttention, explicit_attention, set_attention
-from models.maps import (attention_rollout, class_row_map, cls_attention_map, collect_attention,
-                         discard_lowest, head_maps, position_embedding_similarity, similarity_tiles)
+from models.maps import (attention_relevancy, attention_rollout, class_row_map, cls_attention_map,
+                         collect_attention, discard_lowest, head_maps, position_embedding_similarity,
+                         relevancy_maps, similarity_tiles)
 from models.vit import build_vit, grid_size
 
 
@@ -216,6 +217,90 @@ def test_rollout_of_a_real_model_equals_the_direct_product():
     assert class_row_map(rollout, 4).shape == (1, 4, 4)
 
 
+# relevancy ----------------------------------------------------------------------------------------
+
+def direct_relevancy(layers, grads):
+    """The rule spelled out with numpy on one image: R = I; R += mean_h(relu(dA * A)) @ R per layer."""
+    n = layers[0].shape[-1]
+    r = np.eye(n)
+    for a, g in zip(layers, grads):
+        a_bar = np.maximum(g[0].double().numpy() * a[0].double().numpy(), 0).mean(0)
+        r = r + a_bar @ r
+    return r
+
+
+def package_scores_and_gradients(model, x, target):
+    """The package's own `attn.scores` (eval, explicit attention) and their gradients for one logit,
+    read with retain_grad after a plain backward pass."""
+    model.eval()
+    with explicit_attention(model):
+        logits = model(x)
+        scores = [block.attn.scores for block in model.transformer.blocks]
+        for s in scores:
+            s.retain_grad()
+        logits[0, target].backward()
+    return [s.detach() for s in scores], [s.grad for s in scores]
+
+
+def trained_like_micro(seed=0):
+    model = micro_model(seed)
+    torch.nn.init.normal_(model.fc.weight)  # a fresh head is zero: no gradient would reach the attention
+    return model
+
+
+def test_relevancy_rule_on_hand_made_tensors():
+    layers = random_attention(3, heads=2, tokens=5, seed=4)
+    g = torch.Generator().manual_seed(5)
+    grads = [torch.randn(a.shape, generator=g) for a in layers]
+    np.testing.assert_allclose(attention_relevancy(layers, grads)[0].numpy(), direct_relevancy(layers, grads),
+                               atol=1e-5)
+    negative = [-(a + 0.1) for a in layers]  # no weight raises the logit: nothing is added to I
+    assert torch.allclose(attention_relevancy(layers, negative)[0], torch.eye(5))
+    with pytest.raises(ValueError):
+        attention_relevancy([], [])
+
+
+def test_relevancy_map_equals_the_rule_on_the_packages_scores_and_gradients():
+    model = trained_like_micro()
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    logits, targets, maps = relevancy_maps(model, x)
+    predicted = int(logits.argmax())
+    assert targets.tolist() == [predicted]
+    assert all(p.grad is None for p in model.parameters())  # relevancy leaves the weights' grads alone
+    scores, grads = package_scores_and_gradients(model, x, predicted)
+    assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    expected = direct_relevancy(scores, grads)[0, 1:].reshape(4, 4)
+    np.testing.assert_allclose(maps[0].numpy(), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_relevancy_batched_equals_one_by_one_and_keeps_train_mode():
+    model = trained_like_micro(1)
+    set_attention(model, "fast").train()
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    logits, targets, maps = relevancy_maps(model, x)
+    assert model.training and all(type(b.attn) is FastSelfAttention for b in model.transformer.blocks)
+    for i in range(4):
+        one_logits, one_target, one_map = relevancy_maps(model, x[i:i + 1])
+        assert one_target.item() == targets[i].item()
+        torch.testing.assert_close(one_map[0], maps[i], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(one_logits[0], logits[i], rtol=1e-4, atol=1e-5)
+    # a class per image, or one class for all
+    _, chosen, _ = relevancy_maps(model, x, torch.tensor([0, 1, 2, 3]))
+    assert chosen.tolist() == [0, 1, 2, 3]
+    assert relevancy_maps(model, x, 7)[1].tolist() == [7] * 4
+
+
+def test_relevancy_maps_for_two_classes_differ():
+    model = trained_like_micro(2)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    _, _, first = relevancy_maps(model, x, 0)
+    _, _, second = relevancy_maps(model, x, 1)
+    assert not torch.allclose(first, second, rtol=1e-2)
+    scores, grads = package_scores_and_gradients(model, x, 1)
+    np.testing.assert_allclose(second[0].numpy(), direct_relevancy(scores, grads)[0, 1:].reshape(4, 4),
+                               rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("name, grid", [("L_16_imagenet1k", 24), ("L_32_imagenet1k", 12)])
 def test_full_size_models_give_the_published_grids(name, grid):
     """Shapes only: on the meta device nothing is computed or allocated."""
@@ -223,6 +308,8 @@ def test_full_size_models_give_the_published_grids(name, grid):
         model = build_vit(name, image_size=384, pretrained=False)
         _, attentions = collect_attention(model, torch.zeros(1, 3, 384, 384))
         rollout = attention_rollout(attentions[:2])
+        _, _, relevancy = relevancy_maps(model, torch.zeros(1, 3, 384, 384))
+    assert relevancy.shape == (1, grid, grid)
     assert grid_size(model) == (grid, grid)
     assert len(attentions) == 24
     assert attentions[-1].shape == (1, 16, 1 + grid * grid, 1 + grid * grid)

@@ -18,6 +18,7 @@ from data.transforms import eval_transform_from_config
 from models.checkpoint import model_config, save_checkpoint
 from models.predict import confusion_matrix, per_class_accuracy, predict
 from models.vit import build_vit
+from tests.conftest import huge_png
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,6 +161,15 @@ def bad_inputs(micro, tmp_path_factory):
     random_image(np.random.default_rng(0)).save(tmp / "corrupt" / "good.jpg")
     (tmp / "corrupt" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     (tmp / "a_file").write_text("x")
+    (tmp / "labeled").mkdir()
+    random_image(np.random.default_rng(0)).save(tmp / "labeled" / "3_1.jpg")
+    (tmp / "bomb").mkdir()
+    random_image(np.random.default_rng(0)).save(tmp / "bomb" / "good.jpg")
+    huge_png(tmp / "bomb" / "huge.png")
+    incomplete = tmp / "incomplete.pt"
+    config = micro_config()
+    del config["image_size"]
+    save_checkpoint(incomplete, model, config)
     return {
         "missing checkpoint": ({"--ckpt": tmp / "nope.pt"}, "nope.pt"),
         "bare state dict": ({"--ckpt": bare}, "bare.pt"),
@@ -172,13 +182,17 @@ def bad_inputs(micro, tmp_path_factory):
         "output under a file": ({"--out_csv": tmp / "a_file" / "pred.csv"}, "a_file"),
         "output is a folder": ({"--out_csv": tmp / "a_folder.csv"}, "a_folder.csv"),
         "confusion without labels": ({"--confusion": tmp / "c.png"}, "--confusion"),
+        "decompression bomb": ({"--img_dir": tmp / "bomb"}, "huge.png"),
+        "checkpoint without image_size": ({"--ckpt": incomplete}, "lacks config['image_size']"),
+        "confusion figure as text": ({"--img_dir": tmp / "labeled", "--confusion": tmp / "c.txt"}, "--confusion"),
     }
 
 
 BAD_INPUT_NAMES = ["missing checkpoint", "bare state dict", "another program's checkpoint",
                    "checkpoint of another model", "empty folder", "missing folder",
                    "folder without images", "corrupt image", "output under a file",
-                   "output is a folder", "confusion without labels"]
+                   "output is a folder", "confusion without labels", "decompression bomb",
+                   "checkpoint without image_size", "confusion figure as text"]
 
 
 @pytest.mark.parametrize("case", BAD_INPUT_NAMES)
@@ -209,6 +223,26 @@ def test_skip_bad_images_leaves_them_out_with_a_warning(micro, bad_inputs, tmp_p
     assert [line.split(",")[0] for line in read_csv_lines(tmp_path / "pred.csv")] == ["filename", "good.jpg"]
 
 
+def test_skip_bad_images_leaves_a_decompression_bomb_out(micro, bad_inputs, tmp_path, capsys):
+    code, _, err = run(["--ckpt", micro[0], "--img_dir", bad_inputs["decompression bomb"][0]["--img_dir"],
+                        "--out_csv", tmp_path / "pred.csv", "--num_workers", 0, "--skip_bad_images"], capsys)
+    assert code == 0, err
+    assert "huge.png" in err
+    assert [line.split(",")[0] for line in read_csv_lines(tmp_path / "pred.csv")] == ["filename", "good.jpg"]
+
+
+def test_any_name_is_predicted_even_with_a_unicode_digit(micro, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("²_1.png", "0_2.png"):
+        random_image(np.random.default_rng(1)).save(folder / name)
+    code, out, err = run(["--ckpt", micro[0], "--img_dir", folder, "--out_csv", tmp_path / "pred.csv",
+                          "--num_workers", 0], capsys)
+    assert code == 0, err
+    assert [line.split(",")[0] for line in read_csv_lines(tmp_path / "pred.csv")[1:]] == ["0_2.png", "²_1.png"]
+    assert "accuracy" not in out  # not every name carries a label
+
+
 def test_failed_run_keeps_the_previous_csv(micro, tmp_path, capsys):
     out_csv = tmp_path / "pred.csv"
     out_csv.write_text("filename,label\nold.jpg,3\n")
@@ -223,14 +257,18 @@ def shell(args, cwd, env=None):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_grader_script_from_another_folder_with_relative_paths(micro, labeled_folder, tmp_path):
+def test_grader_script_through_a_link_from_another_folder(micro, labeled_folder, tmp_path):
+    """Relative paths from the caller's folder, names starting with '-', the script called by a link."""
     folder, _, total = labeled_folder
-    (tmp_path / "imgs").symlink_to(folder, target_is_directory=True)
+    (tmp_path / "-imgs").symlink_to(folder, target_is_directory=True)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "predict.sh").symlink_to(ROOT / "scripts" / "p1_inference.sh")
 
-    done = shell(["imgs", "pred.csv", micro[0]], cwd=tmp_path)
+    done = subprocess.run(["bash", "bin/predict.sh", "-imgs", "-pred.csv", micro[0]], cwd=tmp_path,
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr
-    lines = read_csv_lines(tmp_path / "pred.csv")
+    lines = read_csv_lines(tmp_path / "-pred.csv")
     assert lines[0] == "filename,label" and len(lines) == total + 1
 
 

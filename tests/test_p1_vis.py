@@ -18,7 +18,7 @@ from models.figures import A4_TEXT_WIDTH, ATTENTION_DPI, POS_EMBED_DPI, save_col
 from models.maps import attention_rollout, position_embedding_similarity
 from models.plots import plt
 from models.vit import build_vit
-from tests.conftest import ROOT
+from tests.conftest import ROOT, huge_png
 
 CONFIG = model_config("micro", 32)
 
@@ -212,6 +212,7 @@ def write_text(path, text="not an image"):
 @pytest.mark.parametrize("case, message", [
     ("missing image", "image not found"),
     ("text as image", "cannot read image"),
+    ("decompression bomb", "100,000,000 pixels"),
     ("state dict", "not a checkpoint written by p1_train.py"),
     ("text as checkpoint", "not a readable PyTorch file"),
     ("layer too high", r"--layer 2 is out of range: the model has 2 layers, use 0\.\.1 or -2\.\.-1"),
@@ -226,6 +227,8 @@ def test_bad_input_is_one_clear_error(ckpt, images, tmp_path, case, message):
         argv["--images"] = [str(tmp_path / "nowhere.jpg")]
     elif case == "text as image":
         argv["--images"] = [str(write_text(tmp_path / "fake.jpg"))]
+    elif case == "decompression bomb":
+        argv["--images"] = [str(huge_png(tmp_path / "bomb.png"))]
     elif case == "state dict":
         torch.save(build_vit("micro", pretrained=False).state_dict(), tmp_path / "sd.pt")
         argv["--ckpt"] = str(tmp_path / "sd.pt")

@@ -13,7 +13,9 @@ from PIL import Image
 import catr
 import p2_vis_caption
 from catr.figure import caption_figure
+from data.images import open_rgb
 from data.io import UserError
+from tests.conftest import huge_png
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--random_weights", "--config", "tiny"]
@@ -75,11 +77,25 @@ def test_all_heads_npy_and_negative_layer(img_dir, tmp_path):
     assert np.load(tmp_path / "wide.npy").shape == (2, 4, 13, 19)
 
 
+def test_beam_search_in_batches_draws_the_chosen_beam(img_dir, tmp_path):
+    p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path), "--max_steps", "4", "--beam", "3",
+                         "--length_penalty", "0.5", "--batch_size", "2", "--save_npy", *TINY])
+    torch.manual_seed(0)  # the random weights the script builds
+    model = catr.build_model("tiny").eval()
+    for name in ("tall.png", "wide.jpg"):
+        image = catr.preprocess(catr.resize_longer_side(open_rgb(img_dir / name)))
+        decoded = catr.generate(model, [image], beam_size=3, max_steps=4, length_penalty=0.5)[0]
+        expected = decoded.attention[:, p2_vis_caption.DEFAULT_LAYER].mean(dim=1).numpy()
+        assert np.allclose(np.load(tmp_path / f"{Path(name).stem}.npy"), expected, atol=1e-6)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--img_dir", "{tmp}/missing"], "folder not found"),
     (["--img_dir", "{tmp}"], "no .jpg/.jpeg/.png images"),
     (["--img_dir", "{images}", "--layer", "3", *TINY], "--layer 3 is out of range"),
     (["--img_dir", "{images}", "--max_steps", "0", *TINY], "--max_steps must be in 1..127"),
+    (["--img_dir", "{images}", "--beam", "0", *TINY], "--beam must be at least 1, got 0"),
+    (["--img_dir", "{images}", "--batch_size", "0", *TINY], "--batch_size must be at least 1, got 0"),
     (["--img_dir", "{images}", "--weights", "{images}/notes.txt", "--config", "tiny"], "is not a CATR checkpoint"),
     (["--images", "{images}/wide.jpg", "{tmp}/wide.png", *TINY], "would both be written as wide.png"),
     (["--images", "{images}/notes.txt", *TINY], "1 of 1 images could not be read"),
@@ -123,9 +139,24 @@ def test_grader_script_wants_two_arguments():
     assert result.stderr.strip() == "usage: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
 
 
-def test_grader_script_passes_p2_weights_on(img_dir, tmp_path):
-    env = {**os.environ, "P2_WEIGHTS": str(img_dir / "notes.txt")}
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "p2_vis_caption.sh"), str(img_dir), str(tmp_path)],
-                            capture_output=True, text=True, env=env)
-    assert result.returncode == 2
+def test_a_decompression_bomb_is_skipped_with_a_warning(img_dir, tmp_path, capsys):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "wide.jpg").write_bytes((img_dir / "wide.jpg").read_bytes())
+    huge_png(folder / "huge.png")
+    with pytest.raises(UserError, match="1 of 2 images could not be read"):
+        p2_vis_caption.main(["--img_dir", str(folder), "--out_dir", str(tmp_path / "out"), *TINY,
+                             "--max_steps", "2", "--device", "cpu"])
+    assert "huge.png" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide.png"]
+
+
+def test_grader_script_passes_p2_weights_on_through_a_link(img_dir, tmp_path):
+    """Called by a link, folder names starting with '-': the script reaches P2_WEIGHTS' file."""
+    (tmp_path / "-imgs").symlink_to(img_dir, target_is_directory=True)
+    (tmp_path / "caption.sh").symlink_to(ROOT / "scripts" / "p2_vis_caption.sh")
+    env = {**os.environ, "P2_WEIGHTS": str(img_dir / "notes.txt"), "PYTHON": sys.executable}
+    result = subprocess.run(["bash", "caption.sh", "-imgs", "-out"], cwd=tmp_path, capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 2  # the script ran, read both folder names and reached the weights
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {img_dir / 'notes.txt'} is not a CATR checkpoint")

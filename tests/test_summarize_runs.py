@@ -98,7 +98,8 @@ def test_best_epoch_first_on_tie_and_final_run_first_on_tie():
     assert [row["final result"] for row in rows] == ["final", ""]
 
 
-@pytest.mark.parametrize("case", ["missing folder", "no metrics", "no config", "listed twice"])
+@pytest.mark.parametrize("case", ["missing folder", "no metrics", "no config", "listed twice", "short row",
+                                  "long row", "figure as text"])
 def test_bad_run_folder_one_line(runs, tmp_path, capsys, case):
     folder = tmp_path / "run"
     folder.mkdir()
@@ -106,11 +107,21 @@ def test_bad_run_folder_one_line(runs, tmp_path, capsys, case):
         (folder / "config.json").write_text("{}")
     if case == "no config":
         (folder / "metrics.csv").write_text("epoch,train_loss,val_acc\n1,2.0,50\n")
+    if case in ("short row", "long row"):
+        (folder / "config.json").write_text("{}")
+        row = "2,1.5" if case == "short row" else "2,1.5,60,7"
+        (folder / "metrics.csv").write_text(f"epoch,train_loss,val_acc\n1,2.0,50\n{row}\n")
     argv = {"missing folder": [str(tmp_path / "nope")], "no metrics": [str(folder)],
-            "no config": [str(folder)], "listed twice": [str(runs[0]), str(runs[0])]}[case]
+            "no config": [str(folder)], "listed twice": [str(runs[0]), str(runs[0])],
+            "short row": [str(folder)], "long row": [str(folder)],
+            "figure as text": [str(runs[0]), "--out_png", str(tmp_path / "curves.txt")]}[case]
 
     with pytest.raises(SystemExit) as exit:
         run_main(lambda: summarize_runs.main(argv))
 
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert exit.value.code == 2 and err.startswith("error:") and err.count("\n") == 1
+    if case in ("short row", "long row"):
+        assert "line 3 has" in err
+    if case == "figure as text":
+        assert "--out_png" in err and out == ""  # refused before the table is printed

@@ -29,6 +29,12 @@ done
 $PY p1_vis_attention.py --ckpt "$CKPT" --images "${IMAGES[@]:0:2}" --out_dir "$WORK/heads" \
     --method heads --layer 2 --device cpu
 $PY p1_vis_pos_embed.py --ckpt "$CKPT" --out "$WORK/pos_embed.png"
+$PY p1_vis_attention.py --ckpt "$CKPT" --images "${IMAGES[@]}" --out_dir "$WORK/relevancy" \
+    --method relevancy --device cpu
+if [ ! -e "$DEMO/explanations.png" ]; then  # a demo made before it measured its maps
+    $PY scripts/eval_explanations.py --ckpt "$CKPT" --img_dir "$DEMO/data/val" --device cpu --no_progress \
+        --out_json "$DEMO/explanations.json" --out_png "$DEMO/explanations.png"
+fi
 
 if [ "${LAYOUT:-0}" = 1 ]; then
     $PY scripts/make_readme_figure_inputs.py "$WORK/layout"
@@ -77,6 +83,8 @@ save(grid([[work / "heads" / f"{s}_heads.png" for s in stems[:2]]]), "demo_atten
 save(grid([[work / "pos_embed.png"]]), "demo_pos_embed.png", 900)
 save(grid([[demo / "runs_curves.png"]]), "demo_runs_curves.png", 1400)
 save(grid([[demo / "confusion.png"]]), "demo_confusion.png", 1400)
+save(grid([[work / "relevancy" / f"{s}_relevancy.png"] for s in stems]), "demo_relevancy.png", 900)
+save(grid([[demo / "explanations.png"]]), "demo_explanations.png", 1400)
 if (work / "layout").is_dir():
     save(grid([[work / "layout" / "pet_last.png"]]), "p1_attention_last_L_16_384.png", 1323)
     save(grid([[work / "layout" / "pet.png"]]), "p2_caption_layout_random.png", 1600)

@@ -1,0 +1,67 @@
+"""Flags the captioning scripts share: which weights to load, and how to search for captions."""
+import argparse
+
+import torch
+
+from data.io import UserError, warn
+
+from .captioner import CONFIGS, build_model
+from .decode import MAX_STEPS
+from .weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
+
+
+def add_weight_arguments(parser: argparse.ArgumentParser) -> None:
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--version", default=DEFAULT_VERSION,
+                         help=f"published weights ({', '.join(WEIGHT_URLS)}), downloaded once into the "
+                              "torch hub cache (default: %(default)s)")
+    weights.add_argument("--weights", metavar="FILE",
+                         help="a local checkpoint instead: a dict with the state dict under 'model'")
+    # Tests and the demo: a randomly initialised model, whose captions are noise.
+    weights.add_argument("--random_weights", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--config", choices=sorted(CONFIGS), default="catr", help=argparse.SUPPRESS)
+
+
+def add_search_arguments(parser: argparse.ArgumentParser, batch_size: int) -> None:
+    parser.add_argument("--beam", type=int, default=1, metavar="N",
+                        help="beam search with N beams; 1 is greedy search (default: %(default)s)")
+    parser.add_argument("--length_penalty", type=float, default=0.0, metavar="A",
+                        help="beam search ranks finished captions by log-probability / length ** A, the "
+                             "length counting the words and the end; 0 ranks by the raw sum, larger values "
+                             "favour longer captions (default: %(default)s)")
+    parser.add_argument("--batch_size", type=int, default=batch_size, metavar="B",
+                        help="images decoded together; images of the same size share a batch, others are "
+                             "decoded in groups of one size (default: %(default)s)")
+    parser.add_argument("--max_steps", type=int, default=MAX_STEPS,
+                        help="at most this many tokens, 1..%(default)s (default: %(default)s)")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+
+
+def check_search_arguments(args) -> None:
+    if args.beam < 1:
+        raise UserError(f"--beam must be at least 1, got {args.beam}")
+    if args.batch_size < 1:
+        raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
+    if not 1 <= args.max_steps <= MAX_STEPS:
+        raise UserError(f"--max_steps must be in 1..{MAX_STEPS}, got {args.max_steps}")
+
+
+def search_description(args) -> str:
+    if args.beam == 1:
+        return "greedy search"
+    return f"beam search, {args.beam} beams, length penalty {args.length_penalty:g}"
+
+
+def load_captioner(args, device: torch.device):
+    """The captioner the weight flags name, in eval mode on `device`."""
+    if args.random_weights:
+        warn(f"random weights ({args.config} configuration): the captions are noise")
+        torch.manual_seed(0)
+        return build_model(args.config).to(device).eval()
+    return load_model(args.version, args.weights, config=args.config, device=device)
+
+
+def weights_description(args) -> str:
+    if args.random_weights:
+        return "random weights: the caption is noise"
+    return args.weights or f"CATR {args.version}"

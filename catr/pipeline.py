@@ -1,0 +1,25 @@
+"""From image files to captions, a batch at a time: open, resize, preprocess, `generate`."""
+from data.images import open_rgb
+from data.io import UserError, warn
+
+from .decode import MAX_STEPS, generate
+from .preprocess import preprocess, resize_longer_side
+
+
+def caption_files(model, paths: list, batch_size: int = 1, beam_size: int = 1, length_penalty: float = 0.0,
+                  max_steps: int = MAX_STEPS, device="cpu"):
+    """Caption image files `batch_size` at a time, yielding for each batch a list of (path, image,
+    decoded): the resized RGB image and its `Decoded`, or (path, None, None) for a file that cannot be
+    read, after a warning. Same-size images of a batch are decoded together (see `generate`)."""
+    for start in range(0, len(paths), batch_size):
+        opened = []
+        for path in paths[start: start + batch_size]:
+            try:
+                opened.append((path, resize_longer_side(open_rgb(path))))
+            except UserError as err:
+                warn(f"{err}; skipped")
+                opened.append((path, None))
+        readable = [preprocess(image).to(device) for _, image in opened if image is not None]
+        decoded = iter(generate(model, readable, beam_size=beam_size, max_steps=max_steps,
+                                length_penalty=length_penalty))
+        yield [(path, image, None if image is None else next(decoded)) for path, image in opened]

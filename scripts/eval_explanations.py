@@ -1,0 +1,159 @@
+"""Measure how far to trust each kind of map: perturbation tests and, with masks, localisation.
+
+For every image and method the map orders the patches; removing 0%, 10%, ..., 90% of them (their
+pixels replaced by --fill in normalised units) shows whether the model keeps the class it predicted
+on the intact image. Positive test: most relevant first (lower AUC is better). Negative test: least
+relevant first (higher AUC is better). With --masks_dir (<image stem>.png, non-zero = object; Pets
+trimaps are understood) also the pointing game and the IoU of the map's top patches with the object.
+A method that does not beat `random` on these tests should not be trusted. Prints a table per
+method and, as the last line, one JSON object (also written to --out_json).
+
+  python scripts/eval_explanations.py --ckpt runs/l16/best.pt --img_dir oxford-iiit-pet/images \\
+      --masks_dir oxford-iiit-pet/annotations/trimaps --limit 500 --out_json expl.json --out_png expl.png
+"""
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# data.io first: it reports Ctrl-C during the slow imports below as one line
+from data.io import UserError, run_main, warn, write_text_atomic  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from data.datasets import ImageFolder  # noqa: E402
+from data.images import list_images  # noqa: E402
+from data.masks import mask_paths, read_mask  # noqa: E402
+from data.transforms import eval_transform_from_config  # noqa: E402
+from models.checkpoint import model_from_checkpoint  # noqa: E402
+from models.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,  # noqa: E402
+                                 faithfulness_table, grid_mask, perturbation_curves)
+from models.figures import perturbation_figure  # noqa: E402
+from models.plots import check_figure_path, save_figure  # noqa: E402
+from models.predict import default_num_workers, inference_model, make_loader  # noqa: E402
+from models.runtime import resolve_device  # noqa: E402
+from models.vit import grid_size  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True, metavar="FILE", help="a checkpoint written by p1_train.py")
+    p.add_argument("--img_dir", required=True, metavar="DIR", help="the images (.jpg/.jpeg/.png, any names)")
+    p.add_argument("--masks_dir", metavar="DIR",
+                   help="object masks <image stem>.png (non-zero = object, or Pets trimaps); an image "
+                        "without one is left out of localisation only, with a warning")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="NAME",
+                   help=f"the maps to measure, any of: {' '.join(METHODS)} (default: all)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="measure N images spread evenly over the folder's sorted names (default: all)")
+    p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per pass (default %(default)s)")
+    p.add_argument("--fill", type=float, default=0.0, metavar="X",
+                   help="value, in normalised units, that replaces removed pixels (default 0: mid-grey "
+                        "for mean = std = 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random maps (default %(default)s)")
+    p.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
+    p.add_argument("--out_png", metavar="FILE", help="draw both perturbation curves of every method here")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+def check_arguments(args) -> None:
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        raise UserError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+    if len(set(args.methods)) != len(args.methods):
+        raise UserError("a method is listed twice in --methods")
+    for flag in ("limit", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} must be at least 1, not {value}")
+    if args.out_png:
+        check_figure_path(args.out_png, "--out_png")
+
+
+def spread(files: list, limit: int | None) -> list:
+    """`limit` files evenly spaced over the sorted list, so every class of a `{label}_...` folder shows."""
+    if limit is None or limit >= len(files):
+        return files
+    return [files[i * len(files) // limit] for i in range(limit)]
+
+
+def object_patches(files: list, masks_dir, grid) -> tuple:
+    """((N, gh, gw) object patches, (N,) whether each image has a mask), warning about missing ones."""
+    paths = mask_paths(masks_dir, files)
+    missing = [f.name for f, p in zip(files, paths) if p is None]
+    if len(missing) == len(files):
+        raise UserError(f"--masks_dir {masks_dir} holds no <stem>.png mask for any of the images")
+    if missing:
+        warn(f"no mask in {masks_dir} for {len(missing)} of {len(files)} images (e.g. {missing[0]}); "
+             "they are left out of localisation only")
+    masks = torch.zeros(len(files), *grid, dtype=torch.bool)
+    for i, path in enumerate(paths):
+        if path is not None:
+            masks[i] = grid_mask(torch.from_numpy(read_mask(path)), grid)
+    return masks, torch.tensor([p is not None for p in paths])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    check_arguments(args)
+    files = spread(list_images(args.img_dir), args.limit)
+    device = resolve_device(args.device)
+    model, config = model_from_checkpoint(args.ckpt)
+    model = inference_model(model, device)
+    grid = grid_size(model)
+    masks, has_mask = object_patches(files, args.masks_dir, grid) if args.masks_dir else (None, None)
+    dataset = ImageFolder(args.img_dir, eval_transform_from_config(config), labeled=False, files=files,
+                          progress=not args.no_progress)
+    loader = make_loader(dataset, args.batch_size, default_num_workers(device), device)
+
+    tally = FaithfulnessTally(args.methods)
+    for images, indices in tqdm(loader, desc="explanations", unit="batch", disable=args.no_progress):
+        images = images.to(device)
+        predicted, maps = explanation_maps(model, images, args.methods, indices, args.seed)
+        for method, method_maps in maps.items():
+            tally.add_curves(method, *(perturbation_curves(model, images, method_maps, predicted, first,
+                                                           FRACTIONS, args.fill) for first in (True, False)))
+            if masks is not None:
+                located = has_mask[indices]
+                tally.add_localisation(method, method_maps[located.to(device)].cpu(), masks[indices][located])
+        tally.images += len(images)
+        tally.located += int(has_mask[indices].sum()) if masks is not None else 0
+
+    summary = tally.summary()
+    print(f"{tally.images} images from {args.img_dir}, {tally.located} with a mask; {config['model']}, "
+          f"patches replaced by {args.fill:g}")
+    print(faithfulness_table(summary))
+    record = {
+        "methods": summary,
+        "images": tally.images,
+        "located_images": tally.located,
+        "fractions": list(FRACTIONS),
+        "fill": args.fill,
+        "seed": args.seed,
+        "model": config["model"],
+        "checkpoint": str(args.ckpt),
+        "img_dir": str(args.img_dir),
+        "masks_dir": args.masks_dir and str(args.masks_dir),
+        "command": " ".join(["scripts/eval_explanations.py", *(argv if argv is not None else sys.argv[1:])]),
+        "date": datetime.date.today().isoformat(),
+        "device": str(device),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
+    line = json.dumps(record)
+    if args.out_json:
+        write_text_atomic(args.out_json, line + "\n")
+        print(f"wrote {args.out_json}")
+    if args.out_png:
+        title = f"Perturbation tests, {tally.images} images, {config['model']}"
+        save_figure(perturbation_figure(summary, FRACTIONS, title), args.out_png)
+        print(f"wrote {args.out_png}")
+    print(line)
+
+
+if __name__ == "__main__":
+    run_main(main)
