@@ -33,8 +33,8 @@ from models.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanat
                                  faithfulness_table, grid_mask, perturbation_curves)
 from models.figures import perturbation_figure  # noqa: E402
 from models.plots import check_figure_path, save_figure  # noqa: E402
-from models.predict import default_num_workers, inference_model, make_loader  # noqa: E402
-from models.runtime import resolve_device  # noqa: E402
+from models.predict import inference_model, make_loader  # noqa: E402
+from models.runtime import default_num_workers, resolve_device  # noqa: E402
 from models.vit import grid_size  # noqa: E402
 
 
