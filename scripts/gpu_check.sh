@@ -15,7 +15,7 @@
 # Writes OUT_DIR/bench.jsonl (one JSON object per benchmark row), OUT_DIR/checks.jsonl (the other
 # measurements and each step's outcome), OUT_DIR/summary.md (the tables and the targets, from
 # scripts/bench_table.py) and OUT_DIR/logs/. A failed or skipped step is recorded and the run goes on.
-# --dry_run runs the same steps on the CPU with the micro model and tiny counts (about a minute on 2 cores);
+# --dry_run runs the same steps on the CPU with the micro model and tiny counts (36 s on 2 idle cores);
 # there TORCHDYNAMO_DISABLE=1 makes the --compile rows run eagerly (compiling is what takes time).
 # Set PYTHON to choose the interpreter (default: python3).
 set -u
