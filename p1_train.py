@@ -1,6 +1,6 @@
 """Fine-tune a pretrained ViT from `pytorch-pretrained-vit` on a `{label}_{id}.jpg` image folder.
 
-    python p1_train.py --data_dir p1_data --output_dir runs/l16_sgd        # the seed report's recipe
+    python p1_train.py --data_dir p1_data --output_dir runs/l16_sgd        # the default recipe
     torchrun --nproc_per_node 4 p1_train.py --data_dir p1_data --output_dir runs/l16_ddp
 
 Writes RUN/config.json, RUN/metrics.csv (one row per epoch), RUN/best.pt (the weights, on each
@@ -56,7 +56,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--skip_bad_images", action="store_true",
                    help="warn about corrupt or truncated images and leave them out instead of stopping")
     g.add_argument("--augment", choices=AUGMENTATIONS, default="basic",
-                   help="basic: RandomResizedCrop + flip (the seed's, default); light: crops keep at least half the "
+                   help="basic: RandomResizedCrop + flip (default); light: crops keep at least half the "
                         "image; strong: basic + TrivialAugment and random erasing")
     g = p.add_argument_group("model")
     g.add_argument("--model", choices=MODEL_NAMES, default="L_16_imagenet1k",

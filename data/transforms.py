@@ -23,7 +23,7 @@ def _finish(steps: list, mean, std, to_float: bool) -> T.Compose:
 
 
 def train_transform(size: int, mean=MEAN, std=STD, augment: str = "basic", to_float: bool = True):
-    """`basic` is the seed report's pipeline; `light` crops at least half the image (for small
+    """`basic` is the default recipe's pipeline (RandomResizedCrop + flip); `light` crops at least half the image (for small
     synthetic shapes, which an 8% crop cuts away); `strong` adds TrivialAugment and random erasing.
 
     Random erasing fills with zeros after normalisation, a value a uint8 image cannot hold, so

@@ -6,7 +6,7 @@ head. Layer norms, softmax, GELU, biases and residual additions are a fraction o
 out, as is usual. A training step costs 3x the forward pass (the backward computes gradients for
 both inputs and weights of every matmul); recomputation by gradient checkpointing is not counted, so
 TFLOP/s from these figures is model-FLOP utilisation. For ViT-L/16 at 384 this gives 191 GMACs
-(382 GFLOP) forward, 16.4 GMACs of them in attention, as FACTS section 3 states.
+(382 GFLOP) forward, 16.4 GMACs of them in attention.
 """
 from pytorch_pretrained_vit import ViT
 

@@ -2,8 +2,8 @@
 
 Figures are NVIDIA's datasheet numbers in TFLOP/s: dense bf16 on the tensor cores (the datasheets
 print the 2:4-sparse figure, twice the dense one) and plain fp32 without tensor cores, which is what
-PyTorch uses for fp32 matmuls unless TF32 is switched on. FACTS section 3 rounds the H100 to "about
-800"; the datasheet's 989 (SXM) is used here, so fractions are conservative. A CPU or an unknown GPU
+PyTorch uses for fp32 matmuls unless TF32 is switched on. Measured bf16 matmul rates on an H100 stay
+below the datasheet's 989 (SXM), so fractions of it are conservative. A CPU or an unknown GPU
 has no entry: its fraction is reported as n/a rather than guessed.
 """
 import re

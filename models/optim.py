@@ -9,7 +9,7 @@ SCHEDULES = ("constant", "cosine")
 
 def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
                     momentum: float, device: torch.device) -> torch.optim.Optimizer:
-    """Weight decay on every parameter, as in the seed report; on CUDA fused kernels do the step."""
+    """Weight decay on every parameter, as in the default recipe; on CUDA fused kernels do the step."""
     params = [p for p in model.parameters() if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {}
     if name == "sgd":

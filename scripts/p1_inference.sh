@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Problem 1 grader contract: predict a breed label (0..36) for every image in IMG_DIR.
+# Problem 1 inference: predict a breed label (0..36) for every image in IMG_DIR.
 #
 #   bash scripts/p1_inference.sh IMG_DIR OUT_CSV [CKPT]
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Problem 2 grader contract: caption every image in IMG_DIR with CATR and draw each word's attention.
+# Problem 2: caption every image in IMG_DIR with CATR and draw each word's attention.
 #
 #   bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR
 #

@@ -16,8 +16,8 @@ def meta_model(name, image_size=None, num_classes=37):
 def test_vit_l16_at_384_matches_the_published_count():
     model = meta_model("L_16_imagenet1k", 384, num_classes=1000)
     macs = model_macs(model)
-    assert sum(macs.values()) / 1e9 == pytest.approx(191.07, abs=0.01)  # FACTS 3: 191 GMACs
-    assert macs["attention"] / 1e9 == pytest.approx(16.36, abs=0.01)   # FACTS 3: 16.4 GMACs
+    assert sum(macs.values()) / 1e9 == pytest.approx(191.07, abs=0.01)  # 191 GMACs, hand count
+    assert macs["attention"] / 1e9 == pytest.approx(16.36, abs=0.01)   # 16.4 GMACs, hand count
     assert forward_flops(model) / 1e9 == pytest.approx(382.1, abs=0.1)
     assert training_flops(model) / 1e12 == pytest.approx(1.146, abs=0.001)  # about 1.15 TFLOP
     assert training_flops(model) * 3680 / 1e15 == pytest.approx(4.2, abs=0.05)  # one epoch, 4.2 PFLOP
