@@ -60,6 +60,8 @@ class DecodedImages:
         self.data = torch.empty(needed, dtype=torch.uint8).share_memory_()
 
     def store(self, index, image: Image.Image) -> None:
+        # The header's size may be the transpose of the decoded one (EXIF orientation): same bytes.
+        self.sizes[index] = image.size
         start, end = self.offsets[index], self.offsets[index + 1]
         self.data[start:end].numpy()[:] = np.asarray(image).reshape(-1)
 

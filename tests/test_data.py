@@ -389,3 +389,16 @@ def test_cache_images_that_do_not_fit_are_refused_with_the_size_needed(tmp_path,
 def test_available_memory_reads_the_system():
     available, limit = data.datasets.available_memory()
     assert available > 0 and limit
+
+
+def test_cached_images_keep_the_exif_orientation(tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    image = Image.new("RGB", (40, 20), (255, 0, 0))
+    image.paste((0, 0, 255), (0, 0, 10, 20))
+    exif = image.getexif()
+    exif[0x0112] = 6  # stored turned left: upright it is 20 wide and 40 high
+    image.save(folder / "0_1.jpg", exif=exif, quality=95)
+    files = ImageFolder(folder, eval_transform(16, to_float=False))
+    cached = ImageFolder(folder, eval_transform(16, to_float=False), cache_images=True)
+    assert torch.equal(cached[0][0], files[0][0])
