@@ -41,7 +41,7 @@ from models.distributed import (ShardSampler, backend_name, broadcast_flag, clea
 from models.engine import evaluate, make_loss_step, train_one_epoch
 from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.runtime import bf16_supported, default_num_workers, resolve_device
-from models.vit import MODEL_NAMES, build_vit, native_image_size, patch_size
+from models.vit import MODEL_NAMES, build_vit, check_image_size
 
 MAX_SEED = 2**32 - 1  # the per-epoch seeds derived from it stay within torch.manual_seed's range
 SHOWN_CLASSES = 5  # how many classes without training images a warning names
@@ -148,12 +148,7 @@ def check_args(args) -> None:
         raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
     if args.weights and args.no_pretrained:
         raise UserError("--weights and --no_pretrained contradict each other; give one")
-    patch = patch_size(args.model)
-    if args.image_size is None:
-        args.image_size = native_image_size(args.model)
-    elif args.image_size <= 0 or args.image_size % patch:
-        raise UserError(f"--image_size must be a positive multiple of {args.model}'s patch size {patch}, "
-                        f"not {args.image_size}")
+    args.image_size = check_image_size(args.model, args.image_size)
 
 
 def warn_classes_without_images(labels, class_names, num_classes: int) -> None:

@@ -15,7 +15,7 @@ from models.checkpoint import model_from_checkpoint
 from models.figures import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
 from models.maps import position_embedding_similarity
 from models.plots import save_figure
-from models.vit import MODEL_NAMES, build_vit, grid_size
+from models.vit import MODEL_NAMES, build_vit, check_image_size, grid_size
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg")
 
@@ -48,9 +48,7 @@ def load_model(args):
         return model, f"{config['model']}, checkpoint {Path(args.ckpt).name}"
     if args.no_pretrained and args.weights:
         raise UserError("--no_pretrained and --weights contradict each other; give one")
-    if args.image_size is not None and args.image_size <= 0:
-        raise UserError(f"--image_size must be positive, not {args.image_size}")
-    model = build_vit(args.model, image_size=args.image_size, pretrained=not args.no_pretrained,
+    model = build_vit(args.model, image_size=check_image_size(args.model, args.image_size), pretrained=not args.no_pretrained,
                       weights=args.weights)
     origin = "random init" if args.no_pretrained else "pretrained"
     return model, f"{args.model}, {origin}"

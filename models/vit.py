@@ -54,6 +54,18 @@ def patch_size(name: str) -> int:
     return PRETRAINED_MODELS[name]["config"]["patches"][0]
 
 
+def check_image_size(name: str, image_size: int | None) -> int:
+    """The input side to build `name` at: `image_size`, or the native one when None; a side that is not
+    a positive multiple of the patch size (the patch grid would drop pixels) is refused."""
+    if image_size is None:
+        return native_image_size(name)
+    patch = patch_size(name)
+    if image_size <= 0 or image_size % patch:
+        raise UserError(f"--image_size must be a positive multiple of {name}'s patch size {patch}, "
+                        f"not {image_size}")
+    return image_size
+
+
 def has_published_weights(name: str) -> bool:
     return PRETRAINED_MODELS.get(name, {}).get("url") is not None
 

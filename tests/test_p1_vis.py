@@ -97,6 +97,8 @@ def test_pos_embed_from_model_name_and_weights_file(ckpt, tmp_path):
     (["--model", "micro"], "no published weights"),
     (["--model", "micro", "--no_pretrained", "--weights", "x.pt"], "contradict"),
     (["--ckpt", "CKPT", "--image_size", "64"], "go with --model"),
+    (["--model", "micro", "--no_pretrained", "--image_size", "0"], "positive multiple of micro's patch size 8"),
+    (["--model", "micro", "--no_pretrained", "--image_size", "36"], "positive multiple of micro's patch size 8"),
     (["--ckpt", "STATE_DICT"], "not a checkpoint written by p1_train.py"),
 ])
 def test_pos_embed_bad_arguments(ckpt, tmp_path, argv, message):
