@@ -8,7 +8,7 @@ pet and border counting as object.
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .io import UserError
 
@@ -31,8 +31,8 @@ def read_mask(path) -> np.ndarray:
     try:
         with Image.open(path) as image:
             return object_mask(np.asarray(image))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise UserError(f"cannot read mask {path}: {err}") from None
+    except Exception as err:  # as for images: a malformed file can make PIL raise almost any type
+        raise UserError(f"cannot read mask {path}: {err or type(err).__name__}") from None
 
 
 def mask_paths(masks_dir, images) -> list:

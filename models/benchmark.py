@@ -23,8 +23,6 @@ import torch.nn.functional as F
 
 from data.io import UserError
 from .attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-
-BOTH = ("fast", "explicit")  # what --attention both compares
 from .flops import forward_flops, training_flops
 from .hardware import peak_tflops
 from .optim import build_optimizer
@@ -34,6 +32,7 @@ from .vit import MODEL_NAMES, build_vit, check_model_name, native_image_size
 TRAIN_IMAGES = 3680  # p1_data/train: one epoch of the course's Pets split
 TEST_IMAGES = 2169   # the private test set that inference must label within 10 minutes
 PRECISIONS = ("bf16", "fp32")
+BOTH = ("fast", "explicit")  # what --attention both compares
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,12 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
+from data.io import UserError
 from data.masks import mask_paths, object_mask, read_mask
 from data.synthetic import draw_example, draw_example_with_mask, make_synthetic_split
 from models.faithfulness import (FaithfulnessTally, curve_auc, explanation_maps, faithfulness_table, grid_mask,
                                  perturbation_curves, pointing_game, random_maps, remove_patches,
                                  removal_order, top_patch_iou)
 from models.vit import build_vit
+from tests.conftest import huge_png
 
 
 class OnePatchModel(torch.nn.Module):
@@ -108,6 +110,14 @@ def test_trimaps_binary_and_colour_masks(tmp_path):
     Image.fromarray(trimap, mode="L").save(tmp_path / "a.png")
     assert read_mask(tmp_path / "a.png").tolist() == [[True, False], [True, False]]
     assert mask_paths(tmp_path, [tmp_path / "x" / "a.jpg", tmp_path / "b.jpg"]) == [tmp_path / "a.png", None]
+
+
+def test_a_mask_pil_cannot_decode_is_one_line(tmp_path):
+    for name, write in (("bomb.png", lambda p: huge_png(p)),  # PIL's DecompressionBombError
+                        ("cut.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 40))):
+        write(tmp_path / name)
+        with pytest.raises(UserError, match=f"cannot read mask .*{name}"):
+            read_mask(tmp_path / name)
 
 
 def test_synthetic_masks_line_up_with_the_shapes(tmp_path):
