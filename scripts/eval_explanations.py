@@ -57,6 +57,8 @@ def parse_args(argv=None):
     p.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
     p.add_argument("--out_png", metavar="FILE", help="draw both perturbation curves of every method here")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    p.add_argument("--skip_bad_images", action="store_true",
+                   help="warn about corrupt or truncated images and leave them out instead of stopping")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -106,9 +108,10 @@ def main(argv=None):
     model, config = model_from_checkpoint(args.ckpt)
     model = inference_model(model, device)
     grid = grid_size(model)
-    masks, has_mask = object_patches(files, args.masks_dir, grid) if args.masks_dir else (None, None)
     dataset = ImageFolder(args.img_dir, eval_transform_from_config(config), labeled=False, files=files,
-                          progress=not args.no_progress)
+                          skip_bad_images=args.skip_bad_images, progress=not args.no_progress)
+    # After the unreadable images are left out: the loader's indices are those of dataset.files.
+    masks, has_mask = object_patches(dataset.files, args.masks_dir, grid) if args.masks_dir else (None, None)
     loader = make_loader(dataset, args.batch_size, default_num_workers(device), device)
 
     tally = FaithfulnessTally(args.methods)

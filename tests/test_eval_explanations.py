@@ -70,6 +70,30 @@ def test_missing_masks_leave_images_out_of_localisation_only(ckpt, data, tmp_pat
     assert record["images"] == 4 and record["located_images"] == 3
 
 
+def test_a_corrupt_image_stops_the_report_or_is_skipped_with_the_masks_kept_in_line(ckpt, data, tmp_path,
+                                                                                     run_cli):
+    images = tmp_path / "val"
+    shutil.copytree(data / "val", images)
+    names = sorted(p.name for p in images.iterdir())[:4]
+    for name in sorted(p.name for p in images.iterdir())[4:]:
+        (images / name).unlink()
+    (images / names[0]).write_bytes(b"not an image")  # the first: every later index would shift
+    argv = ["--ckpt", ckpt, "--img_dir", images, "--masks_dir", data / "val_masks", "--methods", "last",
+            "--no_progress"]
+    code, _, err = run_cli(eval_explanations.main, argv)
+    assert code == 2 and err.startswith("error: cannot read image") and "--skip_bad_images" in err
+    code, out, err = run_cli(eval_explanations.main, argv + ["--skip_bad_images"])
+    assert code == 0, err
+    skipped = last_json(out)
+    keep = tmp_path / "kept"
+    keep.mkdir()
+    for name in names[1:]:
+        shutil.copy(images / name, keep / name)
+    code, out, _ = run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", keep, "--masks_dir",
+                                                    data / "val_masks", "--methods", "last", "--no_progress"])
+    assert skipped["images"] == 3 and skipped["methods"] == last_json(out)["methods"]
+
+
 @pytest.mark.parametrize("case, message", [
     ("unknown method", "unknown method 'gradcam'"),
     ("empty folder", "no .jpg/.jpeg/.png images"),
