@@ -97,6 +97,20 @@ class Tokenizer:
     def tokens(self, ids) -> list:
         return [self.vocab[i] for i in ids]
 
+    def words(self, ids) -> list:
+        """The words of `ids` as (word, first, end): a word and the slice of `ids` holding its pieces
+        (`##` pieces join the word before them; special tokens are skipped)."""
+        words = []
+        for index, token in enumerate(self.tokens(ids)):
+            if ids[index] in SPECIAL_IDS:
+                continue
+            if token.startswith(CONTINUATION) and words and words[-1][2] == index:
+                word, first, _ = words[-1]
+                words[-1] = (word + token[len(CONTINUATION):], first, index + 1)
+            else:
+                words.append((token, index, index + 1))
+        return words
+
     def decode(self, ids) -> str:
         """The caption for `ids`: special tokens skipped, `##` pieces merged, punctuation attached."""
         words = []
