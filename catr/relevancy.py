@@ -153,19 +153,22 @@ def relevancy_rows(encoder: list, decoder_self: list, decoder_cross: list, posit
     return product - scaled + row
 
 
-def explain_captions(model, image: Tensor, caption_ids: Tensor, targets_per_backward: int = TARGETS_PER_BACKWARD
-                     ) -> WordMaps:
+def explain_captions(model, image: Tensor, caption_ids: Tensor, targets_per_backward: int = TARGETS_PER_BACKWARD,
+                     cells: tuple = None) -> WordMaps:
     """Relevancy, cross-attention and log-probability of every token of B captions of one image.
 
     `image` (3, H, W) preprocessed; `caption_ids` (B, T) token ids after [CLS], [SEP] included where
     the end should be explained, PAD (0) after a shorter caption. The model must be in eval mode.
+    `cells`, `model.image_cells` of the image if already computed, saves running the backbone again.
     """
     if model.training:
         raise ValueError("call model.eval() first: dropout would make the maps random")
     if image.dim() != 3:
         raise ValueError(f"expected one (3, H, W) image, got shape {tuple(image.shape)}")
-    with torch.no_grad():  # the backbone lies below every attention: no gradient flows there
-        cells = model.image_cells(image[None])
+    if cells is None:
+        with torch.no_grad():  # the backbone lies below every attention: no gradient flows there
+            cells = model.image_cells(image[None])
+    cells = (cells[0].detach().clone(), *cells[1:])
     with torch.enable_grad(), recorded_attention(model) as record:
         src = cells[0].requires_grad_(True)  # the graph exists even if the weights are frozen
         encoded = _expand(model.encode_cells(src, *cells[1:]), caption_ids.shape[0])
