@@ -12,7 +12,7 @@ COCO (`coco_object_words.txt`); any COCO-format set can bring its own.
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import UserError
+from .io import UserError, read_text
 
 COCO_WORDS = Path(__file__).with_name("coco_object_words.txt")
 
@@ -42,12 +42,7 @@ def load_word_table(path=None, split_words=None) -> WordTable:
     if split_words is None:
         from catr.tokenizer import basic_words as split_words
     path = Path(path) if path is not None else COCO_WORDS
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"word table not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read word table {path}: {getattr(err, 'strerror', None) or err}") from None
+    text = read_text(path, "word table")
     entries = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.split("#", 1)[0].strip()
