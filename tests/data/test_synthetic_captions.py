@@ -1,6 +1,5 @@
 """The synthetic captioned set: masks on the drawn shapes, captions naming exactly them, seeds, refusals."""
 import colorsys
-import importlib.util
 import json
 import re
 from collections import Counter
@@ -14,9 +13,10 @@ from catr.tokenizer import load_tokenizer
 from data.io import UserError
 from data.synthetic import SHAPES
 from data.synthetic_captions import COLOURS, generate_scenes, make_captioned_set
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kill_on_image_save, load_script
 
 SEED, N_TRAIN, N_VAL, SIZE = 3, 14, 6, 96
+SCRIPT = ROOT / "scripts" / "make_synthetic_data.py"
 PAIR = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})\b")
 NAME = rf"(?:{'|'.join(COLOURS)}) (?:{'|'.join(SHAPES)})"
 SHAPE_WORD = re.compile(rf"\b({'|'.join(SHAPES)})s?\b")
@@ -147,30 +147,15 @@ def test_a_folder_in_use_is_refused_and_left_as_it_was(tmp_path):
 
 
 def test_a_cut_run_leaves_no_half_image_and_no_annotations(tmp_path, monkeypatch):
-    real_save, saved = Image.Image.save, []
-
-    def killed_on_the_third(self, fp, *args, **kwargs):
-        saved.append(fp)
-        if len(saved) == 3:
-            open(fp, "wb").write(b"\x89PNG half")
-            raise KeyboardInterrupt
-        real_save(self, fp, *args, **kwargs)
-    monkeypatch.setattr(Image.Image, "save", killed_on_the_third)
+    kill_on_image_save(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         make_captioned_set(tmp_path / "cut", 0, 4, 1, 48)
     assert sorted(p.name for p in (tmp_path / "cut").rglob("*") if p.is_file()) == \
         ["000000000001.png", "000000000002.png"]
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_the_script_writes_a_set_pycocotools_reads(tmp_path, run_cli):
-    code, out, err = run_cli(load_script().main, ["--captions", "--out", tmp_path / "set", "--train_scenes", 2,
+    code, out, err = run_cli(load_script(SCRIPT).main, ["--captions", "--out", tmp_path / "set", "--train_scenes", 2,
                                                   "--val_scenes", 1, "--size", 48])
     assert (code, err) == (0, "") and "wrote 2 training and 1 validation scenes" in out
     data = json.loads((tmp_path / "set" / "annotations" / "captions_val.json").read_text())
@@ -187,6 +172,6 @@ def test_the_script_writes_a_set_pycocotools_reads(tmp_path, run_cli):
     (["--val_scenes", "5"], "give --captions too"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, run_cli, flags, message):
-    code, _, err = run_cli(load_script().main, ["--out", tmp_path / "set", *flags])
+    code, _, err = run_cli(load_script(SCRIPT).main, ["--out", tmp_path / "set", *flags])
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "set").exists()
