@@ -8,8 +8,9 @@ that axis, so it is true of the picture.
 
 Layout, as COCO 2017 has it: OUT/train/ and OUT/val/ hold `{image id:012d}.png`; OUT/annotations/ holds
 `captions_{split}.json` and `instances_{split}.json` (each shape's polygon, box, area and category,
-the categories being the shape kinds, plus a non-COCO `colour` field), and `words.tsv`, the shape words
-(singular and plural) to their categories, `word<TAB>category`, for grading word maps.
+the categories being the shape kinds, plus a non-COCO `colour` field), and `object_words.txt`, the
+word table of `scripts/eval_grounding.py --words` (`category: word, word`, each shape's singular and
+plural), for grading word maps.
 """
 import colorsys
 import json
@@ -39,6 +40,7 @@ RADIUS_RANGE = (0.10, 0.17)  # of the side: 13-22 px at 128
 GAP = 0.03  # of the side, between the circles around two shapes
 CIRCLE_CORNERS = 48  # a round outline's polygon: within 0.3% of the radius of the true circle
 DEFAULT_TRAIN, DEFAULT_VAL, DEFAULT_SIZE = 800, 50, 128
+WORDS_FILE = "object_words.txt"
 
 
 @dataclass
@@ -193,8 +195,9 @@ def scene_annotations(scene: Scene, image_id: int, first_annotation_id: int) -> 
 
 
 def words_table() -> str:
-    """`word<TAB>category` lines: each shape word and its plural to the shape's category."""
-    return "".join(f"{word}\t{shape}\n" for shape in SHAPES for word in (shape, PLURALS[shape]))
+    """The set's word table, one category a line: `category: word, word` (`#` starts a comment)."""
+    lines = ["# The shape words of this synthetic set and the categories they name; singular and plural."]
+    return "\n".join(lines + [f"{shape}: {shape}, {PLURALS[shape]}" for shape in SHAPES]) + "\n"
 
 
 def check_free(out_dir: Path) -> None:
@@ -246,5 +249,5 @@ def make_captioned_set(out_dir, seed: int = 0, n_train: int = DEFAULT_TRAIN, n_v
         write_text_atomic(annotations / f"instances_{split}.json",
                           json.dumps({"images": images[split], "annotations": instances[split],
                                       "categories": list(CATEGORIES)}) + "\n")
-    write_text_atomic(annotations / "words.tsv", words_table())
+    write_text_atomic(annotations / WORDS_FILE, words_table())
     return out_dir

@@ -37,8 +37,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                              "--seed, --masks and the per-class counts are then not used)")
     parser.add_argument("--captions", action="store_true",
                         help="write the captioned set instead: DIR/train/, DIR/val/ and DIR/annotations/ with "
-                             "captions_{train,val}.json, instances_{train,val}.json and words.tsv (the shape "
-                             "words to their categories, for scripts/eval_grounding.py --words)")
+                             "captions_{train,val}.json, instances_{train,val}.json and object_words.txt (the "
+                             "shape words' table for scripts/eval_grounding.py --words)")
     parser.add_argument("--train_scenes", type=int, default=None,
                         help=f"with --captions: training scenes (default {DEFAULT_TRAIN})")
     parser.add_argument("--val_scenes", type=int, default=None,

@@ -117,11 +117,16 @@ def test_captions_name_exactly_the_shapes_drawn_and_tell_the_truth_about_places(
     capsys.readouterr()
 
 
-def test_words_table_maps_shape_words_and_plurals_to_categories(captioned):
-    rows = [line.split("\t") for line in (captioned / "annotations" / "words.tsv").read_text().splitlines()]
-    assert all(len(row) == 2 for row in rows)
-    table = dict(rows)
-    assert {table[shape] for shape in SHAPES} == set(SHAPES)
+def test_word_table_maps_shape_words_and_plurals_to_categories(captioned):
+    """The table format of scripts/eval_grounding.py --words: `category: word, word`, `#` comments."""
+    table = {}
+    for line in (captioned / "annotations" / "object_words.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            category, colon, words = line.partition(":")
+            assert colon and category.strip()
+            table.update({word.strip(): category.strip() for word in words.split(",")})
+    assert {table[shape] for shape in SHAPES} == set(SHAPES) == set(table.values())
     assert (table["circles"], table["crosses"], table["rings"]) == ("circle", "cross", "ring")
 
 
