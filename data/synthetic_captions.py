@@ -29,7 +29,7 @@ from .synthetic import (DRAW_SCALE, RING_HOLE, ROUND_SHAPES, SHAPES, SPLITS, TEX
                         coverage, draw_shape, shape_corners, texture_fill)
 
 COLOURS = {"red": 0, "orange": 30, "yellow": 58, "green": 125, "blue": 220, "purple": 285}  # hue, degrees
-HUE_JITTER = 6  # degrees either way: the named hues stay at least 18 degrees apart
+HUE_JITTER = 6  # degrees either way: the named hues stay at least 16 degrees apart (orange, yellow)
 CATEGORIES = tuple({"id": index + 1, "name": shape, "supercategory": "shape"} for index, shape in enumerate(SHAPES))
 PLURALS = {shape: shape + ("es" if shape.endswith("s") else "s") for shape in SHAPES}
 BACKGROUND_WORDS = {"solid": "plain", "stripes": "striped", "dots": "dotted"}
