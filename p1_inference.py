@@ -21,7 +21,7 @@ from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
 from models.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
-from models.figures import confusion_figure
+from models.figures.classifier import confusion_figure
 from models.plots import check_figure_path, save_figure
 from models.runtime import default_num_workers, resolve_device
 

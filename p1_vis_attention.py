@@ -27,7 +27,7 @@ from data.images import open_rgb
 from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
-from models.figures import ATTENTION_DPI, attention_figure, heads_figure, save_array
+from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure, save_array
 from models.maps import (HEAD_FUSIONS, attention_rollout, class_row_map, cls_attention_map,
                          collect_attention, head_maps, relevancy_maps)
 from models.plots import save_figure

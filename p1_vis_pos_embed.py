@@ -12,7 +12,7 @@ from pathlib import Path
 
 from data.io import UserError, run_main
 from models.checkpoint import model_from_checkpoint
-from models.figures import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
+from models.figures.classifier import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
 from models.maps import position_embedding_similarity
 from models.plots import save_figure
 from models.vit import MODEL_NAMES, build_vit, check_image_size, grid_size

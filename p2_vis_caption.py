@@ -26,7 +26,7 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_search_a
 from catr.figure import caption_figure
 from catr.pipeline import caption_files
 from data.images import list_images
-from models.figures import save_array
+from models.figures.classifier import save_array
 from models.plots import save_figure
 from models.runtime import resolve_device
 

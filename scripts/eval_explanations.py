@@ -31,7 +31,7 @@ from data.transforms import eval_transform_from_config  # noqa: E402
 from models.checkpoint import model_from_checkpoint  # noqa: E402
 from models.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,  # noqa: E402
                                  faithfulness_table, grid_mask, perturbation_curves)
-from models.figures import perturbation_figure  # noqa: E402
+from models.figures.classifier import perturbation_figure  # noqa: E402
 from models.plots import check_figure_path, save_figure  # noqa: E402
 from models.predict import inference_model, make_loader  # noqa: E402
 from models.runtime import default_num_workers, resolve_device  # noqa: E402

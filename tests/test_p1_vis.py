@@ -14,7 +14,7 @@ from data.pets import CLASS_NAMES
 from data.transforms import eval_transform_from_config
 from models.attention import explicit_attention
 from models.checkpoint import model_config, model_from_checkpoint, save_checkpoint
-from models.figures import A4_TEXT_WIDTH, ATTENTION_DPI, POS_EMBED_DPI, save_colormap_png
+from models.figures.classifier import A4_TEXT_WIDTH, ATTENTION_DPI, POS_EMBED_DPI, save_colormap_png
 from models.maps import attention_rollout, position_embedding_similarity
 from models.plots import plt
 from models.vit import build_vit

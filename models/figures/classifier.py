@@ -11,8 +11,8 @@ import numpy as np
 from PIL import Image
 
 from data.io import atomic_path
-from .maps import similarity_tiles
-from .plots import blend_map, plt
+from ..maps import similarity_tiles
+from ..plots import blend_map, plt
 
 A4_TEXT_WIDTH = 6.5  # inches: A4 (8.27 in) less the usual margins
 ATTENTION_CMAP = "jet"  # the same colours in the map panel and in the blend
