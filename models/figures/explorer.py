@@ -109,14 +109,15 @@ def vit_image_entry(name: str, image, attentions: list, relevancy, top_classes: 
     layers, heads = len(attentions), attentions[0].shape[0]
     patches = grid[0] * grid[1]
     with_heads = layers * heads * patches * patches <= head_rows_budget
-    cls_rows, patch_rows = [], []
+    cls_rows, patch_rows, means = [], [], []
     for scores in attentions:
         scores = scores.float()
         mean = fuse_heads(scores)
+        means.append(mean[None])  # one head: rollout needs no second mean
         cls_rows.append(torch.cat([class_row_map(mean, grid)[None], head_maps(scores, grid)]))
         rows = patch_row_maps(mean, grid)[None]
         patch_rows.append(torch.cat([rows, patch_row_maps(scores, grid)]) if with_heads else rows)
-    rollout = torch.stack([class_row_map(r, grid) for r in layer_rollouts(attentions)])
+    rollout = torch.stack([class_row_map(r, grid) for r in layer_rollouts(means)])
     return {
         "name": name, **_rgb(image), "grid": list(grid), "layers": layers, "heads": heads,
         "classes": [{"index": int(k), "name": str(label), "prob": float(p)} for k, label, p in top_classes],
