@@ -61,8 +61,6 @@ function chooseSet(index) {
   const set = sets[index];
   $("layer").max = String(set.layers.length - 1);
   fillSelect($("head"), set.heads.map((head) => (head === "mean" || head === "-" ? head : `head ${head}`)));
-  state.head = Math.min(state.head, set.heads.length - 1);
-  $("head").value = String(state.head);
   redraw();
 }
 
@@ -89,6 +87,7 @@ function draw() {
     `${where}${heads ? ", " + heads : ""}; ${view.h}x${view.w} feature grid. ${entry.note}`;
   $("layer").disabled = set.layers.length < 2;
   $("head").disabled = set.heads.length < 2;
+  $("head").value = String(head);
   $("layer").value = String(layer);
   $("layer-label").textContent = set.layers.length > 1 ? `${layer} of 0-${set.layers.length - 1}` : "all layers";
   for (const button of $("words").children) {

@@ -36,7 +36,6 @@ function chooseImage(index) {
   state.layer = Math.min(state.layer, entry.layers - 1);
   fillSelect($("head"), ["mean"].concat(Array.from({ length: entry.heads }, (_, h) => `head ${h}`)));
   state.head = Math.min(state.head, entry.heads);
-  $("head").value = String(state.head);
   const classes = $("classes");
   classes.textContent = "";
   entry.classes.forEach((c, k) => {
@@ -71,7 +70,7 @@ function shownMap() {
       return {
         view: maps.rows.map(state.layer, rowHeads ? state.head : 0, patch),
         caption: `Attention from patch (${r}, ${c}) to the patches, ${layer}, ${rowHeads ? head : mean}`,
-        note: rowHeads || state.head === 0 ? "" : "Rows of every patch are embedded for the mean over heads only (page size); the mean is shown.",
+        note: rowHeads ? "" : "For this model the rows of every patch are embedded for the mean over heads only (page size).",
         usesLayer: true, usesHead: rowHeads,
       };
     case "rollout":
@@ -124,6 +123,7 @@ function draw() {
   $("note").textContent = shown.note;
   $("layer").disabled = !shown.usesLayer;
   $("head").disabled = !shown.usesHead;
+  $("head").value = shown.usesHead ? String(state.head) : "0";  // what is drawn: the mean, or heads fused
   $("layer").value = String(state.layer);
   $("layer-label").textContent = shown.usesLayer ? `${state.layer} of 0-${entry.layers - 1}` : "all layers";
 

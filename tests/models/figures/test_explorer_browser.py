@@ -12,10 +12,11 @@ import catr
 import p1_vis_attention
 import p2_vis_caption
 from data.images import open_rgb
-from data.transforms import eval_transform_from_config
+from data.transforms import denormalize, eval_transform_from_config
 from models.checkpoint import model_config, model_from_checkpoint, save_checkpoint
 from models.figures.browser import cell_colours, point_in_cell
-from models.figures.explorer import MAP_CMAP, SIMILARITY_CMAP, colour_codes, colour_table
+from models.figures.explorer import (MAP_CMAP, SIMILARITY_CMAP, colour_codes, colour_table, vit_image_entry,
+                                     write_explorer)
 from models.maps import attention_rollout, collect_attention, position_embedding_similarity, relevancy_maps
 from models.vit import build_vit
 
@@ -49,8 +50,13 @@ def vit_page(tmp_path_factory):
     logits, attentions = collect_attention(model, x)
     scores = [a[0].double() for a in attentions]  # (heads, N, N) per layer
     top = logits[0].softmax(-1).topk(5).indices.tolist()
+    similarity = position_embedding_similarity(model.positional_embedding.pos_embedding)
+    # the same image as a model too large for per-head rows would embed it: the mean over heads only
+    entry = vit_image_entry("mean only", denormalize(x[0]), [a[0] for a in attentions], torch.rand(1, GRID, GRID),
+                            [(0, "class 0", 1.0)], similarity, (GRID, GRID), head_rows_budget=0)
+    write_explorer(folder / "mean_only.html", "vit", "mean only", [entry])
     return {"path": folder / "page.html", "name": image.name, "scores": scores, "top": top, "model": model, "x": x,
-            "similarity": position_embedding_similarity(model.positional_embedding.pos_embedding).double()}
+            "similarity": similarity.double(), "mean_only": folder / "mean_only.html"}
 
 
 def from_row(scores, patch):
@@ -99,6 +105,18 @@ def test_hovering_a_patch_draws_its_row_at_the_chosen_layer(vit_page, open_page)
     # per-head rows are embedded for a model this small
     page.select_option("#head", "2")
     assert_draws(page, "map", scores[1][1, 1 + 3, 1:].reshape(GRID, GRID).numpy())
+    assert problems == []
+
+
+def test_a_page_without_per_head_rows_says_so_and_draws_the_mean(vit_page, open_page):
+    page, _, problems = open_page(vit_page["mean_only"])
+    page.fill("#opacity", "100")
+    page.select_option("#head", "1")  # the [class] rows have every head
+    assert_draws(page, "map", vit_page["scores"][1][0, 0, 1:].reshape(GRID, GRID).numpy())
+    page.check("input[value=from]")
+    hover(page, "grid", 2, 2)
+    assert page.is_disabled("#head") and "mean over heads only" in page.text_content("#note")
+    assert_draws(page, "map", from_row(vit_page["scores"][1], 2 * GRID + 2))
     assert problems == []
 
 
