@@ -188,7 +188,7 @@ def main(argv=None):
         size = write_explorer(html, "vit", f"{config['model']} at {config['image_size']} px: "
                               f"{len(model.transformer.blocks)} layers, {grid[0]}x{grid[1]} patches, "
                               f"checkpoint {args.ckpt}", entries)
-        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 2**20:.1f} MB)")
+        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
 
 
 def draw_figure(model, x, path, image, names, layer, grid, target, args) -> None:

@@ -130,7 +130,7 @@ def main(argv=None) -> None:
     progress.close()
     if html and entries:
         size = write_explorer(html, "caption", f"{weights_description(args)}; {search_description(args)}", entries)
-        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 2**20:.1f} MB)")
+        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
     if unreadable:
         raise UserError(f"{len(unreadable)} of {len(paths)} images could not be read (see the warnings above)")
 

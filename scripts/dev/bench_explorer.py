@@ -134,7 +134,7 @@ def main(argv=None):
             browser.close()
     redraw, frame = summary([t[0] for t in times]), summary([t[1] for t in times])
     what = f"CATR {args.caption} caption page" if args.caption else f"{args.model} at {image_size} px"
-    print(f"{what}: page {size / 2**20:.2f} MB written in {write_s:.1f} s, opened in {open_s:.2f} s; "
+    print(f"{what}: page {size / 1e6:.2f} MB written in {write_s:.1f} s, opened in {open_s:.2f} s; "
           f"{args.hovers} hovers: redraw median {redraw['median']:.2f} ms (max {redraw['max']:.2f}), "
           f"event to next frame median {frame['median']:.1f} ms (p95 {frame['p95']:.1f}, max {frame['max']:.1f})")
     print(json.dumps({"page": "caption" if args.caption else "vit", "model": args.caption or args.model,

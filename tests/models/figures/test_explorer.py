@@ -13,7 +13,7 @@ from data.io import UserError
 from models.figures.explorer import (HEAD_ROWS_BUDGET, caption_image_entry, check_html_path, colour_codes,
                                      dequantize_maps, explorer_html, quantize_maps, vit_image_entry)
 
-PAGE_LIMIT = 20 * 2**20
+PAGE_LIMIT = 20_000_000  # bytes
 
 
 def page_data(page: str) -> dict:
