@@ -26,19 +26,19 @@ similarity of any patch. It is one self-contained file: open it in a browser, no
 import argparse
 from pathlib import Path
 
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main, warn
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn
 from data.images import open_rgb
 from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure, save_array
+from models.explain.maps import (HEAD_FUSIONS, attention_rollout, class_relevancy_maps, class_row_map,
+                                 cls_attention_map, collect_attention, head_maps, position_embedding_similarity,
+                                 relevancy_maps)
 from models.figures.explorer import check_html_path, vit_image_entry, write_explorer
-from models.maps import (HEAD_FUSIONS, attention_rollout, class_relevancy_maps, class_row_map,
-                         cls_attention_map, collect_attention, head_maps, position_embedding_similarity,
-                         relevancy_maps)
-from models.plots import save_figure
-from models.runtime import resolve_device
+from models.figures.plots import save_figure
+from models.training.runtime import resolve_device
 from models.vit import grid_size
 
 METHODS = ("last", "rollout", "heads", "relevancy")

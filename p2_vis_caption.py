@@ -21,20 +21,20 @@ finished beam is listed with its score. It is one self-contained file that opens
 import argparse
 from pathlib import Path
 
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
 from tqdm import tqdm
 
 import catr
 from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments, load_captioner,
                       search_description, weights_description)
-from catr.figure import caption_figure
+from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
 from data.images import list_images
 from models.figures.classifier import save_array
 from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
-from models.plots import save_figure
-from models.runtime import resolve_device
+from models.figures.plots import save_figure
+from models.training.runtime import resolve_device
 
 DEFAULT_LAYER = -2
 

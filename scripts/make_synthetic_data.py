@@ -5,12 +5,12 @@ With --pets_sized, write 500 x 375 JPEGs of colour noise instead (`{id % 37}_{id
 learn): for timing training with real loading costs, e.g. 3,680 + 1,500 files like the Pets split.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import UserError, run_main  # noqa: E402
-from data.synthetic import make_synthetic_split, write_pets_sized_jpegs  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
+from data.synthetic import make_synthetic_split, write_pets_sized_jpegs
 
 
 def main(argv=None):

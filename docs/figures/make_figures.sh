@@ -44,7 +44,7 @@ $PY scripts/dev/explorer_screenshots.py --vit "$WORK/attention_explorer.html" \
     --caption "$WORK/caption_explorer.html" --out_dir "$FIG"
 
 if [ "${LAYOUT:-0}" = 1 ]; then
-    $PY scripts/make_readme_figure_inputs.py "$WORK/layout"
+    $PY scripts/dev/make_readme_figure_inputs.py "$WORK/layout"
     $PY p1_vis_attention.py --ckpt "$WORK/layout/l16_random.pt" --images "$WORK/layout/pet.jpg" \
         --out_dir "$WORK/layout" --device cpu
     $PY p2_vis_caption.py --images "$WORK/layout/pet.jpg" --out_dir "$WORK/layout" --random_weights \

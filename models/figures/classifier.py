@@ -1,18 +1,19 @@
 """The problem-1 figures, sized to be read when printed at A4 width (about 6.5 inches of text).
 
 Each function takes arrays (a similarity matrix, attention maps, the image as the model saw it) and
-returns a matplotlib figure; `models.plots.save_figure` writes it (`save_colormap_png` writes the
-position-embedding figure as a compact, exact 256-colour PNG). The math lives in `models.maps`.
+returns a matplotlib figure; `models.figures.plots.save_figure` writes it (`save_colormap_png` writes the
+position-embedding figure as a compact, exact 256-colour PNG). The math lives in `models.explain.maps`.
 """
 import io
 import math
 
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
 from data.io import atomic_path
-from ..maps import similarity_tiles
-from ..plots import blend_map, plt
+from models.explain.maps import similarity_tiles
+from .plots import blend_map, colormap, subplots
 
 A4_TEXT_WIDTH = 6.5  # inches: A4 (8.27 in) less the usual margins
 ATTENTION_CMAP = "jet"  # the same colours in the map panel and in the blend
@@ -29,13 +30,13 @@ def _tile_ticks(g: int, tile: int, gap: int, axis) -> None:
     axis.set_ticklabels([str(i + 1) for i in shown])
 
 
-def position_embedding_figure(similarity, grid, title: str = "") -> "plt.Figure":
+def position_embedding_figure(similarity, grid, title: str = "") -> Figure:
     """The ViT paper's Figure 7: tile (r, c) is the similarity of patch (r, c)'s embedding to all others."""
     gh, gw = (grid, grid) if isinstance(grid, int) else grid
     gap = 1 if max(gh, gw) > 1 else 0
     mosaic = similarity_tiles(similarity, (gh, gw), gap=gap).numpy()
-    cmap = plt.get_cmap(SIMILARITY_CMAP, SIMILARITY_LEVELS).with_extremes(bad="white")  # the gaps
-    fig, ax = plt.subplots(figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.86), layout="constrained")
+    cmap = colormap(SIMILARITY_CMAP, SIMILARITY_LEVELS).with_extremes(bad="white")  # the gaps
+    fig, ax = subplots(figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.86), layout="constrained")
     image = ax.imshow(np.ma.masked_invalid(mosaic), cmap=cmap, vmin=-1, vmax=1, interpolation="nearest")
     _tile_ticks(gw, gw, gap, ax.xaxis)
     _tile_ticks(gh, gh, gap, ax.yaxis)
@@ -52,10 +53,10 @@ def position_embedding_figure(similarity, grid, title: str = "") -> "plt.Figure"
     return fig
 
 
-def attention_figure(image, attn_map, title: str = "", map_title: str = "Attention map") -> "plt.Figure":
+def attention_figure(image, attn_map, title: str = "", map_title: str = "Attention map") -> Figure:
     """Three panels: the input as the model saw it, the (h, w) map, and the map blended over the input."""
     attn_map = np.asarray(attn_map, dtype=np.float32)
-    fig, axes = plt.subplots(1, 3, figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.42), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.42), layout="constrained")
     axes[0].imshow(image)
     axes[0].set_title(f"Input ({image.shape[1]}x{image.shape[0]})", fontsize=9)
     shown = axes[1].imshow(attn_map, cmap=ATTENTION_CMAP, interpolation="nearest")
@@ -74,14 +75,14 @@ def attention_figure(image, attn_map, title: str = "", map_title: str = "Attenti
     return fig
 
 
-def heads_figure(image, maps, title: str = "") -> "plt.Figure":
+def heads_figure(image, maps, title: str = "") -> Figure:
     """One panel per head: that head's map blended over the input, each scaled to its own range."""
     maps = np.asarray(maps, dtype=np.float32)
     heads = maps.shape[0]
     cols = min(heads, 4)
     rows = math.ceil(heads / cols)
     panel = A4_TEXT_WIDTH / cols
-    fig, axes = plt.subplots(rows, cols, figsize=(A4_TEXT_WIDTH, panel * rows + 0.45),
+    fig, axes = subplots(rows, cols, figsize=(A4_TEXT_WIDTH, panel * rows + 0.45),
                              layout="constrained", squeeze=False)
     for h, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -112,8 +113,7 @@ def save_colormap_png(fig, path, dpi: int, cmap_name: str = SIMILARITY_CMAP,
     """
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    colours = plt.get_cmap(cmap_name, levels)(np.arange(levels), bytes=True)[:, :3]  # as Agg draws them
+    colours = colormap(cmap_name, levels)(np.arange(levels), bytes=True)[:, :3]  # as Agg draws them
     greys = np.linspace(0, 255, 256 - levels).round()[:, None].repeat(3, axis=1)
     palette = np.concatenate([colours, greys]).astype(np.int64)
     buffer.seek(0)
@@ -129,13 +129,13 @@ def save_colormap_png(fig, path, dpi: int, cmap_name: str = SIMILARITY_CMAP,
         image.save(tmp, format="png", optimize=True)
 
 
-def confusion_figure(confusion, class_names) -> "plt.Figure":
+def confusion_figure(confusion, class_names) -> Figure:
     """Rows = true class, columns = predicted, coloured by the share of each true class; counts written."""
     n = len(class_names)
     support = confusion.sum(dim=1, keepdim=True).clamp(min=1)
     share = (confusion.double() / support).numpy()
     side = max(6.0, 0.32 * n + 3)
-    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    fig, ax = subplots(figsize=(side + 1.5, side))
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     names = [f"{i} {name}" for i, name in enumerate(class_names)]
     ax.set_xticks(range(n), names, rotation=90, fontsize=7)
@@ -151,10 +151,10 @@ def confusion_figure(confusion, class_names) -> "plt.Figure":
     return fig
 
 
-def perturbation_figure(summary: dict, fractions, title: str = "") -> "plt.Figure":
+def perturbation_figure(summary: dict, fractions, title: str = "") -> Figure:
     """Both perturbation curves of every method: the share of predictions kept against the share of
     patches removed, most relevant first (left, lower is better) and least relevant first (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.45), layout="constrained",
+    fig, axes = subplots(1, 2, figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.45), layout="constrained",
                              sharey=True)
     percent = [100 * f for f in fractions]
     for test, ax in zip(("positive", "negative"), axes):

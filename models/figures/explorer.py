@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from data.io import UserError, write_text_atomic
-from ..maps import class_row_map, fuse_heads, head_maps, layer_rollouts, patch_row_maps
+from models.explain.maps import class_row_map, fuse_heads, head_maps, layer_rollouts, patch_row_maps
 
 LEVELS = 255  # codes 0..255
 MAP_CMAP = "jet"  # as the PNG figures

@@ -21,19 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
+import numpy as np
+import torch
+from PIL import Image
 
-import p1_vis_attention  # noqa: E402
-import p2_vis_caption  # noqa: E402
-from models.benchmark import device_name, random_model  # noqa: E402
-from models.checkpoint import model_config, save_checkpoint  # noqa: E402
-from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium  # noqa: E402
-from models.vit import MODEL_NAMES, check_image_size, check_model_name  # noqa: E402
+import p1_vis_attention
+import p2_vis_caption
+from benchlib import device_name, random_model
+from models.checkpoint import model_config, save_checkpoint
+from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium
+from models.vit import MODEL_NAMES, check_image_size, check_model_name
 
 # Dispatch a mousemove at (x, y) of an element, then wait for the next animation frame: the page
 # has redrawn and the frame that shows it has begun.

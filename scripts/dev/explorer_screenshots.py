@@ -8,15 +8,14 @@ pinned: the pages as a user sees them after one click.
 """
 import argparse
 import io
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, atomic_path, make_folder, run_main  # noqa: E402
-from PIL import Image  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, atomic_path, make_folder
+from PIL import Image
 
-from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium, point_in_cell  # noqa: E402
+from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium, point_in_cell
 
 
 def parse_args(argv=None):

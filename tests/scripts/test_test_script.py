@@ -1,5 +1,5 @@
 """The test command: the README's is the one CI runs, and it installs what the browser tests need."""
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 COMMAND = "bash scripts/test.sh"
 

@@ -13,12 +13,11 @@ import p1_vis_attention
 import p2_vis_caption
 from data.images import open_rgb
 from data.transforms import denormalize, eval_transform_from_config
-from models.checkpoint import model_config, model_from_checkpoint, save_checkpoint
+from models.checkpoint import model_from_checkpoint
 from models.figures.browser import cell_colours, point_in_cell
 from models.figures.explorer import (MAP_CMAP, SIMILARITY_CMAP, colour_codes, colour_table, vit_image_entry,
                                      write_explorer)
-from models.maps import attention_rollout, collect_attention, position_embedding_similarity, relevancy_maps
-from models.vit import build_vit
+from models.explain.maps import attention_rollout, collect_attention, position_embedding_similarity, relevancy_maps
 
 GRID = 4  # micro at 32 px: a 4 x 4 patch grid, 2 layers, 2 heads
 
@@ -34,18 +33,14 @@ def assert_draws(page, canvas_id, expected, cmap=MAP_CMAP, value_range=None):
 
 
 @pytest.fixture(scope="module")
-def vit_page(tmp_path_factory):
-    """A micro checkpoint's page for one image, and the maps computed directly from the model."""
+def vit_page(ckpt, tmp_path_factory):
+    """The micro checkpoint's page for one image, and the maps computed directly from the model."""
     folder = tmp_path_factory.mktemp("vit_page")
-    torch.manual_seed(0)
-    model = build_vit("micro", pretrained=False)
-    torch.nn.init.normal_(model.fc.weight)  # a fresh head is zero: every class would tie
-    save_checkpoint(folder / "best.pt", model, model_config("micro", 32), epoch=1)
     image = folder / "cat <b>&.png"  # markup in a name is shown as text
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(image)
-    p1_vis_attention.main(["--ckpt", str(folder / "best.pt"), "--images", str(image), "--html",
-                           str(folder / "page.html"), "--device", "cpu"])
-    model, config = model_from_checkpoint(folder / "best.pt")
+    p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(image), "--html", str(folder / "page.html"),
+                           "--device", "cpu"])
+    model, config = model_from_checkpoint(ckpt)
     x = eval_transform_from_config(config)(open_rgb(image))[None]
     logits, attentions = collect_attention(model, x)
     scores = [a[0].double() for a in attentions]  # (heads, N, N) per layer
@@ -149,16 +144,14 @@ def test_head_method_and_class_choices_change_the_map(vit_page, open_page):
 
 
 @pytest.fixture(scope="module")
-def caption_page(tmp_path_factory):
+def caption_page(tiny_catr, tmp_path_factory):
     folder = tmp_path_factory.mktemp("caption_page")
     image = folder / "wide.jpg"
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (60, 90, 3), dtype=np.uint8)).save(image)
     p2_vis_caption.main(["--images", str(image), "--html", str(folder / "page.html"), "--max_steps", "4",
                          "--beam", "2", "--random_weights", "--config", "tiny", "--device", "cpu"])
-    torch.manual_seed(0)  # the random weights the script builds
-    model = catr.build_model("tiny").eval()
-    decoded = catr.generate(model, [catr.preprocess(catr.resize_longer_side(open_rgb(image)))], beam_size=2,
-                            max_steps=4)[0]
+    image = catr.preprocess(catr.resize_longer_side(open_rgb(image)))
+    decoded = catr.generate(tiny_catr, [image], beam_size=2, max_steps=4)[0]  # the script's random weights
     return {"path": folder / "page.html", "decoded": decoded}
 
 
