@@ -1,6 +1,6 @@
 """Self-contained interactive HTML pages for the maps: one file that opens from disk with no network.
 
-A page is the template `web/page.html` with its style and scripts inlined and the data embedded as
+A page is the template `web/page.html` with its body, style and scripts inlined and the data embedded as
 JSON in the page: images as raw RGB bytes and maps quantised to 8 bits, both base64-encoded. Each map
 of h x w values keeps its own range: codes round((v - lo) / (hi - lo) * 255) with lo and hi the map's
 minimum and maximum, so a value comes back within (hi - lo) / 510 of itself and the page, which colours
@@ -172,10 +172,10 @@ def explorer_html(kind: str, title: str, entries: list) -> str:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     data = {"kind": kind, "title": title, "levels": LEVELS, "images": entries,
             "colours": {"map": _b64(colour_table(MAP_CMAP)), "similarity": _b64(colour_table(SIMILARITY_CMAP))}}
-    parts = {"TITLE": html.escape(title), "STYLE": _web("explorer.css"),
+    parts = {"TITLE": html.escape(title), "STYLE": _web("explorer.css"), "BODY": _web(f"{kind}.html"),
              "SCRIPT": _web("core.js") + _web(f"{kind}.js"), "DATA": _json_for_script(data)}
     # one pass, so that text put in (a file name, say) is never read as a placeholder
-    return re.sub(r"@@([A-Z]+)@@", lambda match: parts[match.group(1)], _web(f"{kind}.html"))
+    return re.sub(r"@@([A-Z]+)@@", lambda match: parts[match.group(1)], _web("page.html"))
 
 
 def _web(name: str) -> str:
