@@ -56,3 +56,16 @@ def direct_inputs(ckpt, image_path):
     with Image.open(image_path) as image:
         x = eval_transform_from_config(config)(image.convert("RGB"))[None]
     return model, x
+
+
+def kill_on_image_save(monkeypatch, count: int) -> None:
+    """Make the `count`-th PIL save write half a file and raise KeyboardInterrupt, as a kill would."""
+    real_save, saved = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == count:
+            open(fp, "wb").write(b"\x89PNG half")
+            raise KeyboardInterrupt
+        real_save(self, fp, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "save", save)

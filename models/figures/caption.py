@@ -21,7 +21,7 @@ def caption_figure(image, title: str, labels: list, maps: np.ndarray, note: str 
         rows = math.ceil(len(panels) / cols)
     width, height = image.size
     fig, axes = subplots(rows, cols, squeeze=False, layout="constrained",
-                             figsize=(cols * PANEL_INCHES, rows * (PANEL_INCHES * height / width + 0.3) + 0.6))
+                         figsize=(cols * PANEL_INCHES, rows * (PANEL_INCHES * height / width + 0.3) + 0.6))
     for index, ax in enumerate(axes.flat):
         row, col = divmod(index, cols)
         if per_head:

@@ -12,7 +12,8 @@ from data.pets import CLASS_NAMES, label_from_name, parse_label, read_class_name
 from data.synthetic import CLASS_ATTRIBUTES, make_synthetic_split
 from data.synthetic import CLASS_NAMES as SYNTHETIC_NAMES
 from data.transforms import denormalize, eval_transform, normalize_batch, train_transform
-from tests.support import ROOT, huge_png
+import make_synthetic_data
+from tests.support import huge_png, kill_on_image_save
 
 
 def test_label_parsing():
@@ -133,13 +134,8 @@ def test_seeded_items_repeat_their_random_crop(synthetic_data):
 
 
 def test_synthetic_data_refuses_a_file_in_place_of_its_folder(tmp_path, run_cli):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     (tmp_path / "taken").write_text("x")
-    code, _, err = run_cli(script.main, ["--out", tmp_path / "taken" / "data"])
+    code, _, err = run_cli(make_synthetic_data.main, ["--out", tmp_path / "taken" / "data"])
     assert code == 2 and "a file stands where its folder should be" in err and len(err.splitlines()) == 1
 
 
@@ -238,41 +234,24 @@ def test_temporaries_of_names_what_atomic_path_leaves(tmp_path):
     assert temporaries_of(tmp_path / "best.pt") == []
 
 
-def load_synthetic_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 @pytest.mark.parametrize("flags,message", [
     (["--size", "0"], "at least 8 pixels"),
     (["--train_per_class", "-1"], "at least 1"),
     (["--val_per_class", "0"], "at least 1"),
 ])
 def test_synthetic_data_checks_its_numbers(tmp_path, run_cli, flags, message):
-    code, _, err = run_cli(load_synthetic_script().main, ["--out", tmp_path / "data", *flags])
+    code, _, err = run_cli(make_synthetic_data.main, ["--out", tmp_path / "data", *flags])
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "data").exists()
 
 
 def test_synthetic_data_refuses_a_folder_with_images_and_writes_atomically(tmp_path, run_cli, monkeypatch):
     make_synthetic_split(tmp_path / "data", size=8, train_per_class=1, val_per_class=1)
-    code, _, err = run_cli(load_synthetic_script().main, ["--out", tmp_path / "data", "--size", "16"])
+    code, _, err = run_cli(make_synthetic_data.main, ["--out", tmp_path / "data", "--size", "16"])
     assert code == 2 and "already holds images" in err
     assert Image.open(tmp_path / "data" / "train" / "0_0.png").size == (8, 8)
 
-    real_save, saved = Image.Image.save, []
-
-    def killed_on_the_third(self, fp, *args, **kwargs):
-        saved.append(fp)
-        if len(saved) == 3:
-            open(fp, "wb").write(b"\x89PNG half")
-            raise KeyboardInterrupt
-        real_save(self, fp, *args, **kwargs)
-    monkeypatch.setattr(Image.Image, "save", killed_on_the_third)
+    kill_on_image_save(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         make_synthetic_split(tmp_path / "cut", size=8, train_per_class=1, val_per_class=1)
     names = sorted(p.name for p in (tmp_path / "cut" / "train").iterdir())
@@ -353,9 +332,21 @@ def test_cache_images_that_do_not_fit_are_refused_with_the_size_needed(tmp_path,
     assert len(ImageFolder(folder, cache_images=True)) == 6
 
 
-def test_available_memory_reads_the_system():
-    available, limit = data.datasets.available_memory()
-    assert available > 0 and limit
+def test_available_memory_is_the_tighter_of_memory_and_shared_memory(monkeypatch, tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 8000 kB\nMemAvailable: 1000 kB\n")
+    real_open = open
+    monkeypatch.setattr(data.datasets, "open", lambda path, *a, **k: real_open(meminfo if path == "/proc/meminfo"
+                                                                              else path, *a, **k), raising=False)
+    monkeypatch.setattr(data.datasets, "SHARED_MEMORY", str(tmp_path))
+    statvfs = type("StatVfs", (), {"f_bavail": 100, "f_frsize": 4096})
+    monkeypatch.setattr(data.datasets.os, "statvfs", lambda path: statvfs)
+    assert data.datasets.available_memory() == (409600, f"free space in {tmp_path}")
+    statvfs.f_bavail = 1000
+    assert data.datasets.available_memory() == (1024000, "MemAvailable")
+    meminfo.write_text("MemTotal: 8000 kB\n")  # an old kernel: free pages instead
+    monkeypatch.setattr(data.datasets.os, "sysconf", {"SC_AVPHYS_PAGES": 5, "SC_PAGE_SIZE": 4096}.get)
+    assert data.datasets.available_memory() == (20480, "free memory")
 
 
 def test_cached_images_keep_the_exif_orientation(tmp_path):
