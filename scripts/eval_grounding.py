@@ -40,6 +40,7 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.flags import layer_index
 from data.io import UserError, warn, write_text_atomic
 import torch
 from tqdm import tqdm
@@ -107,11 +108,7 @@ def check_arguments(args) -> list:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     num_layers = CONFIGS[args.config].dec_layers
     layers = range(num_layers) if args.layers is None else args.layers
-    for layer in layers:
-        if not -num_layers <= layer < num_layers:
-            raise UserError(f"--layers {layer} is out of range: the decoder has {num_layers} layers "
-                            f"(0..{num_layers - 1}, or -{num_layers}..-1)")
-    layers = sorted({layer % num_layers for layer in layers})
+    layers = sorted({layer_index(layer, num_layers, "the decoder", "--layers") for layer in layers})
     if args.out_png:
         check_figure_path(args.out_png, "--out_png")
     for flag in ("out_json", "cache"):
