@@ -18,9 +18,7 @@ long it trains: a larger --epochs and a new --patience. Any other flag with a ne
 import argparse
 import json
 import math
-import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 # data.io first: it reports Ctrl-C during the slow imports below as one line
@@ -30,12 +28,11 @@ from torch.utils.data import DataLoader
 
 from data.datasets import ImageFolder, SeededSampler
 from data.pets import NUM_CLASSES, read_class_names
-from data.run_folder import (check_new_run_folder, locked_run_folder, remove_stale_temporaries,
-                             resumed_settings)
 from data.runs import differing_settings, metrics_csv, read_config
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config, save_checkpoint
+from models.training.session import resolve_run_args, run_session
 from models.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed, init_distributed,
                                 is_distributed, main_process_first)
 from models.engine import evaluate, make_loss_step, train_one_epoch
@@ -109,28 +106,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def resolve_args(argv=None) -> argparse.Namespace:
     """The flags, checked, with the model's config; on --resume the run's own settings from its config.json."""
-    parser = get_args_parser()
-    args = parser.parse_args(argv)
-    out = Path(args.output_dir)
-    if args.resume:
-        if not (out / "config.json").is_file():
-            raise UserError(f"no run to resume in {out}: it holds no config.json")
-        defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
-        args = argparse.Namespace(**resumed_settings(defaults, read_config(out / "config.json"),
-                                                     given_flags(argv)))
-        check_args(args)
-        return args
-    check_new_run_folder(out)
-    check_args(args)
-    return argparse.Namespace(**make_config(args))
-
-
-def given_flags(argv=None) -> dict:
-    """The flags written on the command line (not their defaults), by their argparse name."""
-    parser = get_args_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return vars(parser.parse_args(argv))
+    return resolve_run_args(get_args_parser, argv, check_args, make_config)
 
 
 def check_args(args) -> None:
@@ -168,21 +144,8 @@ def make_config(args) -> dict:
 def main(argv=None):
     args = resolve_args(argv)
     device = resolve_device(args.device)
-    out = Path(args.output_dir)
-    is_main = int(os.environ.get("RANK", "0")) == 0  # torchrun's global rank: one process owns the folder
-    with locked_run_folder(out) if is_main else nullcontext():
-        if is_main and not args.resume:
-            check_new_run_folder(out)  # again under the lock: a training started at the same moment
-        if is_main:
-            for tmp in remove_stale_temporaries(out):
-                print(f"removed {tmp.name}, left by a run that was stopped while writing")
-        resumed = load_checkpoint(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
-        if args.resume and resumed is None and is_main:
-            print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
-        # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
-        # (normally, on an error or on Ctrl-C) finishes the pending write first, inside the lock.
-        with BackgroundWriter() as writer:
-            train(args, device, resumed, writer)
+    with run_session(args.output_dir, args.resume, load_checkpoint) as (resumed, writer):
+        train(args, device, resumed, writer)
 
 
 def train(args, device, resumed, writer: BackgroundWriter):

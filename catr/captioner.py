@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbone import RESNET101_LAYERS, build_backbone
+from .preprocess import MAX_SIDE
 from .tokenizer import PAD_ID
 from .transformer import Transformer
 
@@ -18,6 +19,7 @@ from .transformer import Transformer
 class CaptionConfig:
     resnet_layers: tuple = RESNET101_LAYERS
     resnet_width: int = 64  # torchvision's width_per_group: the bottleneck width of layer1
+    resnet_expansion: int = 4  # a stage's output channels per plane: 4 gives ResNet's 256..2048
     hidden_dim: int = 256
     nheads: int = 8
     enc_layers: int = 6
@@ -27,6 +29,7 @@ class CaptionConfig:
     dropout: float = 0.1
     vocab_size: int = 30522
     max_length: int = 128
+    image_size: int = MAX_SIDE  # images are resized so that their longer side is this many pixels
 
 
 CONFIGS = {
@@ -64,8 +67,9 @@ class Caption(nn.Module):
     """Image -> memory (`encode`), words + memory -> states and cross-attention (`decode`), -> logits."""
 
     def __init__(self, backbone: nn.Module, transformer: Transformer, hidden_dim: int, mlp_dim: int,
-                 vocab_size: int):
+                 vocab_size: int, image_size: int = MAX_SIDE):
         super().__init__()
+        self.image_size = image_size  # the longer side of the images it takes (see catr.preprocess)
         self.backbone = backbone
         self.input_proj = nn.Conv2d(backbone.num_channels, hidden_dim, kernel_size=1)
         self.transformer = transformer
@@ -79,7 +83,11 @@ class Caption(nn.Module):
         """
         if pixel_mask is None:
             pixel_mask = images.new_zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool)
-        features, mask, pos = self.backbone(images, pixel_mask)
+        return self.encode_features(*self.backbone(images, pixel_mask))
+
+    def encode_features(self, features: Tensor, mask: Tensor, pos: Tensor) -> EncodedImages:
+        """`encode` from the backbone's output: features (B, C, h, w), their padding mask (B, h, w)
+        and positions (B, D, h, w); a frozen backbone's output can be computed once and kept."""
         src = self.input_proj(features)
         grid = tuple(src.shape[-2:])
         src, pos, mask = src.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), mask.flatten(1)
@@ -112,7 +120,7 @@ def build_model(config="catr") -> Caption:
     """A randomly initialised captioner: a name from CONFIGS ("catr" is the published architecture) or
     a CaptionConfig."""
     cfg = config if isinstance(config, CaptionConfig) else CONFIGS[config]
-    backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width)
+    backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width, cfg.resnet_expansion)
     transformer = Transformer(cfg.hidden_dim, cfg.nheads, cfg.enc_layers, cfg.dec_layers, cfg.dim_feedforward,
                               cfg.dropout, cfg.vocab_size, cfg.max_length, PAD_ID)
-    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size)
+    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size, cfg.image_size)

@@ -1,4 +1,4 @@
-"""A run folder of p1_train.py while it trains: what marks a run, the lock that keeps a second
+"""A run folder of a training (p1_train.py, scripts/train_captioner.py) while it trains: what marks a run, the lock that keeps a second
 training out, the temporaries a killed run left, and the settings a resumed run keeps.
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
@@ -9,6 +9,7 @@ two that say how long it trains: a larger `--epochs` and a new `--patience`.
 import fcntl
 import os
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,7 +63,7 @@ def locked_run_folder(folder):
             raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
                             "or choose another --output_dir") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"p1_train.py, process {os.getpid()} on {socket.gethostname()}, since "
+        os.pwrite(fd, f"{Path(sys.argv[0]).name}, process {os.getpid()} on {socket.gethostname()}, since "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield folder
     finally:

@@ -34,13 +34,13 @@ class Run:
         return max(self.metrics, key=lambda row: row["val_acc"])
 
 
-def metrics_csv(history: list) -> str:
-    """metrics.csv as text: one row per epoch, METRIC_COLUMNS, floats to 6 significant digits."""
+def metrics_csv(history: list, columns=METRIC_COLUMNS) -> str:
+    """metrics.csv as text: one row per epoch, `columns`, floats to 6 significant digits."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in columns})
     return buf.getvalue()
 
 

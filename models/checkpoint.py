@@ -47,10 +47,11 @@ def host_copy(obj, copy: bool = True):
     return obj
 
 
-def save_checkpoint(path, model, config: dict, **state) -> None:
-    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy)."""
+def save_checkpoint(path, model, config: dict, format: str = CHECKPOINT_FORMAT, **state) -> None:
+    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy).
+    `format` marks which program's model it holds (the captioner's has its own)."""
     weights = unwrap(model).state_dict() if isinstance(model, torch.nn.Module) else model
-    torch_save_atomic(host_copy({"format": CHECKPOINT_FORMAT, "model": weights, "config": config, **state},
+    torch_save_atomic(host_copy({"format": format, "model": weights, "config": config, **state},
                                 copy=False), path)
 
 
