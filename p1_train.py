@@ -31,8 +31,8 @@ from data.pets import NUM_CLASSES, read_class_names
 from data.runs import differing_settings, metrics_csv, read_config
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config, save_checkpoint
-from models.training.session import resolve_run_args, run_session
+from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config
+from models.training.session import resolve_run_args, run_session, write_epoch_files
 from models.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed, init_distributed,
                                 is_distributed, main_process_first)
 from models.engine import evaluate, make_loss_step, train_one_epoch
@@ -269,14 +269,6 @@ def train(args, device, resumed, writer: BackgroundWriter):
     if is_main:
         print(f"best val acc {best_acc:.2f}% at epoch {best_epoch}: {out / 'best.pt'}")
     cleanup_distributed()
-
-
-def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved) -> None:
-    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background."""
-    if improved:  # for inference and pictures: no optimizer state (it would double the file)
-        save_checkpoint(out / "best.pt", weights, config, **state)
-    save_checkpoint(out / "last.pt", weights, config, **state, optimizer=optimizer_state, scheduler=scheduler_state)
-    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"]))
 
 
 if __name__ == "__main__":

@@ -67,13 +67,18 @@ class Caption(nn.Module):
     """Image -> memory (`encode`), words + memory -> states and cross-attention (`decode`), -> logits."""
 
     def __init__(self, backbone: nn.Module, transformer: Transformer, hidden_dim: int, mlp_dim: int,
-                 vocab_size: int, image_size: int = MAX_SIDE):
+                 vocab_size: int, config: CaptionConfig = CaptionConfig()):
         super().__init__()
-        self.image_size = image_size  # the longer side of the images it takes (see catr.preprocess)
+        self.config = config  # what it was built from; its image_size is the input side it takes
         self.backbone = backbone
         self.input_proj = nn.Conv2d(backbone.num_channels, hidden_dim, kernel_size=1)
         self.transformer = transformer
         self.mlp = MLP(hidden_dim, mlp_dim, vocab_size, 3)
+
+    @property
+    def image_size(self) -> int:
+        """The longer side, in pixels, of the images it takes (see catr.preprocess)."""
+        return self.config.image_size
 
     def encode(self, images: Tensor, pixel_mask: Tensor = None) -> EncodedImages:
         """Backbone, projection and encoder for (B, 3, H, W) images.
@@ -101,13 +106,21 @@ class Caption(nn.Module):
         return self.transformer.decode(captions, caption_mask, encoded.memory_kvs, encoded.padding_mask, past)
 
     def forward(self, images: Tensor, captions: Tensor, caption_mask: Tensor, return_attention: bool = False,
-                *, pixel_mask: Tensor = None, average_heads: bool = True):
+                *, pixel_mask: Tensor = None, average_heads: bool = True, from_features: bool = False):
         """Logits (B, L, vocab) for every position of `captions` (B, L); `caption_mask` is True on padding.
 
         With `return_attention`, also the list over decoder layers of the cross-attention weights:
         (B, L, h*w) averaged over heads, or (B, heads, L, h*w) with `average_heads=False`.
+        With `from_features`, `images` are the backbone's features (B, C, h, w) and `pixel_mask` their
+        padding mask (B, h, w), or None: what a frozen backbone gave once (see `encode_features`).
         """
-        hidden, cross_weights, _ = self.decode(self.encode(images, pixel_mask), captions, caption_mask)
+        if from_features:
+            mask = pixel_mask if pixel_mask is not None else images.new_zeros(
+                images.shape[0], *images.shape[-2:], dtype=torch.bool)
+            encoded = self.encode_features(images, mask, self.backbone[1](mask).to(images.dtype))
+        else:
+            encoded = self.encode(images, pixel_mask)
+        hidden, cross_weights, _ = self.decode(encoded, captions, caption_mask)
         logits = self.mlp(hidden)
         if not return_attention:
             return logits
@@ -123,4 +136,4 @@ def build_model(config="catr") -> Caption:
     backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width, cfg.resnet_expansion)
     transformer = Transformer(cfg.hidden_dim, cfg.nheads, cfg.enc_layers, cfg.dec_layers, cfg.dim_feedforward,
                               cfg.dropout, cfg.vocab_size, cfg.max_length, PAD_ID)
-    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size, cfg.image_size)
+    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size, cfg)

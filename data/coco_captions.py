@@ -35,7 +35,7 @@ def read_json(path, what: str):
         raise UserError(f"{what} {path} is not valid JSON: {err}") from None
 
 
-def _check_entry(entry, index: int, fields: dict, where: str) -> None:
+def check_entry(entry, index: int, fields: dict, where: str) -> None:
     """`entry` is a dict whose `fields` (name -> type) are present with that type."""
     if not isinstance(entry, dict):
         raise UserError(f"{where}: entry {index} is not an object")
@@ -53,10 +53,10 @@ def load_annotations(path) -> CaptionAnnotations:
                         f"'annotations' lists, as in captions_val2017.json")
     annotations = CaptionAnnotations(Path(path))
     for index, entry in enumerate(data["annotations"]):
-        _check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
+        check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
         annotations.references.setdefault(entry["image_id"], []).append(entry["caption"])
     for index, entry in enumerate(data["images"]):
-        _check_entry(entry, index, {"id": int, "file_name": str}, f"{where}, 'images'")
+        check_entry(entry, index, {"id": int, "file_name": str}, f"{where}, 'images'")
         if entry["id"] in annotations.references:
             annotations.file_names[entry["id"]] = entry["file_name"]
             if isinstance(entry.get("width"), int) and isinstance(entry.get("height"), int):
@@ -75,7 +75,7 @@ def load_results(path, annotations: CaptionAnnotations) -> dict:
                         f'{{"image_id": ..., "caption": ...}} objects')
     captions = {}
     for index, entry in enumerate(data):
-        _check_entry(entry, index, {"image_id": int, "caption": str}, where)
+        check_entry(entry, index, {"image_id": int, "caption": str}, where)
         image_id = entry["image_id"]
         if image_id not in annotations.references:
             raise UserError(f"{where}: entry {index} is for image id {image_id}, which has no captions in "

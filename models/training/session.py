@@ -1,15 +1,15 @@
 """What every training script does around its epoch loop: its settings, new or resumed from a run
 folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
-the background writer)."""
+the background writer), and the files each epoch writes there."""
 import argparse
 import os
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from data.io import UserError
+from data.io import UserError, write_text_atomic
 from data.run_folder import check_new_run_folder, locked_run_folder, remove_stale_temporaries, resumed_settings
-from data.runs import read_config
-from models.checkpoint import BackgroundWriter
+from data.runs import METRIC_COLUMNS, metrics_csv, read_config
+from models.checkpoint import CHECKPOINT_FORMAT, BackgroundWriter, save_checkpoint
 
 
 def given_flags(parser: argparse.ArgumentParser, argv=None) -> dict:
@@ -62,3 +62,15 @@ def run_session(out, resume: bool, load_last):
             print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
         with BackgroundWriter() as writer:
             yield resumed, writer
+
+
+def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved,
+                      format: str = CHECKPOINT_FORMAT, columns=METRIC_COLUMNS) -> None:
+    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background.
+    `state` holds the epoch, the best result so far and the `history` of metric rows."""
+    if improved:  # for inference and pictures: no optimizer state (it would double the file)
+        save_checkpoint(out / "best.pt", weights, config, format=format, **state)
+    save_checkpoint(out / "last.pt", weights, config, format=format, **state, optimizer=optimizer_state,
+                    scheduler=scheduler_state)
+    # The rows live in last.pt too: a kill between its write and metrics.csv's loses no row.
+    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"], columns))
