@@ -20,6 +20,7 @@ SHAPES = ("circle", "triangle", "square", "star", "cross", "ring")
 HUE_STEPS = 13  # hues 28 degrees apart: close enough that colour alone is not a free lunch
 TEXTURES = ("solid", "stripes", "dots")
 SPLITS = ("train", "val")
+DRAW_SCALE = 2  # shapes are drawn at twice the size, then downsampled for smooth edges
 MIN_SIZE = 8  # smaller, the shapes and textures are a few pixels and no longer tell the classes apart
 
 # Class k: hue k mod 13 and texture k div 13 make each class unique; its shape (k mod 6) is a further
@@ -31,7 +32,12 @@ CLASS_NAMES = tuple(f"{texture} {shape}, hue {round(360 * hue / HUE_STEPS)}"
                     for shape, hue, texture in CLASS_ATTRIBUTES)
 
 
-def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list:
+ROUND_SHAPES = ("circle", "ring")
+RING_HOLE = 0.5  # the ring's inner radius over its outer one
+
+
+def shape_corners(shape: str, cx: float, cy: float, r: float, angle: float) -> list:
+    """The (x, y) corners of a shape that is not round, of radius `r` about (cx, cy), turned by `angle`."""
     if shape == "triangle":
         radii = [r] * 3
     elif shape == "square":
@@ -49,7 +55,7 @@ def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list:
             for i, rad in enumerate(radii)]
 
 
-def _texture(texture: str, size: int, colour: np.ndarray, rng: random.Random) -> np.ndarray:
+def texture_fill(texture: str, size: int, colour: np.ndarray, rng: random.Random) -> np.ndarray:
     """An H x W x 3 fill: the colour, with stripes or dots of a darker shade where asked."""
     fill = np.broadcast_to(colour, (size, size, 3)).astype(np.float32).copy()
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
@@ -69,31 +75,53 @@ def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
     return draw_example_with_mask(label, size, rng)[0]
 
 
+def background_colour(rng: random.Random) -> np.ndarray:
+    """A random RGB colour (0-255) of low saturation, so that the shapes' colours stand out."""
+    return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.3, 0.9))) * 255
+
+
+def add_grain(pixels: np.ndarray, rng: random.Random) -> np.ndarray:
+    """`pixels` (H, W, 3, 0-255) plus Gaussian noise, clipped to 0-255."""
+    noise = np.random.default_rng(rng.getrandbits(32)).normal(0, 12, pixels.shape)
+    return np.clip(pixels + noise, 0, 255)
+
+
+def draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, angle: float) -> None:
+    """Fill the shape with 255 on a mask being drawn (the ring's hole with 0); `angle` turns corners only."""
+    if shape in ROUND_SHAPES:
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+        if shape == "ring":
+            hole = RING_HOLE * r
+            draw.ellipse([cx - hole, cy - hole, cx + hole, cy + hole], fill=0)
+    else:
+        draw.polygon(shape_corners(shape, cx, cy, r, angle), fill=255)
+
+
 def draw_example_with_mask(label: int, size: int, rng: random.Random) -> tuple:
     """(image, mask): the mask is an 'L' image, 255 where the shape covers at least half a pixel."""
     shape, hue_index, texture = CLASS_ATTRIBUTES[label]
-    scale = 2  # draw at twice the size, then downsample for smooth edges
-    big = size * scale
-    background = np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.3, 0.9)))
-    canvas = np.clip(background * 255 + np.random.default_rng(rng.getrandbits(32)).normal(0, 12, (big, big, 3)),
-                     0, 255)
+    big = size * DRAW_SCALE
+    canvas = add_grain(np.broadcast_to(background_colour(rng), (big, big, 3)), rng)
     hue = (hue_index / HUE_STEPS + rng.uniform(-0.015, 0.015)) % 1.0
     colour = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.7, 1.0), rng.uniform(0.75, 1.0))) * 255
     r = big * rng.uniform(0.22, 0.38)
     cx, cy = (rng.uniform(r, big - r) for _ in range(2))
     mask = Image.new("L", (big, big), 0)
-    draw = ImageDraw.Draw(mask)
-    if shape in ("circle", "ring"):
-        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
-        if shape == "ring":
-            draw.ellipse([cx - 0.5 * r, cy - 0.5 * r, cx + 0.5 * r, cy + 0.5 * r], fill=0)
-    else:
-        draw.polygon(_polygon(shape, cx, cy, r, rng.uniform(0, 2 * math.pi)), fill=255)
+    angle = 0.0 if shape in ROUND_SHAPES else rng.uniform(0, 2 * math.pi)
+    draw_shape(ImageDraw.Draw(mask), shape, cx, cy, r, angle)
     alpha = (np.asarray(mask, dtype=np.float32) / 255.0)[..., None]
-    canvas = alpha * _texture(texture, big, colour, rng) + (1 - alpha) * canvas
-    image = Image.fromarray(canvas.astype(np.uint8))
-    small_mask = mask.resize((size, size), Image.BILINEAR).point(lambda v: 255 if v >= 128 else 0)
-    return image.resize((size, size), Image.BILINEAR), small_mask
+    canvas = alpha * texture_fill(texture, big, colour, rng) + (1 - alpha) * canvas
+    return Image.fromarray(canvas.astype(np.uint8)).resize((size, size), Image.BILINEAR), downsample_mask(mask, size)
+
+
+def coverage(mask: Image.Image, size: int) -> np.ndarray:
+    """(size, size) floats in 0-1: how much of each pixel a mask drawn at DRAW_SCALE times `size` covers."""
+    return np.asarray(mask.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255
+
+
+def downsample_mask(mask: Image.Image, size: int) -> Image.Image:
+    """A mask drawn at DRAW_SCALE times `size`, at `size`: 255 where the shape covers half a pixel or more."""
+    return Image.fromarray(np.where(coverage(mask, size) >= 0.5, 255, 0).astype(np.uint8))
 
 
 def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class: int = 40,

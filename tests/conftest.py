@@ -1,4 +1,5 @@
 """Shared fixtures: the repository root on sys.path, small synthetic data, and running a CLI in-process."""
+import importlib.util
 import struct
 import sys
 import zlib
@@ -53,6 +54,27 @@ def run_cli(capsys):
         captured = capsys.readouterr()
         return code, captured.out, captured.err
     return run
+
+
+def load_script(path):
+    """A script file as a module, so that tests call its `main(argv)` in-process."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def kill_on_image_save(monkeypatch, count: int) -> None:
+    """Make the `count`-th PIL save write half a file and raise KeyboardInterrupt, as a kill would."""
+    real_save, saved = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == count:
+            open(fp, "wb").write(b"\x89PNG half")
+            raise KeyboardInterrupt
+        real_save(self, fp, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "save", save)
 
 
 def huge_png(path, width=14000, height=14000):

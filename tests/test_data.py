@@ -12,7 +12,7 @@ from data.pets import CLASS_NAMES, label_from_name, parse_label, read_class_name
 from data.synthetic import CLASS_ATTRIBUTES, make_synthetic_split
 from data.synthetic import CLASS_NAMES as SYNTHETIC_NAMES
 from data.transforms import denormalize, eval_transform, normalize_batch, train_transform
-from tests.conftest import ROOT, huge_png
+from tests.conftest import ROOT, huge_png, kill_on_image_save, load_script
 
 
 def test_label_parsing():
@@ -133,14 +133,8 @@ def test_seeded_items_repeat_their_random_crop(synthetic_data):
 
 
 def test_synthetic_data_refuses_a_file_in_place_of_its_folder(tmp_path, run_cli):
-    import importlib.util
-
-    from tests.conftest import ROOT
-    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     (tmp_path / "taken").write_text("x")
-    code, _, err = run_cli(script.main, ["--out", tmp_path / "taken" / "data"])
+    code, _, err = run_cli(load_synthetic_script().main, ["--out", tmp_path / "taken" / "data"])
     assert code == 2 and "a file stands where its folder should be" in err and len(err.splitlines()) == 1
 
 
@@ -240,13 +234,7 @@ def test_temporaries_of_names_what_atomic_path_leaves(tmp_path):
 
 
 def load_synthetic_script():
-    import importlib.util
-
-    from tests.conftest import ROOT
-    spec = importlib.util.spec_from_file_location("make_synthetic_data", ROOT / "scripts/make_synthetic_data.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
+    return load_script(ROOT / "scripts/make_synthetic_data.py")
 
 
 @pytest.mark.parametrize("flags,message", [
@@ -266,15 +254,7 @@ def test_synthetic_data_refuses_a_folder_with_images_and_writes_atomically(tmp_p
     assert code == 2 and "already holds images" in err
     assert Image.open(tmp_path / "data" / "train" / "0_0.png").size == (8, 8)
 
-    real_save, saved = Image.Image.save, []
-
-    def killed_on_the_third(self, fp, *args, **kwargs):
-        saved.append(fp)
-        if len(saved) == 3:
-            open(fp, "wb").write(b"\x89PNG half")
-            raise KeyboardInterrupt
-        real_save(self, fp, *args, **kwargs)
-    monkeypatch.setattr(Image.Image, "save", killed_on_the_third)
+    kill_on_image_save(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         make_synthetic_split(tmp_path / "cut", size=8, train_per_class=1, val_per_class=1)
     names = sorted(p.name for p in (tmp_path / "cut" / "train").iterdir())

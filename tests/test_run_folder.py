@@ -13,7 +13,7 @@ import p1_train
 from data.io import UserError
 from data.run_folder import LOCK_FILE, locked_run_folder, resumed_settings
 from models.checkpoint import load_checkpoint
-from test_train import FAST, ROOT, rows
+from tests.test_train import FAST, ROOT, rows
 
 
 def train(run_cli, *argv):

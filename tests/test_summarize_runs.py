@@ -1,6 +1,5 @@
 """scripts/summarize_runs.py and data/runs.py on two real short p1_train.py runs of the 'micro' model."""
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -8,18 +7,12 @@ import pytest
 from data.io import run_main
 from data.runs import Run, differing_settings, final_run_index, summary_markdown
 from data.synthetic import make_synthetic_split
+from tests.conftest import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 # Two runs that differ in optimizer and learning rate only.
 RUN_SETTINGS = {"adamw_3e-3": ["--optimizer", "adamw", "--lr", "3e-3"],
                 "sgd_1e-2": ["--optimizer", "sgd", "--lr", "1e-2"]}
-
-
-def load_script(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 summarize_runs = load_script(ROOT / "scripts" / "summarize_runs.py")
