@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import UserError, write_text_atomic
+from .io import UserError, read_text, write_text_atomic
 
 
 @dataclass
@@ -23,12 +23,7 @@ class CaptionAnnotations:
 
 def read_json(path, what: str):
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
