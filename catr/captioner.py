@@ -93,10 +93,10 @@ class Caption(nn.Module):
         and the grid (h, w). See `encode`."""
         if pixel_mask is None:
             pixel_mask = images.new_zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool)
-        return self.encode_features(*self.backbone(images, pixel_mask))
+        return self.feature_cells(*self.backbone(images, pixel_mask))
 
-    def encode_features(self, features: Tensor, mask: Tensor, pos: Tensor) -> EncodedImages:
-        """`encode` from the backbone's output: features (B, C, h, w), their padding mask (B, h, w)
+    def feature_cells(self, features: Tensor, mask: Tensor, pos: Tensor) -> tuple:
+        """`image_cells` from the backbone's output: features (B, C, h, w), their padding mask (B, h, w)
         and positions (B, D, h, w); a frozen backbone's output can be computed once and kept."""
         src = self.input_proj(features)
         grid = tuple(src.shape[-2:])
@@ -124,12 +124,12 @@ class Caption(nn.Module):
         With `return_attention`, also the list over decoder layers of the cross-attention weights:
         (B, L, h*w) averaged over heads, or (B, heads, L, h*w) with `average_heads=False`.
         With `from_features`, `images` are the backbone's features (B, C, h, w) and `pixel_mask` their
-        padding mask (B, h, w), or None: what a frozen backbone gave once (see `encode_features`).
+        padding mask (B, h, w), or None: what a frozen backbone gave once (see `feature_cells`).
         """
         if from_features:
             mask = pixel_mask if pixel_mask is not None else images.new_zeros(
                 images.shape[0], *images.shape[-2:], dtype=torch.bool)
-            encoded = self.encode_features(images, mask, self.backbone[1](mask).to(images.dtype))
+            encoded = self.encode_cells(*self.feature_cells(images, mask, self.backbone[1](mask).to(images.dtype)))
         else:
             encoded = self.encode(images, pixel_mask)
         hidden, cross_weights, _ = self.decode(encoded, captions, caption_mask)

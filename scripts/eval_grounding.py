@@ -46,8 +46,7 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import catr  # noqa: E402
-from catr.captioner import CONFIGS  # noqa: E402
-from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments,  # noqa: E402
+from catr.cli import (add_search_arguments, captioner_config, add_weight_arguments, check_search_arguments,  # noqa: E402
                       load_captioner, search_description, weights_description)
 from catr.grounding_figure import grounding_figure  # noqa: E402
 from catr.relevancy import explain_captions, token_log_probs  # noqa: E402
@@ -106,7 +105,7 @@ def check_arguments(args) -> list:
     check_search_arguments(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
-    num_layers = CONFIGS[args.config].dec_layers
+    num_layers = captioner_config(args).dec_layers
     layers = range(num_layers) if args.layers is None else args.layers
     for layer in layers:
         if not -num_layers <= layer < num_layers:

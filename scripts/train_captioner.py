@@ -60,7 +60,7 @@ COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data_dir", required=True, help="folder of the splits' annotations and image folders")
+    g.add_argument("--data_dir", help="folder of the splits' annotations and image folders (required)")
     g.add_argument("--train_split", default="train", help="training split name (default: %(default)s)")
     g.add_argument("--val_split", default="val", help="validation split name (default: %(default)s)")
     g.add_argument("--output_dir", required=True, help="run folder for config, metrics and checkpoints")
@@ -114,6 +114,8 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args) -> None:
+    if not args.data_dir:
+        raise UserError("--data_dir is required: the folder of the captions and images")
     at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "patience": 0, "num_workers": 0, "lr": 0,
                 "lr_backbone": 0, "weight_decay": 0, "warmup_epochs": 0, "clip_grad": 0, "score_images": 0,
                 "image_size": 16, "max_steps": 1}
