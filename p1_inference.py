@@ -12,18 +12,18 @@ import csv
 import time
 from pathlib import Path
 
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, atomic_path, run_main
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, atomic_path
 import torch
 
 from data.datasets import ImageFolder
 from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
-from models.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
-from models.figures import confusion_figure
-from models.plots import check_figure_path, save_figure
-from models.runtime import default_num_workers, resolve_device
+from models.training.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
+from models.figures.classifier import confusion_figure
+from models.figures.plots import check_figure_path, save_figure
+from models.training.runtime import default_num_workers, resolve_device
 
 
 def get_args_parser():

@@ -21,23 +21,25 @@ import math
 import time
 from pathlib import Path
 
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main, warn, write_text_atomic
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn, write_text_atomic
 import torch
 from torch.utils.data import DataLoader
 
 from data.datasets import ImageFolder, SeededSampler
 from data.pets import NUM_CLASSES, read_class_names
-from data.runs import differing_settings, metrics_csv, read_config
+from data.resume import differing_settings
+from data.run_files import metrics_csv, read_config
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-from models.checkpoint import BackgroundWriter, host_copy, load_checkpoint, model_config
+from models.checkpoint import host_copy, load_checkpoint, model_config
+from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
+                                         init_distributed, is_distributed, main_process_first)
+from models.training.engine import evaluate, make_loss_step, train_one_epoch
+from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from models.training.runtime import bf16_supported, default_num_workers, resolve_device
 from models.training.session import resolve_run_args, run_session, write_epoch_files
-from models.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed, init_distributed,
-                                is_distributed, main_process_first)
-from models.engine import evaluate, make_loss_step, train_one_epoch
-from models.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.runtime import bf16_supported, default_num_workers, resolve_device
+from models.training.writer import BackgroundWriter
 from models.vit import MODEL_NAMES, build_vit, check_image_size
 
 MAX_SEED = 2**32 - 1  # the per-epoch seeds derived from it stay within torch.manual_seed's range

@@ -10,11 +10,12 @@ package model by name (--model, pretrained by default) to see the embeddings bef
 import argparse
 from pathlib import Path
 
-from data.io import UserError, run_main
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
 from models.checkpoint import model_from_checkpoint
-from models.figures import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
-from models.maps import position_embedding_similarity
-from models.plots import save_figure
+from models.figures.classifier import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
+from models.explain.maps import position_embedding_similarity
+from models.figures.plots import save_figure
 from models.vit import MODEL_NAMES, build_vit, check_image_size, grid_size
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg")

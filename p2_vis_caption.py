@@ -12,16 +12,21 @@ Defaults: CATR v2, greedy search and the second-to-last decoder layer (--layer -
 and that layer's maps matched the words better than the last one's. With --beam N the figure shows
 the words and maps of the caption beam search chose.
 
+With --html FILE, one interactive page for all the images (docs/explorer.md): the caption as words;
+hovering or clicking a word shows its map for any decoder layer and head, and with --beam N every
+finished beam is listed with its score. It is one self-contained file that opens offline.
+
     python p2_vis_caption.py --img_dir images/ --out_dir out/
     python p2_vis_caption.py --images bike.jpg ski.jpg --out_dir out/ --version v3 --layer -1 --heads all
     python p2_vis_caption.py --img_dir images/ --out_dir out/ --beam 3 --batch_size 8
     python p2_vis_caption.py --img_dir images/ --out_dir out/ --method relevancy --save_npy
+    python p2_vis_caption.py --img_dir images/ --html captions.html --beam 3
 """
 import argparse
 from pathlib import Path
 
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -29,13 +34,14 @@ from tqdm import tqdm
 import catr
 from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments, load_captioner,
                       search_description, weights_description)
-from catr.figure import caption_figure
+from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
 from catr.relevancy import word_relevancy
 from data.images import list_images
-from models.figures import save_array
-from models.plots import save_figure
-from models.runtime import resolve_device
+from models.figures.classifier import save_array
+from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
+from models.figures.plots import save_figure
+from models.training.runtime import resolve_device
 
 DEFAULT_LAYER = -2
 METHODS = ("attention", "relevancy")
@@ -46,7 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--images", nargs="+", metavar="IMG", help="image files to caption")
     inputs.add_argument("--img_dir", help="caption every .jpg/.jpeg/.png in this folder")
-    parser.add_argument("--out_dir", required=True, help="where the PNGs (and .npy maps) go")
+    parser.add_argument("--out_dir", help="where the PNGs (and .npy maps) go (needed unless --html)")
+    parser.add_argument("--html", metavar="FILE",
+                        help="also (or instead) write one interactive page for all the images, a "
+                             "self-contained FILE.html that opens offline: every decoder layer and head "
+                             "of every word; --heads applies to the PNGs only")
     add_weight_arguments(parser)
     parser.add_argument("--layer", type=int, default=DEFAULT_LAYER,
                         help="decoder layer whose cross-attention is drawn; negative counts from the last "
@@ -88,8 +98,25 @@ def token_relevancy(model, image, decoded, device):
     return word_relevancy(model, tensor, torch.tensor([ids], device=device))[0].cpu().numpy()
 
 
+def word_maps(decoded, relevancy=None) -> dict:
+    """The page's named map sets of one caption: name -> (words, layers, heads, h, w) or (words, h, w)."""
+    maps = {"cross-attention": decoded.attention}
+    if relevancy is not None:
+        maps["relevancy"] = torch.from_numpy(relevancy)
+    return maps
+
+
+def beam_rows(decoded, tokenizer) -> list:
+    """(caption, log-probability, normalised score) of every finished beam, the chosen one first."""
+    return [(tokenizer.decode(beam.ids) + ("" if beam.ended else " (unfinished)"), beam.score, beam.normalized)
+            for beam in decoded.beams]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.out_dir is None and args.html is None:
+        raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
+    html = check_html_path(args.html) if args.html else None
     check_search_arguments(args)
     if args.method == "relevancy" and args.heads == "all":
         raise UserError("--heads all draws attention heads; relevancy averages them: use --method attention")
@@ -104,8 +131,8 @@ def main(argv=None) -> None:
              "relevancy (Chefer et al. 2021), all layers, teacher-forced")
     note = f"{weights_description(args)}; {search_description(args)}; {shown}"
 
-    out_dir = Path(args.out_dir)
-    unreadable = []
+    out_dir = Path(args.out_dir) if args.out_dir is not None else None
+    unreadable, entries = [], []
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,
                                device):
@@ -115,17 +142,26 @@ def main(argv=None) -> None:
                 unreadable.append(path)
                 continue
             caption = tokenizer.decode(decoded.ids) or "(empty caption)"
-            if args.method == "relevancy":
-                maps = token_relevancy(model, image, decoded, device)
-            else:
-                maps = decoded.attention[:, layer]
-                maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
+            relevancy = token_relevancy(model, image, decoded, device) if args.method == "relevancy" else None
             labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])
-            save_figure(caption_figure(image, caption, labels, maps, note), out_dir / f"{path.stem}.png")
-            if args.save_npy:
-                save_array(out_dir / f"{path.stem}.npy", maps)
+            if html:
+                entries.append(caption_image_entry(path.name, image, caption, labels, word_maps(decoded, relevancy),
+                                                   layer, beam_rows(decoded, tokenizer) if args.beam > 1 else (),
+                                                   weights_description(args)))
+            if out_dir is not None:
+                if relevancy is not None:
+                    maps = relevancy
+                else:
+                    maps = decoded.attention[:, layer]
+                    maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
+                save_figure(caption_figure(image, caption, labels, maps, note), out_dir / f"{path.stem}.png")
+                if args.save_npy:
+                    save_array(out_dir / f"{path.stem}.npy", maps)
             tqdm.write(f"{path.name}: {caption}")
     progress.close()
+    if html and entries:
+        size = write_explorer(html, "caption", f"{weights_description(args)}; {search_description(args)}", entries)
+        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
     if unreadable:
         raise UserError(f"{len(unreadable)} of {len(paths)} images could not be read (see the warnings above)")
 

@@ -12,7 +12,6 @@ Decoding stays this module's own: the library's WordPiece decoder leaves an apos
 dog's toy"); the rules below give CATR's captions as its authors printed them, and need nothing but
 the vocabulary list, which the figures' per-token labels read too.
 """
-import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,48 +34,6 @@ MAX_LENGTH = 128
 # (BERT splits "dog's" into dog ' s and "don't" into don ' t).
 CLOSING_PUNCTUATION = frozenset(".,!?;:%)]}")
 APOSTROPHE = "'"
-CONTINUATION = "##"
-
-
-def _is_punctuation(char: str) -> bool:
-    """BERT's test: ASCII symbols count as punctuation (`$`, `^`, `+` too), and Unicode's P* categories."""
-    code = ord(char)
-    if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
-        return True
-    return unicodedata.category(char).startswith("P")
-
-
-def _is_cjk(char: str) -> bool:
-    code = ord(char)
-    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
-            or 0x2A700 <= code <= 0x2CEAF or 0xF900 <= code <= 0xFAFF or 0x2F800 <= code <= 0x2FA1F)
-
-
-def basic_words(text: str) -> list:
-    """BERT's basic uncased tokenisation: the words WordPiece then splits."""
-    chars = []
-    for char in text:
-        if char in "\t\n\r" or unicodedata.category(char) == "Zs":
-            chars.append(" ")
-        elif ord(char) in (0, 0xFFFD) or unicodedata.category(char).startswith("C"):
-            continue
-        elif _is_cjk(char):
-            chars.append(f" {char} ")
-        else:
-            chars.append(char)
-    words = []
-    for word in "".join(chars).lower().split():
-        word = "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
-        piece = ""
-        for char in word:
-            if _is_punctuation(char):
-                words.extend([piece, char] if piece else [char])
-                piece = ""
-            else:
-                piece += char
-        if piece:
-            words.append(piece)
-    return words
 
 
 class Tokenizer:
@@ -121,9 +78,9 @@ class Tokenizer:
         for index, token in enumerate(self.tokens(ids)):
             if ids[index] in SPECIAL_IDS:
                 continue
-            if token.startswith(CONTINUATION) and words and words[-1][2] == index:
+            if token.startswith("##") and words and words[-1][2] == index:
                 word, first, _ = words[-1]
-                words[-1] = (word + token[len(CONTINUATION):], first, index + 1)
+                words[-1] = (word + token[2:], first, index + 1)
             else:
                 words.append((token, index, index + 1))
         return words
@@ -133,7 +90,7 @@ class Tokenizer:
         words = []
         glue_next = False
         for token in self.tokens(i for i in ids if i not in SPECIAL_IDS):
-            if token.startswith(CONTINUATION) and words:
+            if token.startswith("##") and words:
                 words[-1] += token[2:]
             elif words and (glue_next or token in CLOSING_PUNCTUATION or token == APOSTROPHE):
                 words[-1] += token

@@ -14,8 +14,8 @@ from tqdm import tqdm
 from data.datasets import available_memory
 from data.io import UserError
 from data.transforms import normalize_batch
-from models.distributed import merge_dicts
-from models.runtime import autocast
+from models.training.distributed import merge_dicts
+from models.training.runtime import autocast
 
 from .caption_data import CaptionPairs, collate_captions
 from .decode import generate

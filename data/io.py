@@ -1,16 +1,14 @@
 """Files and failures: atomic writes, and the one-line errors every script reports.
 
 A `UserError` is a problem with what the user gave us (a missing folder, a corrupt image, a checkpoint
-of another model). Scripts run their `main` through `run_main`, which prints such an error as a single
-line and exits with status 2 instead of showing a traceback. Scripts import this module before any
-slow import (torch), so Ctrl-C while they load also ends with one line instead of a traceback.
+of another model). Entry points report it as one line through `data.entry.run_main`.
 """
 import os
 import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 
 TEMP_SUFFIX = ".tmp"
@@ -22,38 +20,6 @@ class UserError(Exception):
 
 def warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def _report_interrupt(kind, value, traceback, _default=sys.excepthook):
-    """Ctrl-C outside `run_main` (during the imports at the top of a script): one line, no traceback."""
-    if issubclass(kind, KeyboardInterrupt):
-        print("error: interrupted", file=sys.stderr, flush=True)
-    else:
-        _default(kind, value, traceback)
-
-
-sys.excepthook = _report_interrupt
-
-
-def user_message(err: UserError) -> str:
-    """The error's one line. A DataLoader worker's error reaches the main process as a new exception of
-    the same type whose text is the worker's whole traceback; its last line holds the message."""
-    text = str(err)
-    if "Original Traceback" in text:
-        last = text.strip().splitlines()[-1]
-        text = last.split(f"{UserError.__name__}: ", 1)[-1]
-    return text
-
-
-def run_main(main: Callable[[], object]) -> None:
-    try:
-        main()
-    except UserError as err:
-        print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr, flush=True)
-        sys.exit(130)
 
 
 def make_folder(path, purpose: str = "") -> Path:

@@ -84,6 +84,14 @@ def build_vit(name: str, num_classes: int = 37, image_size: int | None = None,
     return model
 
 
+def random_vit(name: str, head_std: float = 1.0, **build_args) -> ViT:
+    """A package ViT with random weights and a random head: the package's new head is exactly zero, so
+    every logit would tie and no gradient would reach the attention (tests, benchmarks, layout figures)."""
+    model = build_vit(name, pretrained=False, **build_args)
+    torch.nn.init.normal_(model.fc.weight, std=head_std)
+    return model
+
+
 def fetch_pretrained_state(name: str, weights: str | None = None) -> dict:
     """The pretrained state dict: from a local file, else the package's URL via the torch hub cache."""
     if weights is not None:

@@ -21,21 +21,20 @@ and the number of images scored.
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main, warn  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn
+from tqdm import tqdm
 
-import catr  # noqa: E402
-from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments,  # noqa: E402
+import catr
+from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments,
                       load_captioner, search_description, weights_description)
-from catr.pipeline import caption_files  # noqa: E402
-from catr.scores import METRICS, TOKENIZATION, score_captions  # noqa: E402
-from data.coco_captions import load_annotations, load_results, write_results  # noqa: E402
-from models.runtime import resolve_device  # noqa: E402
+from catr.pipeline import caption_files
+from catr.scores import METRICS, TOKENIZATION, score_captions
+from data.coco_captions import load_annotations, load_results, write_results
+from models.training.runtime import resolve_device
 
 
 def parse_args(argv=None) -> argparse.Namespace:

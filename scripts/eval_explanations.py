@@ -16,26 +16,25 @@ import datetime
 import json
 import os
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main, warn, write_text_atomic  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn, write_text_atomic
+import torch
+from tqdm import tqdm
 
-from data.datasets import ImageFolder  # noqa: E402
-from data.images import list_images  # noqa: E402
-from data.masks import mask_paths, read_mask  # noqa: E402
-from data.transforms import eval_transform_from_config  # noqa: E402
-from models.checkpoint import model_from_checkpoint  # noqa: E402
-from models.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,  # noqa: E402
-                                 faithfulness_table, grid_mask, perturbation_curves)
-from models.figures import perturbation_figure  # noqa: E402
-from models.plots import check_figure_path, save_figure  # noqa: E402
-from models.predict import inference_model, make_loader  # noqa: E402
-from models.runtime import default_num_workers, resolve_device  # noqa: E402
-from models.vit import grid_size  # noqa: E402
+from data.datasets import ImageFolder
+from data.images import list_images
+from data.masks import mask_paths, read_mask
+from data.transforms import eval_transform_from_config
+from models.checkpoint import model_from_checkpoint
+from models.explain.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,
+                                         faithfulness_table, grid_mask, perturbation_curves)
+from models.figures.classifier import perturbation_figure
+from models.figures.plots import check_figure_path, save_figure
+from models.training.predict import inference_model, make_loader
+from models.training.runtime import default_num_workers, resolve_device
+from models.vit import grid_size
 
 
 def parse_args(argv=None):

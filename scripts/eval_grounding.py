@@ -36,29 +36,28 @@ import argparse
 import datetime
 import hashlib
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main, warn, write_text_atomic  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn, write_text_atomic
+import torch
+from tqdm import tqdm
 
-import catr  # noqa: E402
-from catr.cli import (add_search_arguments, captioner_config, add_weight_arguments, check_search_arguments,  # noqa: E402
+import catr
+from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_search_arguments,
                       load_captioner, search_description, weights_description)
-from catr.grounding_figure import grounding_figure  # noqa: E402
-from catr.relevancy import explain_captions, token_log_probs  # noqa: E402
-from data.coco_captions import CaptionAnnotations, load_annotations, load_results  # noqa: E402
-from data.coco_instances import category_mask, load_instances  # noqa: E402
-from data.images import open_rgb  # noqa: E402
-from data.object_words import find_mentions, load_word_table  # noqa: E402
-from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,  # noqa: E402
+from catr.relevancy import explain_captions, token_log_probs
+from data.coco_captions import CaptionAnnotations, load_annotations, load_results
+from data.coco_instances import category_mask, load_instances
+from data.images import open_rgb
+from data.object_words import find_mentions, load_word_table
+from models.explain.faithfulness import FRACTIONS, random_maps
+from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,
                                       pointing_hits, relative_probability, summarize, upsample)
-from models.faithfulness import FRACTIONS, random_maps  # noqa: E402
-from models.plots import check_figure_path, save_figure  # noqa: E402
-from models.runtime import resolve_device  # noqa: E402
+from models.figures.grounding import grounding_figure
+from models.figures.plots import check_figure_path, save_figure
+from models.training.runtime import resolve_device
 
 BASELINES = ("uniform", "random")
 DELETION_ROWS = 128  # teacher-forced re-scorings run together in the deletion test

@@ -14,7 +14,7 @@
 #
 # Writes OUT_DIR/bench.jsonl (one JSON object per benchmark row), OUT_DIR/checks.jsonl (the other
 # measurements and each step's outcome), OUT_DIR/summary.md (the tables and the targets, from
-# scripts/bench_table.py) and OUT_DIR/logs/. A failed or skipped step is recorded and the run goes on.
+# scripts/dev/bench_table.py) and OUT_DIR/logs/. A failed or skipped step is recorded and the run goes on.
 # --dry_run runs the same steps on the CPU with the micro model and tiny counts (36 s on 2 idle cores);
 # there TORCHDYNAMO_DISABLE=1 makes the --compile rows run eagerly (compiling is what takes time).
 # Set PYTHON to choose the interpreter (default: python3).
@@ -156,16 +156,16 @@ bench() {
 
 VIT="--model $MODEL --image_size $SIZE --device $DEV $TIMING"
 # Inputs for the whole-script steps, made on the CPU while the GPU is busy with the steps before them.
-background inference_inputs "$PY" scripts/make_inference_bench_inputs.py --out "$OUT/inference" --count $TEST_IMAGES --model $MODEL
+background inference_inputs "$PY" scripts/dev/make_inference_bench_inputs.py --out "$OUT/inference" --count $TEST_IMAGES --model $MODEL
 background train_inputs "$PY" scripts/make_synthetic_data.py --out "$OUT/pets_sized" --pets_sized $TRAIN_IMAGES $VAL_IMAGES
 
 step cuda_tests 150 "$PY" -m pytest -q -m cuda tests/test_cuda.py -p no:cacheprovider
 (( STEP_RC == 0 )) && check cuda_tests status=ok result="$(tail -n 1 "$OUT/logs/cuda_tests.log")" seconds=$STEP_S
-bench train_fast_b64 60 scripts/bench_train.py $VIT --attention fast --precision bf16 --batch_size 64
-bench train_explicit_fp32_b16 60 scripts/bench_train.py $VIT --attention explicit --precision fp32 --batch_size 16
-bench train_fast_b16 60 scripts/bench_train.py $VIT --attention fast --precision bf16 --batch_size 16
-bench train_sdpa_b64 60 scripts/bench_train.py $VIT --attention sdpa --precision bf16 --batch_size 64
-bench infer_fast_b128 60 scripts/bench_infer.py $VIT --attention fast --precision bf16 --batch_size 128
+bench train_fast_b64 60 scripts/dev/bench_train.py $VIT --attention fast --precision bf16 --batch_size 64
+bench train_explicit_fp32_b16 60 scripts/dev/bench_train.py $VIT --attention explicit --precision fp32 --batch_size 16
+bench train_fast_b16 60 scripts/dev/bench_train.py $VIT --attention fast --precision bf16 --batch_size 16
+bench train_sdpa_b64 60 scripts/dev/bench_train.py $VIT --attention sdpa --precision bf16 --batch_size 64
+bench infer_fast_b128 60 scripts/dev/bench_infer.py $VIT --attention fast --precision bf16 --batch_size 128
 
 # The grader's command, from process start to CSV, over Pets-sized JPEGs and a random-weight checkpoint.
 finish inference_inputs
@@ -188,15 +188,15 @@ if (( STEP_RC == 0 )); then
 fi
 rm -rf "$OUT/pets_sized" "$OUT/p1_train_run"
 
-step data 60 "$PY" scripts/bench_data.py $DATA_ARGS --out_dir "$OUT/data_bench"
+step data 60 "$PY" scripts/dev/bench_data.py $DATA_ARGS --out_dir "$OUT/data_bench"
 (( STEP_RC == 0 )) && tail -n 1 "$OUT/logs/data.log" >>"$CHECKS"
 rm -rf "$OUT/data_bench"
 
 # Compiled rows last: compiling ViT-L/16 takes the longest of all steps.
-bench train_fast_b64_compile 150 scripts/bench_train.py $VIT --attention fast --precision bf16 --batch_size 64 --compile
-bench train_fast_b16_compile 150 scripts/bench_train.py $VIT --attention fast --precision bf16 --batch_size 16 --compile
+bench train_fast_b64_compile 150 scripts/dev/bench_train.py $VIT --attention fast --precision bf16 --batch_size 64 --compile
+bench train_fast_b16_compile 150 scripts/dev/bench_train.py $VIT --attention fast --precision bf16 --batch_size 16 --compile
 
-"$PY" scripts/bench_table.py "$BENCH" "$CHECKS" >"$OUT/summary.md" 2>>"$OUT/logs/summary.log" \
+"$PY" scripts/dev/bench_table.py "$BENCH" "$CHECKS" >"$OUT/summary.md" 2>>"$OUT/logs/summary.log" \
   || echo "error: could not summarise; see $OUT/logs/summary.log" >&2
 cat "$OUT/summary.md"
 echo "total $(( SECONDS - START )) s; results in $OUT (bench.jsonl, checks.jsonl, summary.md, logs/)"

@@ -7,13 +7,13 @@ With --captions, write a captioned set in COCO's format instead (scenes of 1-3 c
 captions and polygons: see data/synthetic_captions.py), for training and grading a captioner.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import UserError, run_main  # noqa: E402
-from data.synthetic import make_synthetic_split, write_pets_sized_jpegs  # noqa: E402
-from data.synthetic_captions import DEFAULT_SIZE, DEFAULT_TRAIN, DEFAULT_VAL, make_captioned_set  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
+from data.synthetic import make_synthetic_split, write_pets_sized_jpegs
+from data.synthetic_captions import DEFAULT_SIZE, DEFAULT_TRAIN, DEFAULT_VAL, make_captioned_set
 
 CLASS_SIZE, TRAIN_PER_CLASS, VAL_PER_CLASS = 64, 40, 10
 

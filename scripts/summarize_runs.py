@@ -4,15 +4,16 @@ the best run marked as the final result, and a figure of validation accuracy and
     python scripts/summarize_runs.py runs/l16_sgd runs/l16_adamw --out_md results.md --out_png curves.png
 
 Settings that only say where or how a run was executed (output_dir, device, num_workers, attention
-kernel, compile, ...: data/runs.py IGNORED_SETTINGS) are left out of the comparison.
+kernel, compile, ...: data/resume.py IGNORED_SETTINGS) are left out of the comparison.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data.io import UserError, run_main, write_text_atomic  # noqa: E402
-from data.runs import differing_settings, final_run_index, format_value, read_run, run_names, summary_markdown  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, write_text_atomic
+from data.resume import IGNORED_SETTINGS, differing_settings
+from data.run_files import read_run
 
 
 def get_args_parser():
@@ -29,7 +30,7 @@ def main(argv=None):
     if len(set(map(str, map(Path, args.run_dirs)))) != len(args.run_dirs):
         raise UserError("a run folder is listed twice")
     if args.out_png:
-        from models.plots import check_figure_path
+        from models.figures.plots import check_figure_path
         check_figure_path(args.out_png, "--out_png")
     runs = [read_run(d) for d in args.run_dirs]
     table = summary_markdown(runs)
@@ -42,14 +43,63 @@ def main(argv=None):
         print(f"wrote {args.out_png}")
 
 
+def shared_settings(configs: list) -> dict:
+    differ = set(differing_settings(configs))
+    return {k: v for k, v in configs[0].items() if k not in differ and k not in IGNORED_SETTINGS}
+
+
+def run_names(runs: list) -> list:
+    """Folder names, or the paths as given when two folders share a name."""
+    names = [run.path.name for run in runs]
+    return names if len(set(names)) == len(names) else [str(run.path) for run in runs]
+
+
+def final_run_index(runs: list) -> int:
+    best = [run.best["val_acc"] for run in runs]
+    return best.index(max(best))
+
+
+def format_value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def summary_markdown(runs: list) -> str:
+    """A table of the differing settings and the results, the final result marked, and the shared settings."""
+    configs = [run.config for run in runs]
+    settings = differing_settings(configs)
+    final = final_run_index(runs)
+    names = run_names(runs)
+    header = ["run", *settings, "epochs run", "best epoch", "best val acc (%)", "final result"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for i, (run, name) in enumerate(zip(runs, names)):
+        best = run.best
+        mark = "**final**" if i == final else ""
+        acc = f"{best['val_acc']:.2f}"
+        cells = [f"**{name}**" if i == final else name,
+                 *(format_value(run.config.get(k)) for k in settings),
+                 str(len(run.metrics)), str(best["epoch"]), f"**{acc}**" if i == final else acc, mark]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    best = runs[final].best
+    lines += ["", f"Final result: **{names[final]}**, validation accuracy {best['val_acc']:.2f}% at epoch "
+                  f"{best['epoch']} (checkpoint `{runs[final].path / 'best.pt'}`)."]
+    shared = shared_settings(configs)
+    if shared:
+        lines += ["", "Settings shared by all runs: "
+                  + ", ".join(f"{k} {format_value(v)}" for k, v in shared.items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def save_curves(runs, path) -> None:
     """Validation accuracy and training loss per epoch, a line per run; the final run drawn thicker."""
-    import matplotlib.pyplot as plt
-    from models.plots import save_figure
+    from models.figures.plots import save_figure, subplots
 
     settings = differing_settings([run.config for run in runs])
     final = final_run_index(runs)
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (ax_acc, ax_loss) = subplots(1, 2, figsize=(12, 4.5))
     for i, (run, name) in enumerate(zip(runs, run_names(runs))):
         epochs = [row["epoch"] for row in run.metrics]
         detail = ", ".join(f"{k}={format_value(run.config.get(k))}" for k in settings[:3])

@@ -25,33 +25,32 @@ model learns (--data_dir, --num_workers, --device, --no_progress), a larger --ep
 import argparse
 import json
 import math
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main, warn, write_text_atomic  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import DistributedSampler  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn, write_text_atomic
+import torch
+from torch.utils.data import DistributedSampler
 
-from catr.caption_data import CaptionPairs, read_caption_split  # noqa: E402
-from catr.captioner import CONFIGS, build_model  # noqa: E402
-from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record  # noqa: E402
-from catr.decode import MAX_STEPS  # noqa: E402
-from catr.tokenizer import load_tokenizer  # noqa: E402
-from catr.training import (BackboneFeatures, caption_step, loader, parameter_groups, set_trainable,  # noqa: E402
-                           validation_scores)
-from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model  # noqa: E402
-from data.runs import differing_settings, metrics_csv, read_config  # noqa: E402
-from models.checkpoint import host_copy, load_checkpoint_file  # noqa: E402
-from models.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,  # noqa: E402
-                                init_distributed, is_distributed, main_process_first)
-from models.engine import evaluate, train_one_epoch  # noqa: E402
-from models.optim import SCHEDULES, build_optimizer, build_scheduler  # noqa: E402
-from models.runtime import bf16_supported, default_num_workers, resolve_device  # noqa: E402
-from models.training.session import resolve_run_args, run_session, write_epoch_files  # noqa: E402
+from catr.caption_data import CaptionPairs, read_caption_split
+from catr.captioner import CONFIGS, build_model
+from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
+from catr.decode import MAX_STEPS
+from catr.tokenizer import load_tokenizer
+from catr.training import BackboneFeatures, caption_step, loader, parameter_groups, set_trainable, validation_scores
+from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
+from data.resume import differing_settings
+from data.run_files import metrics_csv, read_config
+from models.checkpoint import host_copy, load_checkpoint_file
+from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
+                                         init_distributed, is_distributed, main_process_first)
+from models.training.engine import evaluate, train_one_epoch
+from models.training.optim import SCHEDULES, build_optimizer, build_scheduler
+from models.training.runtime import bf16_supported, default_num_workers, resolve_device
+from models.training.session import resolve_run_args, run_session, write_epoch_files
 
 MAX_SEED = 2**32 - 1
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")

@@ -1,22 +1,13 @@
-"""Shared fixtures: the repository root on sys.path, small synthetic data, and running a CLI in-process."""
-import importlib.util
-import struct
-import sys
-import zlib
-from pathlib import Path
-
+"""Shared fixtures: small synthetic data, a micro checkpoint, a tiny CATR, and running a CLI in-process."""
 import pytest
 import torch
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from data.io import run_main  # noqa: E402
-from data.synthetic import make_synthetic_split  # noqa: E402
-
-# The same test on the CPU and, where one is present, on a CUDA GPU.
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+from tests.support import ROOT  # noqa: F401  (first: it puts the repository and its scripts on sys.path)
+import catr
+from data.entry import run_main
+from data.synthetic import make_synthetic_split
+from models.checkpoint import model_config, save_checkpoint
+from models.vit import random_vit
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,33 +47,18 @@ def run_cli(capsys):
     return run
 
 
-def load_script(path):
-    """A script file as a module, so that tests call its `main(argv)` in-process."""
-    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def kill_on_image_save(monkeypatch, count: int) -> None:
-    """Make the `count`-th PIL save write half a file and raise KeyboardInterrupt, as a kill would."""
-    real_save, saved = Image.Image.save, []
-
-    def save(self, fp, *args, **kwargs):
-        saved.append(fp)
-        if len(saved) == count:
-            open(fp, "wb").write(b"\x89PNG half")
-            raise KeyboardInterrupt
-        real_save(self, fp, *args, **kwargs)
-    monkeypatch.setattr(Image.Image, "save", save)
-
-
-def huge_png(path, width=14000, height=14000):
-    """A 1x1 PNG whose header claims width x height: what PIL checks before decoding a bomb."""
-    Image.new("L", (1, 1)).save(path)
-    data = bytearray(path.read_bytes())
-    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
-    data[16:24] = ihdr[4:12]
-    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
-    path.write_bytes(bytes(data))
+@pytest.fixture(scope="session")
+def ckpt(tmp_path_factory):
+    """A checkpoint of a random 'micro' ViT at 32 px with a non-zero head (read-only: never write to it)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
+    save_checkpoint(path, random_vit("micro"), model_config("micro", 32), epoch=1)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_catr():
+    """The tiny CATR configuration with random weights, in eval mode (read-only)."""
+    torch.manual_seed(0)
+    return catr.build_model("tiny").eval()
+

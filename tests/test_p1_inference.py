@@ -1,4 +1,4 @@
-"""p1_inference.py, models/predict.py and scripts/p1_inference.sh on a 'micro' model and tiny images."""
+"""p1_inference.py, models/training/predict.py and scripts/p1_inference.sh on a 'micro' model and tiny images."""
 import os
 import re
 import subprocess
@@ -12,15 +12,15 @@ from PIL import Image
 
 import p1_inference
 from data.images import open_rgb
-from data.io import run_main
+from data.entry import run_main
 from data.pets import CLASS_NAMES
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_config, save_checkpoint
-from models.predict import confusion_matrix, per_class_accuracy, predict
-from models.vit import build_vit
-from tests.conftest import huge_png
+from models.training.predict import confusion_matrix, per_class_accuracy, predict
+from models.vit import build_vit, random_vit
+from tests.support import huge_png
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def micro_config(model="micro", image_size=32):
@@ -31,8 +31,7 @@ def micro_config(model="micro", image_size=32):
 def micro(tmp_path_factory):
     """(checkpoint path, the same model with the package's explicit attention, its config)."""
     torch.manual_seed(0)
-    model = build_vit("micro", pretrained=False)
-    torch.nn.init.normal_(model.fc.weight)  # the package's fresh head is zero: every logit would tie
+    model = random_vit("micro")
     torch.nn.init.normal_(model.fc.bias)
     path = tmp_path_factory.mktemp("ckpt") / "micro.pt"
     save_checkpoint(path, model, micro_config())

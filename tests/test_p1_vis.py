@@ -11,26 +11,15 @@ import p1_vis_attention
 import p1_vis_pos_embed
 from data.io import UserError
 from data.pets import CLASS_NAMES
-from data.transforms import eval_transform_from_config
 from models.attention import explicit_attention
-from models.checkpoint import model_config, model_from_checkpoint, save_checkpoint
-from models.figures import A4_TEXT_WIDTH, ATTENTION_DPI, POS_EMBED_DPI, save_colormap_png
-from models.maps import attention_rollout, position_embedding_similarity
-from models.plots import plt
+from models.checkpoint import model_config, model_from_checkpoint
+from models.figures.classifier import A4_TEXT_WIDTH, ATTENTION_DPI, POS_EMBED_DPI, save_colormap_png
+from models.explain.maps import attention_rollout, position_embedding_similarity
+from models.figures.plots import colormap, subplots
 from models.vit import build_vit
-from tests.conftest import ROOT, huge_png
+from tests.support import ROOT, direct_inputs, huge_png, png_size
 
 CONFIG = model_config("micro", 32)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_vit("micro", pretrained=False)
-    torch.nn.init.normal_(model.fc.weight)  # a fresh head is zero: every class would tie
-    path = tmp_path_factory.mktemp("ckpt") / "best.pt"
-    save_checkpoint(path, model, CONFIG, epoch=1)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -43,22 +32,8 @@ def images(tmp_path_factory):
     return paths
 
 
-def png_size(path):
-    with Image.open(path) as image:
-        image.load()  # a truncated or fake file fails here
-        return image.size
-
-
 def expected_width(dpi):
     return A4_TEXT_WIDTH * dpi
-
-
-def direct_inputs(ckpt, image_path):
-    """The model and the eval-transformed image, as the script must see them."""
-    model, config = model_from_checkpoint(ckpt)
-    with Image.open(image_path) as image:
-        x = eval_transform_from_config(config)(image.convert("RGB"))[None]
-    return model, x
 
 
 def block_scores(model, x):
@@ -115,8 +90,8 @@ def test_pos_embed_figure_format_checked(ckpt, tmp_path):
 
 def test_colormap_png_keeps_the_colours_exact(tmp_path):
     """The 256-colour PNG holds exactly the colormap's colours and pure white, nothing shifted."""
-    fig, ax = plt.subplots()
-    ax.imshow(np.linspace(-1, 1, 192)[None].repeat(10, 0), cmap=plt.get_cmap("viridis", 192), vmin=-1, vmax=1,
+    fig, ax = subplots(figsize=(6.4, 4.8))
+    ax.imshow(np.linspace(-1, 1, 192)[None].repeat(10, 0), cmap=colormap("viridis", 192), vmin=-1, vmax=1,
               interpolation="nearest")
     ax.set_axis_off()
     save_colormap_png(fig, tmp_path / "c.png", dpi=100)
@@ -125,7 +100,7 @@ def test_colormap_png_keeps_the_colours_exact(tmp_path):
         rgb = np.asarray(image.convert("RGB")).reshape(-1, 3)
     colours = {tuple(c) for c in np.unique(rgb, axis=0)}
     assert (255, 255, 255) in colours
-    viridis = plt.get_cmap("viridis", 192)(np.arange(192), bytes=True)[:, :3]
+    viridis = colormap("viridis", 192)(np.arange(192), bytes=True)[:, :3]
     assert {tuple(c) for c in viridis} <= colours
 
 

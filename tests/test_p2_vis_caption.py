@@ -12,12 +12,12 @@ from PIL import Image
 
 import catr
 import p2_vis_caption
-from catr.figure import caption_figure
+from models.figures.caption import caption_figure
 from data.images import open_rgb
 from data.io import UserError
-from tests.conftest import huge_png
+from tests.support import huge_png
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--random_weights", "--config", "tiny"]
 
 

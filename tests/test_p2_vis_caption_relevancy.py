@@ -29,7 +29,8 @@ def _notes(monkeypatch):
 def test_relevancy_maps_are_saved_and_named_in_the_footer(image_path, tmp_path, monkeypatch):
     notes = _notes(monkeypatch)
     p2_vis_caption.main(["--images", str(image_path), "--out_dir", str(tmp_path), "--max_steps", "3", "--save_npy",
-                         "--method", "relevancy", *TINY])
+                         "--method", "relevancy", "--html", str(tmp_path / "page.html"), *TINY])
+    assert '"name":"relevancy"' in (tmp_path / "page.html").read_text()  # the page offers both map sets
     saved = np.load(tmp_path / "wide.npy")
     torch.manual_seed(0)  # what load_captioner does for random weights
     model = catr.build_model("tiny").eval()

@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from models.faithfulness import FRACTIONS, curve_auc, patches_to_remove, removal_order
+from .faithfulness import FRACTIONS, curve_auc, patches_to_remove, removal_order
 
 POINTING_TOLERANCE = 15  # pixels, Zhang et al. 2016
 

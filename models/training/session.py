@@ -7,9 +7,11 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from data.io import UserError, write_text_atomic
-from data.run_folder import check_new_run_folder, locked_run_folder, remove_stale_temporaries, resumed_settings
-from data.runs import METRIC_COLUMNS, metrics_csv, read_config
-from models.checkpoint import CHECKPOINT_FORMAT, BackgroundWriter, save_checkpoint
+from data.resume import resumed_settings
+from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
+                            remove_stale_temporaries)
+from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from models.training.writer import BackgroundWriter
 
 
 def given_flags(parser: argparse.ArgumentParser, argv=None) -> dict:

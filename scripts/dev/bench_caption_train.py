@@ -15,17 +15,15 @@ import argparse
 import datetime
 import json
 import os
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from data.io import run_main  # noqa: E402
-import torch  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+import torch
 
-from catr.captioner import CONFIGS, build_model  # noqa: E402
-from catr.training import caption_step, parameter_groups, set_trainable  # noqa: E402
+from catr.captioner import CONFIGS, build_model
+from catr.training import caption_step, parameter_groups, set_trainable
 
 VARIANTS = ("trained", "narrow", "cached")
 

@@ -24,17 +24,18 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# data.io first: it reports Ctrl-C during the slow imports below as one line
-from data.io import UserError, run_main  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError
+import torch
+from PIL import Image
 
-import catr  # noqa: E402
-from catr.relevancy import decoder_inputs, explain_captions, word_relevancy  # noqa: E402
-from models.benchmark import device_name, synchronize, time_alternating  # noqa: E402
-from models.runtime import resolve_device  # noqa: E402
+import catr
+from benchlib import device_name, synchronize, time_alternating
+from catr.relevancy import decoder_inputs, explain_captions, word_relevancy
+from models.training.runtime import resolve_device
+
+SCRIPTS = Path(__file__).resolve().parents[1]
 
 HEIGHT, WIDTH = 224, 299
 
@@ -58,6 +59,7 @@ def training_pass(model, image, ids):
 
 def grading_seconds(model, config: str, args, device) -> float:
     """Seconds eval_grounding's Grader takes for one image whose captions all name its object."""
+    sys.path.insert(0, str(SCRIPTS))  # eval_grounding.py, a script beside this folder
     import eval_grounding
     from data.coco_instances import load_instances
     from data.object_words import load_word_table

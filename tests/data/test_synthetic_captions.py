@@ -13,10 +13,10 @@ from catr.tokenizer import load_tokenizer
 from data.io import UserError
 from data.synthetic import SHAPES
 from data.synthetic_captions import COLOURS, generate_scenes, make_captioned_set
-from tests.conftest import ROOT, kill_on_image_save, load_script
+import make_synthetic_data
+from tests.support import kill_on_image_save
 
 SEED, N_TRAIN, N_VAL, SIZE = 3, 14, 6, 96
-SCRIPT = ROOT / "scripts" / "make_synthetic_data.py"
 PAIR = re.compile(rf"\b({'|'.join(COLOURS)}) ({'|'.join(SHAPES)})\b")
 NAME = rf"(?:{'|'.join(COLOURS)}) (?:{'|'.join(SHAPES)})"
 SHAPE_WORD = re.compile(rf"\b({'|'.join(SHAPES)})s?\b")
@@ -160,7 +160,7 @@ def test_a_cut_run_leaves_no_half_image_and_no_annotations(tmp_path, monkeypatch
 
 
 def test_the_script_writes_a_set_pycocotools_reads(tmp_path, run_cli):
-    code, out, err = run_cli(load_script(SCRIPT).main, ["--captions", "--out", tmp_path / "set", "--train_scenes", 2,
+    code, out, err = run_cli(make_synthetic_data.main, ["--captions", "--out", tmp_path / "set", "--train_scenes", 2,
                                                   "--val_scenes", 1, "--size", 48])
     assert (code, err) == (0, "") and "wrote 2 training and 1 validation scenes" in out
     data = json.loads((tmp_path / "set" / "annotations" / "captions_val.json").read_text())
@@ -177,6 +177,6 @@ def test_the_script_writes_a_set_pycocotools_reads(tmp_path, run_cli):
     (["--val_scenes", "5"], "give --captions too"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, run_cli, flags, message):
-    code, _, err = run_cli(load_script(SCRIPT).main, ["--out", tmp_path / "set", *flags])
+    code, _, err = run_cli(make_synthetic_data.main, ["--out", tmp_path / "set", *flags])
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "set").exists()

@@ -1,17 +1,13 @@
 """eval_grounding.py on a synthetic COCO-format set drawn here: masks, metrics, report, resume, errors."""
 import json
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+import eval_grounding
 from data.coco_instances import category_mask, load_instances
-from tests.conftest import ROOT
-
-sys.path.insert(0, str(ROOT / "scripts"))
-import eval_grounding  # noqa: E402
 
 TINY = ["--random_weights", "--config", "tiny"]
 SQUARE = (8, 10, 40, 42)  # x0, y0, x1, y1 of the red square (pixels x0..x1-1, y0..y1-1)

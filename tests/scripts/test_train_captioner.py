@@ -2,20 +2,15 @@
 import csv
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import eval_captions  # noqa: E402
-import eval_grounding  # noqa: E402
-import p2_vis_caption  # noqa: E402
-import train_captioner  # noqa: E402
-from data.synthetic_captions import make_captioned_set  # noqa: E402
+import eval_captions
+import eval_grounding
+import p2_vis_caption
+import train_captioner
+from data.synthetic_captions import make_captioned_set
 
 FAST = ["--config", "tiny", "--no_pretrained", "--image_size", "48", "--batch_size", "8", "--lr", "3e-3",
         "--score_images", "2", "--max_steps", "4", "--device", "cpu", "--no_progress"]

@@ -4,7 +4,7 @@ import torch
 
 from models.explain.grounding import (attention_correctness, deletion_masks, peaks, pointing_hits,
                                       relative_probability, summarize, upsample)
-from models.faithfulness import FRACTIONS
+from models.explain.faithfulness import FRACTIONS
 
 
 def _mask():

@@ -1,0 +1,159 @@
+"""The files of a training's run folder (p1_train.py, scripts/train_captioner.py): what marks a run,
+the lock that keeps a second training out, the temporaries a killed run left, and config.json and
+metrics.csv written and read back.
+
+Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
+"""
+import csv
+import fcntl
+import io
+import json
+import os
+import socket
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .io import UserError, make_folder, temporaries_of
+
+RUN_FILES = ("config.json", "metrics.csv", "best.pt", "last.pt")
+LOCK_FILE = "train.lock"
+def run_files(folder) -> list:
+    """The names of the RUN_FILES present in `folder`."""
+    return [name for name in RUN_FILES if (Path(folder) / name).exists()]
+
+
+def check_new_run_folder(folder) -> None:
+    """A new run needs a folder that holds no run yet (it may not exist yet)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--output_dir {folder} is a file, not a folder")
+    found = run_files(folder) if folder.is_dir() else []
+    if found:
+        raise UserError(f"{folder} already holds a run ({', '.join(found)}); pass --resume to continue it "
+                        "or choose a new --output_dir")
+
+
+@contextmanager
+def locked_run_folder(folder):
+    """Create `folder` and hold its lock file for the block: a second training into it stops with one
+    line naming the holder. It is a POSIX record lock: it belongs to this process alone (forked
+    DataLoader workers do not inherit it), and the system releases it when the process ends, even by
+    `kill -9`, so a lock is never stale. A folder this call created is removed again when the block
+    fails before writing any of RUN_FILES."""
+    created = not Path(folder).exists()
+    folder = make_folder(folder, purpose=f"create the run folder {folder}")
+    path = folder / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise UserError(f"cannot write in the run folder {folder}: {err.strerror or err}") from None
+    locked = False
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by system
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+            raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
+                            "or choose another --output_dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{Path(sys.argv[0]).name}, process {os.getpid()} on {socket.gethostname()}, since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield folder
+    finally:
+        remove = locked and created and not run_files(folder)
+        if remove:
+            path.unlink(missing_ok=True)  # still locked: a process that opened it meanwhile cannot lock it
+        os.close(fd)  # releases the lock
+        if remove:
+            try:
+                folder.rmdir()
+            except OSError:  # something else was written there
+                pass
+
+
+def remove_stale_temporaries(folder) -> list:
+    """Delete the temporaries of RUN_FILES that a killed run left (a last.pt one of a ViT-L run holds
+    gigabytes). Only safe under the folder's lock. Returns the removed paths."""
+    stale = [tmp for name in RUN_FILES for tmp in temporaries_of(Path(folder) / name)]
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
+METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+REQUIRED_COLUMNS = ("epoch", "train_loss", "val_acc")  # what the comparison reads
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict
+    metrics: list  # one dict per epoch, values as numbers, in file order
+
+    @property
+    def best(self) -> dict:
+        """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps best.pt."""
+        return max(self.metrics, key=lambda row: row["val_acc"])
+
+
+def metrics_csv(history: list, columns=METRIC_COLUMNS) -> str:
+    """metrics.csv as text: one row per epoch, `columns`, floats to 6 significant digits."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in columns})
+    return buf.getvalue()
+
+
+def read_run(folder) -> Run:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"run folder not found: {folder}")
+    return Run(folder, read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"))
+
+
+def read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: is {path.parent} a run folder written by p1_train.py?") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} does not hold a JSON object of settings")
+    return config
+
+
+def _read_metrics(path: Path) -> list:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise UserError(f"{path} lacks the column(s) {', '.join(missing)}")
+            rows = []
+            for row in reader:
+                fields = [v for k, v in row.items() if k is not None and v is not None] + row.get(None, [])
+                if len(fields) != len(reader.fieldnames):
+                    raise UserError(f"{path} line {reader.line_num} has {len(fields)} fields, "
+                                    f"its header {len(reader.fieldnames)}")
+                rows.append({k: _number(v) for k, v in row.items()})
+    except FileNotFoundError:
+        raise UserError(f"{path} not found: the run has not finished an epoch yet") from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+    if not rows:
+        raise UserError(f"{path} holds no epochs yet")
+    return rows
+
+
+def _number(text: str):
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+

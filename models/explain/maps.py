@@ -1,0 +1,229 @@
+"""The tensors behind the problem-1 pictures: position-embedding similarity and [class]-token attention.
+
+Pure functions of tensors (no files, no plotting), so each definition is tested on hand-made inputs:
+- `position_embedding_similarity`: the cosine matrix of the patch position embeddings (ViT paper,
+  Figure 7), and `similarity_tiles`, the mosaic in which tile (r, c) is row r * g + c as a g x g map;
+- `cls_attention_map`: one layer's attention of the [class] query over the patch keys, mean of heads
+  (the assignment's attention map); `head_maps`: the same per head;
+- `patch_row_maps`: the row of every patch query over the patch keys, each as a map (what a patch
+  looks at);
+- `attention_rollout` (Abnar & Zuidema 2020): attention propagated through the layers, and
+  `layer_rollouts`, the same stopped after each layer;
+- `attention_relevancy` (Chefer, Gur & Wolf, ICCV 2021): the layers' attention weighted by the
+  gradient of one class's logit, so the map is specific to that class;
+- `collect_attention`: the per-layer attention of a package ViT, read in eval mode;
+  `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps;
+  `class_relevancy_maps`: one image's maps for several classes from one forward pass.
+Attention tensors are the package's `scores`: (..., heads, N, N), softmax over the last axis, token 0
+the class token, token 1 + r * gw + c the patch at grid row r, column c.
+"""
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+
+from models.attention import explicit_attention
+from models.vit import grid_size
+
+HEAD_FUSIONS = ("mean", "max", "min")
+
+
+def _grid(grid) -> tuple:
+    return (grid, grid) if isinstance(grid, int) else tuple(grid)
+
+
+def position_embedding_similarity(pos_embedding: torch.Tensor, has_class_token: bool = True) -> torch.Tensor:
+    """(N, N) cosine similarities between the N patch position embeddings of a (1, [1 +] N, D) table."""
+    emb = pos_embedding.detach().float().reshape(-1, pos_embedding.shape[-1])
+    if has_class_token:
+        emb = emb[1:]  # the class token has no place in the image
+    emb = F.normalize(emb, dim=-1)
+    return emb @ emb.T
+
+
+def similarity_tiles(similarity: torch.Tensor, grid, gap: int = 0) -> torch.Tensor:
+    """The Figure-7 mosaic: a gh x gw grid of gh x gw tiles, tile (r, c) = row r * gw + c as a map.
+
+    `gap` rows/columns of NaN between tiles (drawn as background) keep neighbouring tiles apart.
+    """
+    gh, gw = _grid(grid)
+    tiles = similarity.reshape(gh, gw, gh, gw)  # (tile row, tile col, row in tile, col in tile)
+    if gap:
+        tiles = F.pad(tiles, (0, gap, 0, gap), value=float("nan"))
+    th, tw = tiles.shape[2:]
+    mosaic = tiles.permute(0, 2, 1, 3).reshape(gh * th, gw * tw)
+    return mosaic[: gh * th - gap, : gw * tw - gap] if gap else mosaic
+
+
+def class_row_map(matrix: torch.Tensor, grid) -> torch.Tensor:
+    """The class token's row over the patch columns of a (..., N, N) matrix, as a (..., gh, gw) map."""
+    return matrix[..., 0, 1:].reshape(*matrix.shape[:-2], *_grid(grid))
+
+
+def cls_attention_map(scores: torch.Tensor, grid) -> torch.Tensor:
+    """One layer's map: query = class token, keys = patches (class->class dropped), mean over heads.
+
+    (..., heads, N, N) -> (..., gh, gw); for a batch of one this is
+    `scores[0, :, 0, 1:].mean(0).reshape(gh, gw)`.
+    """
+    return class_row_map(scores.mean(dim=-3), grid)
+
+
+def patch_row_maps(matrix: torch.Tensor, grid) -> torch.Tensor:
+    """Each patch query's row over the patch keys of a (..., N, N) matrix: (..., patches, gh, gw).
+
+    Entry [..., r * gw + c] is the map of what the patch at grid row r, column c attends to; the
+    class token's row and column are left out, as in `class_row_map`.
+    """
+    patches = matrix[..., 1:, 1:]
+    return patches.reshape(*patches.shape[:-1], *_grid(grid))
+
+
+def head_maps(scores: torch.Tensor, grid) -> torch.Tensor:
+    """The class token's attention over the patches, one map per head: (..., heads, gh, gw)."""
+    return class_row_map(scores, grid)
+
+
+def fuse_heads(scores: torch.Tensor, head_fusion: str = "mean") -> torch.Tensor:
+    """(..., heads, N, N) -> (..., N, N) by the mean, max or min over heads."""
+    if head_fusion == "mean":
+        return scores.mean(dim=-3)
+    if head_fusion == "max":
+        return scores.amax(dim=-3)
+    if head_fusion == "min":
+        return scores.amin(dim=-3)
+    raise ValueError(f"head_fusion must be one of {HEAD_FUSIONS}, not {head_fusion!r}")
+
+
+def discard_lowest(attention: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Zero the `ratio` fraction of smallest weights in each row of (..., N, N); the rest is kept.
+
+    Per row rather than over the whole matrix, so every query keeps its strongest keys.
+    """
+    n_drop = int(attention.shape[-1] * ratio)
+    if n_drop == 0:
+        return attention
+    lowest = attention.topk(n_drop, dim=-1, largest=False).indices
+    return attention.scatter(-1, lowest, 0.0)
+
+
+def layer_rollouts(attentions, head_fusion: str = "mean", discard_ratio: float = 0.0) -> list:
+    """Attention rollout stopped after each layer: entry k is `attention_rollout(attentions[:k + 1])`.
+
+    `attentions`: one (..., heads, N, N) tensor per layer, first layer first. Per layer the heads are
+    fused into A, optionally the lowest `discard_ratio` of each row is zeroed, the residual connection
+    is added as 0.5 * A + 0.5 * I, and rows are renormalised to sum 1 (a query distributes its unit of
+    attention over the keys; normalising columns instead is a known slip); the layers multiply with
+    the first rightmost. Each (..., N, N) result has rows that sum to 1; its class row over the patches
+    is the rollout map (`class_row_map`).
+    """
+    if not 0.0 <= discard_ratio < 1.0:
+        raise ValueError(f"discard_ratio must be in [0, 1), not {discard_ratio}")
+    rollouts = []
+    for scores in attentions:
+        a = discard_lowest(fuse_heads(scores.float(), head_fusion), discard_ratio)
+        eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
+        a = 0.5 * a + 0.5 * eye
+        a = a / a.sum(dim=-1, keepdim=True)
+        rollouts.append(a @ rollouts[-1] if rollouts else a)
+    if not rollouts:
+        raise ValueError("attention rollout needs at least one layer")
+    return rollouts
+
+
+def attention_rollout(attentions, head_fusion: str = "mean", discard_ratio: float = 0.0) -> torch.Tensor:
+    """Attention rollout through all of `attentions` (see `layer_rollouts`): (..., N, N), rows sum 1."""
+    return layer_rollouts(attentions, head_fusion, discard_ratio)[-1]
+
+
+def attention_relevancy(attentions, gradients) -> torch.Tensor:
+    """Relevancy of self-attention (Chefer, Gur & Wolf, ICCV 2021, the self-attention rule).
+
+    `attentions` and `gradients`: one (..., heads, N, N) tensor per layer, first layer first: the
+    softmax attention A and the gradient of the target logit with respect to it. Starting from R = I,
+    each layer adds A_bar @ R with A_bar = mean over heads of relu(grad * A): only the weights that
+    raise the target logit count. Returns R (..., N, N); its class row over the patches is the map
+    (`class_row_map`).
+    """
+    relevancy = None
+    for scores, grad in zip(attentions, gradients, strict=True):
+        a_bar = (grad.float() * scores.float()).clamp(min=0).mean(dim=-3)
+        if relevancy is None:
+            relevancy = torch.eye(a_bar.shape[-1], dtype=a_bar.dtype, device=a_bar.device).expand_as(a_bar)
+        relevancy = relevancy + a_bar @ relevancy
+    if relevancy is None:
+        raise ValueError("attention_relevancy needs at least one layer")
+    return relevancy
+
+
+@contextmanager
+def _explicit_eval(model: torch.nn.Module):
+    """Eval mode (no dropout on the attention weights) and the package's explicit attention, which
+    computes the same function as the fused kernel and keeps the softmax output on each block; the
+    model's mode and attention class are restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        with explicit_attention(model):
+            yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def collect_attention(model: torch.nn.Module, images: torch.Tensor) -> tuple:
+    """(logits, [scores of each layer, (B, heads, N, N)]) of a package ViT on a batch of images."""
+    with _explicit_eval(model):
+        logits = model(images)
+        attentions = [block.attn.scores for block in model.transformer.blocks]
+    return logits, attentions
+
+
+def _attention_graph(model: torch.nn.Module, images: torch.Tensor) -> tuple:
+    """(logits, attentions) of a forward pass that keeps the graph from the attention to the logits.
+
+    Call inside `torch.enable_grad()` and `_explicit_eval(model)`.
+    """
+    images = images.detach().requires_grad_(True)  # the graph exists even if the weights are frozen
+    logits = model(images)
+    return logits, [block.attn.scores for block in model.transformer.blocks]
+
+
+def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=None) -> tuple:
+    """(logits, targets, maps (B, gh, gw)): the relevancy map of each image for its target class.
+
+    `target_class`: None for each image's predicted class, an int for one class for all, or a (B,)
+    tensor. One forward pass in eval mode with explicit attention, then one backward pass of the sum
+    of the target logits over the batch: an image's logit depends only on its own attention, so each
+    image gets exactly the gradients it would get alone. Only the attention's gradients are computed
+    (`torch.autograd.grad`); the parameters' `.grad` is left untouched.
+    """
+    with torch.enable_grad(), _explicit_eval(model):
+        logits, attentions = _attention_graph(model, images)
+        if target_class is None:
+            targets = logits.argmax(dim=-1)
+        else:
+            targets = torch.as_tensor(target_class, device=logits.device).expand(len(logits))
+        chosen = logits.gather(1, targets[:, None].long()).sum()
+        gradients = torch.autograd.grad(chosen, attentions)
+    relevancy = attention_relevancy([a.detach() for a in attentions], gradients)
+    return logits.detach(), targets, class_row_map(relevancy, grid_size(model))
+
+
+def class_relevancy_maps(model: torch.nn.Module, image: torch.Tensor, classes) -> tuple:
+    """(logits (1, classes), maps (K, gh, gw)): one image's relevancy map for each of K `classes`.
+
+    One forward pass and one backward pass per class through the kept graph: the same maps as K
+    calls of `relevancy_maps` with one target each, at the cost of one forward pass.
+    """
+    if image.shape[0] != 1:
+        raise ValueError(f"class_relevancy_maps takes one image, got a batch of {image.shape[0]}")
+    maps = []
+    with torch.enable_grad(), _explicit_eval(model):
+        logits, attentions = _attention_graph(model, image)
+        kept = [a.detach() for a in attentions]
+        classes = [int(k) for k in classes]
+        for i, k in enumerate(classes):
+            gradients = torch.autograd.grad(logits[0, k], attentions, retain_graph=i < len(classes) - 1)
+            maps.append(class_row_map(attention_relevancy(kept, gradients)[0], grid_size(model)))
+    return logits.detach(), torch.stack(maps)

@@ -1,0 +1,8 @@
+"""Imported first by every script in scripts/: puts the repository on sys.path, so a script run by its
+path (`python scripts/eval_captions.py`) finds `data`, `models` and `catr`, and reports Ctrl-C during the
+slow imports that follow as one line (data.entry)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(next(p for p in Path(__file__).resolve().parents if (p / "data" / "entry.py").is_file())))
+import data.entry  # noqa: E402,F401

@@ -1,0 +1,118 @@
+"""Perturbation and localisation scores on cases with known answers, and the random baseline."""
+
+import numpy as np
+import pytest
+import torch
+
+from models.explain.faithfulness import (FaithfulnessTally, curve_auc, explanation_maps, faithfulness_table, grid_mask,
+                                         perturbation_curves, pointing_game, random_maps, remove_patches,
+                                         removal_order, top_patch_iou)
+from models.vit import random_vit
+
+
+class OnePatchModel(torch.nn.Module):
+    """Predicts class 1 while patch (1, 2) of a 4 x 4 grid of 8-px patches is intact, else class 0."""
+
+    def __init__(self):
+        super().__init__()
+        self.patch_embedding = torch.nn.Conv2d(3, 1, kernel_size=8, stride=8)
+
+    def forward(self, x):
+        watched = x[:, :, 8:16, 16:24].abs().flatten(1).sum(1)  # row 1, column 2: patch index 6
+        return torch.stack([torch.zeros_like(watched), (watched > 0).float()], dim=1)
+
+
+def test_removal_order_and_removed_pixels():
+    maps = torch.tensor([[[0.1, 0.9], [0.5, 0.3]]])
+    assert removal_order(maps, True).tolist() == [[1, 2, 3, 0]]
+    assert removal_order(maps, False).tolist() == [[0, 3, 2, 1]]
+    images = torch.ones(1, 3, 5, 5)  # a 2 x 2 grid of 2-px patches and one pixel of border
+    out = remove_patches(images, removal_order(maps, True), 2, (2, 2), value=-1.0)
+    expected = torch.ones(5, 5)
+    expected[0:2, 2:4] = -1  # patch 1: row 0, column 1
+    expected[2:4, 0:2] = -1  # patch 2: row 1, column 0
+    assert torch.equal(out[0, 0], expected) and torch.equal(out[0, 2], expected)
+    assert torch.equal(images, torch.ones(1, 3, 5, 5))  # the input is left as it was
+
+
+def test_perturbation_curves_of_a_model_that_only_looks_at_one_patch():
+    model = OnePatchModel()
+    images = torch.rand(3, 3, 32, 32) + 0.1
+    targets = model(images).argmax(1)
+    assert targets.tolist() == [1, 1, 1]
+    right = torch.zeros(3, 4, 4)
+    right[:, 1, 2] = 1.0  # the map that points at the watched patch
+    positive = perturbation_curves(model, images, right, targets, most_relevant_first=True)
+    negative = perturbation_curves(model, images, right, targets, most_relevant_first=False)
+    assert positive.tolist() == [[True] + [False] * 9] * 3  # gone with the first 10% (2 patches)
+    assert negative.all()  # 90% of 16 patches is 14: the watched one is never reached
+    assert curve_auc(positive.double().mean(0)) == pytest.approx(100 * 0.05 / 0.9)
+    assert curve_auc(negative.double().mean(0)) == pytest.approx(100.0)
+    wrong = torch.ones(3, 4, 4)
+    wrong[:, 1, 2] = 0.0  # the map that calls the watched patch the least relevant
+    assert perturbation_curves(model, images, wrong, targets, True).all()
+    assert perturbation_curves(model, images, wrong, targets, False).tolist() == [[True] + [False] * 9] * 3
+
+
+def test_auc_is_percent_of_the_span():
+    assert curve_auc([1.0] * 10) == pytest.approx(100.0)
+    assert curve_auc([0.0] * 10) == 0.0
+    assert curve_auc([1.0, 0.0], fractions=[0.0, 0.5]) == pytest.approx(50.0)
+
+
+def test_random_maps_depend_on_the_index_and_seed_only():
+    together = random_maps([3, 4, 5], (2, 3), seed=7)
+    alone = random_maps([4], (2, 3), seed=7)
+    assert together.shape == (3, 2, 3)
+    assert torch.equal(together[1], alone[0])
+    assert not torch.equal(together[0], together[1])
+    assert not torch.equal(random_maps([4], (2, 3), seed=8), alone)
+
+
+def test_grid_mask_pointing_game_and_iou_on_hand_made_masks():
+    mask = np.zeros((8, 12), dtype=np.uint8)  # a 2 x 3 grid of 4-px cells; object on cells (0, 1), (1, 1)
+    mask[0:8, 4:8] = 255
+    mask[0:1, 8:12] = 255  # a quarter of cell (0, 2): under half, not object
+    cells = grid_mask(torch.from_numpy(mask), (2, 3))
+    assert cells.tolist() == [[False, True, False], [False, True, False]]
+    masks = cells[None].repeat(3, 1, 1)
+    maps = torch.tensor([
+        [[0, 9, 0], [0, 8, 0]],  # top 2 = the object: hit, IoU 1
+        [[0, 9, 8], [0, 0, 0]],  # top 2 = one object cell and one outside: hit, IoU 1/3
+        [[9, 0, 8], [0, 0, 0]],  # highest outside, none inside: miss, IoU 0
+    ], dtype=torch.float32)
+    assert pointing_game(maps, masks).tolist() == [True, True, False]
+    assert top_patch_iou(maps, masks).tolist() == pytest.approx([1.0, 1 / 3, 0.0])
+
+
+def test_iou_takes_as_many_top_patches_as_the_object_has():
+    masks = torch.zeros(1, 2, 2, dtype=torch.bool)
+    masks[0, 0, 0] = True
+    maps = torch.tensor([[[4.0, 3.0], [2.0, 1.0]]])
+    assert top_patch_iou(maps, masks).item() == 1.0  # only the single best patch is taken
+    assert top_patch_iou(maps, torch.zeros_like(masks)).item() == 0.0
+
+
+def test_explanation_maps_and_the_tally():
+    torch.manual_seed(0)
+    model = random_vit("micro")
+    model.eval()
+    images = torch.randn(3, 3, 32, 32)
+    methods = ("random", "last", "rollout", "relevancy")
+    predicted, maps = explanation_maps(model, images, methods, torch.tensor([0, 1, 2]))
+    assert predicted.tolist() == model(images).argmax(1).tolist()
+    assert list(maps) == list(methods) and all(m.shape == (3, 4, 4) for m in maps.values())
+    with pytest.raises(ValueError, match="unknown method"):
+        explanation_maps(model, images, ["gradcam"], torch.tensor([0, 1, 2]))
+    tally = FaithfulnessTally(methods)
+    masks = torch.zeros(3, 4, 4, dtype=torch.bool)
+    masks[:, :2, :2] = True
+    for method, m in maps.items():
+        curves = [perturbation_curves(model, images, m, predicted, first) for first in (True, False)]
+        tally.add_curves(method, *curves)
+        tally.add_localisation(method, m, masks)
+    tally.images, tally.located = 3, 3
+    summary = tally.summary()
+    assert summary["random"]["positive_curve"][0] == 1.0 and summary["random"]["iou"] is not None
+    table = faithfulness_table(summary).splitlines()
+    assert len(table) == 2 + len(methods) and "(the baseline)" in table[2]

@@ -1,0 +1,138 @@
+"""The benchmarks run a real step on the CPU and end with one JSON line; batch search and bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from data.entry import run_main
+from data.io import UserError
+from benchlib import largest_fitting
+from tests.support import ROOT
+
+import bench_data
+import bench_infer
+import bench_table
+import bench_train
+
+
+def run_script(name, *args):
+    return subprocess.run([sys.executable, f"scripts/dev/{name}", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_bench_train_reports_a_json_line():
+    done = run_script("bench_train.py", "--model", "micro", "--batch_size", "4", "--device", "cpu",
+                      "--steps", "2", "--warmup", "1", "--optimizer", "adamw")
+    assert done.returncode == 0, done.stderr
+    record = last_json(done.stdout)
+    assert record["benchmark"] == "train" and record["model"] == "micro" and record["image_size"] == 32
+    assert record["img_per_s"] > 0 and record["tflops"] > 0 and record["peak_mem_mb"] > 0
+    assert record["peak_fraction"] is None and "n/a" in done.stdout  # no known peak for a CPU
+    assert record["epoch_s"] == pytest.approx(3680 / record["img_per_s"], rel=1e-3)
+    assert record["flop_per_image"] == 3 * 2 * 415008  # 3 x forward of micro at 32 px
+    assert (record["optimizer"], record["precision"], record["attention"]) == ("adamw", "fp32", "fast")
+    assert record["torch"] == torch.__version__ and record["device"] == "cpu"
+
+
+def test_bench_infer_both_alternates_the_paths_in_one_run():
+    done = run_script("bench_infer.py", "--model", "micro", "--batch_size", "2", "--device", "cpu",
+                      "--steps", "2", "--warmup", "0", "--attention", "both")
+    assert done.returncode == 0, done.stderr
+    record = last_json(done.stdout)
+    assert record["benchmark"] == "infer" and record["attention"] == "both"
+    fast, explicit = record["fast"]["img_per_s"], record["explicit"]["img_per_s"]
+    assert record["img_per_s"] == fast
+    assert record["fast_over_explicit"] == pytest.approx(fast / explicit, rel=1e-2)
+    assert "fast / explicit" in done.stdout
+
+
+def test_train_options_run_in_process_and_make_a_table(capsys, tmp_path):
+    bench_train.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "1",
+                      "--warmup", "0", "--grad_checkpointing", "--attention", "explicit",
+                      "--precision", "bf16", "--peak_tflops", "1"])
+    record = last_json(capsys.readouterr().out)
+    assert record["grad_checkpointing"] and record["attention"] == "explicit"
+    assert record["precision"] == "bf16"  # CPU bf16 autocast, measured when asked for
+    assert record["peak_fraction"] == pytest.approx(record["tflops"] / 1, rel=1e-2)
+
+    results = tmp_path / "results.jsonl"
+    failed = {"command": "scripts/dev/bench_train.py --batch_size 4096", "error": "error: does not fit"}
+    results.write_text(json.dumps(record) + "\n" + json.dumps(failed) + "\n")
+    bench_table.main([str(results)])
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 4 and table[0].startswith("| device |")
+    assert f"`{record['command']}`" in table[2] and "explicit bf16" in table[2]
+    assert "failed: error: does not fit" in table[3]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "cuda"] if not torch.cuda.is_available() else ["--device", "nope"], "device"),
+    (["--device", "cpu", "--find_max_batch"], "CUDA"),
+    (["--device", "cpu", "--steps", "0"], "--steps"),
+    (["--device", "cpu", "--model", "L_99"], "unknown model"),
+])
+def test_bad_train_input_is_one_clear_error(argv, message):
+    with pytest.raises(UserError, match=message):
+        bench_train.main(["--model", "micro", *argv])
+
+
+def test_compile_with_both_paths_is_refused():
+    with pytest.raises(UserError, match="compile"):
+        bench_infer.main(["--model", "micro", "--device", "cpu", "--compile", "--attention", "both"])
+
+
+def test_bad_input_exits_with_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: bench_infer.main(["--model", "micro", "--device", "cpu", "--batch_size", "0"]))
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["error: --batch_size must be at least 1, not 0"]
+
+
+@pytest.mark.parametrize("capacity, start", [(1, 1), (37, 8), (64, 8), (100, 128), (5000, 8), (0, 4)])
+def test_largest_fitting_finds_the_capacity(capacity, start):
+    tried = []
+
+    def fits(batch):
+        tried.append(batch)
+        return batch <= capacity
+    assert largest_fitting(fits, start, limit=4096) == min(capacity, 4096)
+    assert len(tried) <= 2 * 12 + 1  # doubling and bisection, not a linear scan
+
+
+def test_inference_bench_inputs_feed_the_grader_script(tmp_path):
+    import csv
+    make = [sys.executable, "scripts/dev/make_inference_bench_inputs.py", "--out", str(tmp_path), "--count", "3",
+            "--model", "micro"]
+    subprocess.run(make, cwd=ROOT, check=True, capture_output=True, timeout=120)
+    out = tmp_path / "pred.csv"
+    subprocess.run(["bash", "scripts/p1_inference.sh", str(tmp_path / "images"), str(out), str(tmp_path / "micro.pt")],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    with open(out) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["filename", "label"] and [r[0] for r in rows[1:]] == ["0.jpg", "1.jpg", "2.jpg"]
+
+
+def test_block_profile_runs_and_reports_the_bound():
+    result = subprocess.run([sys.executable, "scripts/dev/profile_vit_block.py", "--model", "micro", "--repeats", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "block, fast" in result.stdout and "bound with free attention" in result.stdout
+
+
+def test_bench_data_times_the_three_loading_paths_side_by_side(tmp_path, run_cli):
+    code, out, err = run_cli(bench_data.main, ["--image_size", "32", "--count", "5", "--batch_size", "2",
+                                               "--rounds", "2", "--out_dir", tmp_path])
+    assert code == 0, err
+    record = last_json(out)
+    assert record["benchmark"] == "data" and record["count"] == 5 and record["load_avg_1min"] >= 0
+    assert all(record[f"{path}_img_per_s"] > 0 for path in bench_data.PATHS)
+    assert record["speedup"] == pytest.approx(record["uint8_img_per_s"] / record["float_img_per_s"], rel=1e-2)
+    assert len(list((tmp_path / "train").glob("*.jpg"))) == 5
+    code, _, err = run_cli(bench_data.main, ["--count", "0"])
+    assert code == 2 and "at least 1" in err

@@ -1,0 +1,184 @@
+"""scripts/eval_captions.py and catr.scores: COCO-format files, pycocoevalcap's values, resuming, bad input."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.rouge.rouge import Rouge
+
+import catr.pipeline
+from catr.scores import score_captions, tokenize
+
+import eval_captions
+
+TINY = ["--random_weights", "--config", "tiny", "--max_steps", "3"]
+REFERENCES = {
+    1: ["A dog runs on the grass.", "a brown dog running in a field"],
+    2: ["Two cats sleep on a red sofa", "two cats are sleeping on a couch."],
+    3: ["A man rides a bike down the street", "a person riding a bicycle"],
+    4: ["A plate of food with broccoli", "some food on a white plate"],
+}
+
+
+@pytest.fixture(scope="module")
+def coco(tmp_path_factory):
+    """Annotations for four images, three of them in the image folder (1 and 3 the same size)."""
+    root = tmp_path_factory.mktemp("coco")
+    images = root / "val2017"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {1: (64, 48), 2: (40, 56), 3: (64, 48)}
+    for image_id, (width, height) in sizes.items():
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(images / f"{image_id:012d}.jpg")
+    annotations = {
+        "images": [{"id": i, "file_name": f"{i:012d}.jpg", "width": sizes.get(i, (9, 9))[0],
+                    "height": sizes.get(i, (9, 9))[1]} for i in REFERENCES],
+        "annotations": [{"image_id": i, "id": 10 * i + k, "caption": c}
+                        for i, captions in REFERENCES.items() for k, c in enumerate(captions)],
+    }
+    (root / "captions.json").write_text(json.dumps(annotations))
+    return root
+
+
+def write_results(path, captions):
+    path.write_text(json.dumps([{"image_id": i, "caption": c} for i, c in captions.items()]))
+    return path
+
+
+def last_json(out):
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("caption, tokens", [
+    # The right-hand sides are what pycocoevalcap's Java PTB tokenizer and punctuation filter gave.
+    ("A Dog's T-shirt, on 3.5 bikes!", "a dog 's t-shirt on 3.5 bikes"),
+    ('Two people don\'t "ride" (a) bike...', "two people do n't ride -lrb- a -rrb- bike"),
+    ("A clock that reads 10:30 a.m. on a building.", "a clock that reads 10:30 a.m. on a building"),
+    ("There are 1,000 birds on the U.S. flag.", "there are 1,000 birds on the u.s. flag"),
+    ("They're eating a hot-dog & fries for $5.", "they 're eating a hot-dog & fries for $ 5"),
+    ('A sign that says "stop" at 50% off.', "a sign that says stop at 50 % off"),
+    ("A 'vintage' car -- at 5th Ave. and Main St.", "a vintage car at 5th ave. and main st."),
+    ("A pizza w/ pepperoni; the man's shirt is red/white/blue", "a pizza w / pepperoni the man 's shirt is red/white/blue"),
+    ("", ""),
+])
+def test_tokenize_as_coco_evaluation_does(caption, tokens):
+    assert tokenize(caption) == tokens
+
+
+def test_identical_captions_score_one(coco, tmp_path, run_cli):
+    # Case and punctuation differ from the references; the tokenisation removes the difference.
+    results = write_results(tmp_path / "r.json", {1: "a dog runs on the grass", 2: "Two cats sleep on a red sofa!"})
+    code, out, err = run_cli(eval_captions.main, ["--annotations", coco / "captions.json", "--results", results])
+    assert code == 0, err
+    scores = last_json(out)
+    assert scores["images"] == 2
+    assert scores["BLEU-4"] == pytest.approx(1.0) and scores["BLEU-1"] == pytest.approx(1.0)
+    assert scores["ROUGE-L"] == pytest.approx(1.0)
+    assert "2 of 4 annotated images scored" in out
+
+
+def test_scores_are_pycocoevalcaps_on_the_tokenised_captions():
+    captions = {1: "A dog is running on grass.", 2: "Cats on a sofa", 3: "A man riding a bike."}
+    scores = score_captions(REFERENCES, captions)
+    # The same captions tokenised by hand, as the Java PTB tokenizer and COCO's punctuation filter give them.
+    ground_truth = {1: ["a dog runs on the grass", "a brown dog running in a field"],
+                    2: ["two cats sleep on a red sofa", "two cats are sleeping on a couch"],
+                    3: ["a man rides a bike down the street", "a person riding a bicycle"]}
+    candidates = {1: ["a dog is running on grass"], 2: ["cats on a sofa"], 3: ["a man riding a bike"]}
+    bleu, _ = Bleu(4).compute_score(ground_truth, candidates, verbose=0)
+    assert [scores[f"BLEU-{n}"] for n in range(1, 5)] == pytest.approx(bleu, abs=1e-12)
+    assert scores["ROUGE-L"] == pytest.approx(Rouge().compute_score(ground_truth, candidates)[0], abs=1e-12)
+    assert scores["CIDEr"] == pytest.approx(Cider().compute_score(ground_truth, candidates)[0], abs=1e-12)
+    assert 0 < scores["BLEU-4"] < scores["BLEU-1"] < 1 and scores["CIDEr"] > 0
+
+
+def test_captioning_writes_results_then_scores_them(coco, tmp_path, run_cli):
+    out = tmp_path / "results" / "tiny.json"
+    code, stdout, err = run_cli(eval_captions.main, ["--annotations", coco / "captions.json", "--img_dir",
+                                                     coco / "val2017", "--out_results", out, "--beam", "2", *TINY])
+    assert code == 0, err
+    assert "holds 3 of the 4 annotated images" in err
+    results = json.loads(out.read_text())
+    assert [entry["image_id"] for entry in results] == [1, 2, 3]
+    assert all(isinstance(entry["caption"], str) for entry in results)
+    assert last_json(stdout)["images"] == 3
+
+
+def test_resuming_skips_the_images_already_done(coco, tmp_path, run_cli, monkeypatch):
+    out = write_results(tmp_path / "r.json", {2: "a caption from an earlier run"})
+    captioned = []
+
+    def counting_generate(model, images, **kwargs):
+        captioned.extend(images)
+        return catr.generate(model, images, **kwargs)
+    monkeypatch.setattr(catr.pipeline, "generate", counting_generate)
+    argv = ["--annotations", coco / "captions.json", "--img_dir", coco / "val2017", "--out_results", out, *TINY]
+    code, stdout, err = run_cli(eval_captions.main, argv + ["--limit", "2"])
+    assert code == 0, err
+    assert "2 images: 1 already in" in stdout and len(captioned) == 1
+    results = {entry["image_id"]: entry["caption"] for entry in json.loads(out.read_text())}
+    assert sorted(results) == [1, 2] and results[2] == "a caption from an earlier run"
+    code, stdout, err = run_cli(eval_captions.main, argv)
+    assert code == 0, err
+    assert "3 images: 2 already in" in stdout and len(captioned) == 2
+    code, stdout, err = run_cli(eval_captions.main, argv)
+    assert "3 images: 3 already in" in stdout and len(captioned) == 2  # nothing left: the model is not even loaded
+
+
+def test_an_unreadable_image_keeps_the_others(coco, tmp_path, run_cli):
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("000000000001.jpg", "000000000002.jpg"):
+        (images / name).write_bytes((coco / "val2017" / name).read_bytes())
+    (images / "000000000003.jpg").write_text("not a JPEG")
+    out = tmp_path / "r.json"
+    code, _, err = run_cli(eval_captions.main, ["--annotations", coco / "captions.json", "--img_dir", images,
+                                                "--out_results", out, *TINY])
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: 1 images could not be read")
+    assert [entry["image_id"] for entry in json.loads(out.read_text())] == [1, 2]
+
+
+BAD_INPUT = [
+    (["--results", "{tmp}/r.json"], "annotations file not found", {"annotations": None}),
+    (["--results", "{tmp}/r.json"], "is not valid JSON", {"annotations": "{not json"}),
+    (["--results", "{tmp}/r.json"], "is not in COCO's caption format", {"annotations": "[]"}),
+    (["--results", "{tmp}/r.json"], "entry 0 has no str 'caption'",
+     {"annotations": '{"images": [], "annotations": [{"image_id": 1}]}'}),
+    (["--results", "{tmp}/missing.json"], "results file not found", {}),
+    (["--results", "{tmp}/r.json"], "is not valid JSON", {"results": "[{"}),
+    (["--results", "{tmp}/r.json"], "is not a COCO results file", {"results": '{"image_id": 1}'}),
+    (["--results", "{tmp}/r.json"], "entry 1 has no int 'image_id'",
+     {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": "2", "caption": "b"}]'}),
+    (["--results", "{tmp}/r.json"], "image id 77, which has no captions in",
+     {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": 77, "caption": "b"}]'}),
+    (["--results", "{tmp}/r.json"], "image id 1 has more than one caption",
+     {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}]'}),
+    (["--results", "{tmp}/r.json"], "no captions to score", {"results": "[]"}),
+    (["--out_results", "{tmp}/o.json", "--img_dir", "{images}", "--beam", "0", *TINY], "--beam must be at least 1", {}),
+    (["--out_results", "{tmp}/o.json", "--img_dir", "{images}", "--batch_size", "0", *TINY], "--batch_size", {}),
+    (["--out_results", "{tmp}/o.json", "--img_dir", "{images}", "--limit", "0", *TINY], "--limit", {}),
+    (["--out_results", "{tmp}/o.json", *TINY], "captioning needs --img_dir", {}),
+    (["--out_results", "{tmp}/o.json", "--img_dir", "{tmp}", *TINY], "holds none of the 4 images", {}),
+    (["--out_results", "{tmp}/o.json", "--img_dir", "{tmp}/nope", *TINY], "folder not found", {}),
+    (["--out_results", "{tmp}/r.json", "--img_dir", "{images}", *TINY], "is not a COCO results file",
+     {"results": "{}"}),
+]
+
+
+@pytest.mark.parametrize("argv, message, files", BAD_INPUT)
+def test_bad_input_is_one_line_and_exit_2(coco, tmp_path, run_cli, argv, message, files):
+    annotations = coco / "captions.json"
+    if "annotations" in files:
+        annotations = tmp_path / "annotations.json"
+        if files["annotations"] is not None:
+            annotations.write_text(files["annotations"])
+    (tmp_path / "r.json").write_text(files.get("results", '[{"image_id": 1, "caption": "a dog"}]'))
+    argv = [arg.format(tmp=tmp_path, images=coco / "val2017") for arg in argv]
+    code, _, err = run_cli(eval_captions.main, ["--annotations", annotations, *argv])
+    errors = [line for line in err.splitlines() if not line.startswith("warning:")]
+    assert code == 2
+    assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], err

@@ -1,0 +1,177 @@
+"""scripts/eval_explanations.py, p1_vis_attention.py --method relevancy and scripts/dev/bench_explanations.py
+on a micro checkpoint: the report, its files, the relevancy figures, the benchmark line, one-line errors."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import p1_vis_attention
+from data.synthetic import make_synthetic_split
+from models.explain.maps import relevancy_maps
+from tests.support import direct_inputs, png_size
+
+import bench_explanations
+import eval_explanations
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_synthetic_split(tmp_path_factory.mktemp("masked"), seed=2, size=32, train_per_class=0,
+                                val_per_class=1, masks=True)
+
+
+def last_json(stdout):
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_report_with_masks_json_and_figure(ckpt, data, tmp_path, run_cli):
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    code, out, err = run_cli(eval_explanations.main, [
+        "--ckpt", ckpt, "--img_dir", data / "val", "--masks_dir", data / "val_masks", "--limit", "5",
+        "--batch_size", "2", "--out_json", out_json, "--out_png", out_png, "--no_progress"])
+    assert code == 0, err
+    record = last_json(out)
+    assert record == json.loads(out_json.read_text())
+    assert record["images"] == 5 and record["located_images"] == 5
+    assert list(record["methods"]) == ["random", "last", "rollout", "relevancy"]
+    for scores in record["methods"].values():
+        assert 0 <= scores["positive_auc"] <= 100 and 0 <= scores["negative_auc"] <= 100
+        assert 0 <= scores["pointing_game"] <= 100 and 0 <= scores["iou"] <= 100
+        assert scores["positive_curve"][0] == 1.0 and len(scores["negative_curve"]) == 10
+    assert "| relevancy |" in out and "(the baseline)" in out
+    assert png_size(out_png)[0] > 0
+
+
+def test_batches_do_not_change_the_scores(ckpt, data, run_cli):
+    runs = [run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", data / "val", "--limit", "6",
+                                             "--batch_size", b, "--methods", "random", "relevancy",
+                                             "--no_progress"]) for b in (1, 6)]
+    one, six = (last_json(out)["methods"] for _, out, _ in runs)
+    assert one == six
+
+
+def test_missing_masks_leave_images_out_of_localisation_only(ckpt, data, tmp_path, run_cli):
+    masks = tmp_path / "masks"
+    shutil.copytree(data / "val_masks", masks)
+    first = sorted(masks.iterdir())[0]
+    first.unlink()
+    code, out, err = run_cli(eval_explanations.main, [
+        "--ckpt", ckpt, "--img_dir", data / "val", "--masks_dir", masks, "--limit", "4", "--methods", "last",
+        "--no_progress"])
+    assert code == 0
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "no mask" in warnings[0] and first.name in warnings[0]
+    record = last_json(out)
+    assert record["images"] == 4 and record["located_images"] == 3
+
+
+def test_a_corrupt_image_stops_the_report_or_is_skipped_with_the_masks_kept_in_line(ckpt, data, tmp_path,
+                                                                                     run_cli):
+    images = tmp_path / "val"
+    shutil.copytree(data / "val", images)
+    names = sorted(p.name for p in images.iterdir())[:4]
+    for name in sorted(p.name for p in images.iterdir())[4:]:
+        (images / name).unlink()
+    (images / names[0]).write_bytes(b"not an image")  # the first: every later index would shift
+    argv = ["--ckpt", ckpt, "--img_dir", images, "--masks_dir", data / "val_masks", "--methods", "last",
+            "--no_progress"]
+    code, _, err = run_cli(eval_explanations.main, argv)
+    assert code == 2 and err.startswith("error: cannot read image") and "--skip_bad_images" in err
+    code, out, err = run_cli(eval_explanations.main, argv + ["--skip_bad_images"])
+    assert code == 0, err
+    skipped = last_json(out)
+    keep = tmp_path / "kept"
+    keep.mkdir()
+    for name in names[1:]:
+        shutil.copy(images / name, keep / name)
+    code, out, _ = run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", keep, "--masks_dir",
+                                                    data / "val_masks", "--methods", "last", "--no_progress"])
+    assert skipped["images"] == 3 and skipped["methods"] == last_json(out)["methods"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("unknown method", "unknown method 'gradcam'"),
+    ("empty folder", "no .jpg/.jpeg/.png images"),
+    ("no mask at all", "holds no <stem>.png mask"),
+    ("figure suffix", "a figure must end in one of"),
+    ("limit 0", "--limit must be at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(ckpt, data, tmp_path, run_cli, case, message):
+    argv = ["--ckpt", ckpt, "--img_dir", data / "val", "--no_progress"]
+    if case == "unknown method":
+        argv += ["--methods", "last", "gradcam"]
+    elif case == "empty folder":
+        (tmp_path / "empty").mkdir()
+        argv[3] = tmp_path / "empty"
+    elif case == "no mask at all":
+        argv += ["--masks_dir", tmp_path]
+    elif case == "figure suffix":
+        argv += ["--out_png", tmp_path / "curves.txt"]
+    elif case == "limit 0":
+        argv += ["--limit", "0"]
+    code, out, err = run_cli(eval_explanations.main, argv)
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: ") and message in err
+
+
+# relevancy figures of p1_vis_attention.py ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "cat.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 30, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_relevancy_figure_and_map_for_a_chosen_class(ckpt, image, tmp_path, run_cli):
+    code, out, err = run_cli(p1_vis_attention.main, [
+        "--ckpt", ckpt, "--images", image, "--out_dir", tmp_path, "--method", "relevancy",
+        "--target_class", "3", "--save_npy"])
+    assert code == 0, err
+    model, x = direct_inputs(ckpt, image)
+    _, _, expected = relevancy_maps(model, x, 3)
+    np.testing.assert_allclose(np.load(tmp_path / "cat_relevancy_class3.npy"), expected[0].numpy(), rtol=1e-5)
+    assert png_size(tmp_path / "cat_relevancy_class3.png")[0] > 0
+    code, _, _ = run_cli(p1_vis_attention.main, ["--ckpt", ckpt, "--images", image, "--out_dir", tmp_path,
+                                                 "--method", "relevancy", "--save_npy"])
+    _, predicted, default = relevancy_maps(model, x)
+    np.testing.assert_allclose(np.load(tmp_path / "cat_relevancy.npy"), default[0].numpy(), rtol=1e-5)
+    assert code == 0 and predicted.item() != 3  # the image's predicted class is another one
+    assert not np.allclose(default[0].numpy(), expected[0].numpy())
+
+
+@pytest.mark.parametrize("target", ["37", "-1"])
+def test_target_class_out_of_range(ckpt, image, tmp_path, run_cli, target):
+    code, out, err = run_cli(p1_vis_attention.main, [
+        "--ckpt", ckpt, "--images", image, "--out_dir", tmp_path / "out", "--method", "relevancy",
+        "--target_class", target])
+    assert code == 2 and err.strip() == (f"error: --target_class {target} is out of range: the model has "
+                                         "37 classes, use 0..36")
+    assert not (tmp_path / "out").exists()
+
+
+def test_target_class_with_another_method_warns(ckpt, image, tmp_path, run_cli):
+    code, _, err = run_cli(p1_vis_attention.main, ["--ckpt", ckpt, "--images", image, "--out_dir", tmp_path,
+                                                   "--target_class", "2"])
+    assert code == 0 and "warning: --target_class applies to --method relevancy" in err
+
+
+# the benchmark --------------------------------------------------------------------------------
+
+def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
+    code, out, err = run_cli(bench_explanations.main, ["--model", "micro", "--batch_size", "2", "--steps", "2",
+                                                       "--warmup", "1"])
+    assert code == 0, err
+    record = last_json(out)
+    assert record["benchmark"] == "explanations" and record["model"] == "micro" and record["batch_size"] == 2
+    assert len(record["relevancy_s"]) == len(record["train_step_s"]) == 2
+    assert record["relevancy_over_train_step"] == pytest.approx(
+        record["relevancy_s_median"] / record["train_step_s_median"], rel=1e-2)
+    assert "relevancy / training step" in out
+
+
+def test_benchmark_bad_input(run_cli):
+    code, _, err = run_cli(bench_explanations.main, ["--model", "micro", "--steps", "0"])
+    assert code == 2 and err.strip() == "error: --steps must be at least 1, not 0"

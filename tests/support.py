@@ -1,0 +1,71 @@
+"""What several test files share and is not a fixture: the repository root, the device list, the
+fast training flags, a fake huge PNG and readers of run files. Fixtures live in conftest.py."""
+import csv
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+# The scripts are imported by name as `python scripts/x.py` finds them: by their own folder.
+for folder in (ROOT, ROOT / "scripts", ROOT / "scripts" / "dev"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+# The same test on the CPU and, where one is present, on a CUDA GPU.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+# p1_train.py flags for a micro model that learns the synthetic set in seconds.
+FAST = ["--model", "micro", "--no_pretrained", "--device", "cpu", "--num_workers", "0", "--no_progress",
+        "--optimizer", "adamw", "--lr", "3e-3", "--weight_decay", "0.05", "--batch_size", "32",
+        "--augment", "light", "--label_smoothing", "0.1"]
+
+
+def rows(run):
+    """metrics.csv of a run folder, one dict per epoch."""
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def huge_png(path, width=14000, height=14000):
+    """A 1x1 PNG whose header claims width x height: what PIL checks before decoding a bomb."""
+    Image.new("L", (1, 1)).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:24] = ihdr[4:12]
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def png_size(path):
+    with Image.open(path) as image:
+        image.load()  # a truncated or fake file fails here
+        return image.size
+
+
+def direct_inputs(ckpt, image_path):
+    """The model and the eval-transformed image, as the scripts must see them."""
+    from data.transforms import eval_transform_from_config
+    from models.checkpoint import model_from_checkpoint
+
+    model, config = model_from_checkpoint(ckpt)
+    with Image.open(image_path) as image:
+        x = eval_transform_from_config(config)(image.convert("RGB"))[None]
+    return model, x
+
+
+def kill_on_image_save(monkeypatch, count: int) -> None:
+    """Make the `count`-th PIL save write half a file and raise KeyboardInterrupt, as a kill would."""
+    real_save, saved = Image.Image.save, []
+
+    def save(self, fp, *args, **kwargs):
+        saved.append(fp)
+        if len(saved) == count:
+            open(fp, "wb").write(b"\x89PNG half")
+            raise KeyboardInterrupt
+        real_save(self, fp, *args, **kwargs)
+    monkeypatch.setattr(Image.Image, "save", save)
