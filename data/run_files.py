@@ -1,5 +1,6 @@
-"""The files of a p1_train.py run folder: what marks a run, the lock that keeps a second training out,
-the temporaries a killed run left, and config.json and metrics.csv written and read back.
+"""The files of a training's run folder (p1_train.py, scripts/train_captioner.py): what marks a run,
+the lock that keeps a second training out, the temporaries a killed run left, and config.json and
+metrics.csv written and read back.
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
 """
@@ -9,6 +10,7 @@ import io
 import json
 import os
 import socket
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -58,7 +60,7 @@ def locked_run_folder(folder):
             raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
                             "or choose another --output_dir") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"p1_train.py, process {os.getpid()} on {socket.gethostname()}, since "
+        os.pwrite(fd, f"{Path(sys.argv[0]).name}, process {os.getpid()} on {socket.gethostname()}, since "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield folder
     finally:
@@ -98,13 +100,13 @@ class Run:
         return max(self.metrics, key=lambda row: row["val_acc"])
 
 
-def metrics_csv(history: list) -> str:
-    """metrics.csv as text: one row per epoch, METRIC_COLUMNS, floats to 6 significant digits."""
+def metrics_csv(history: list, columns=METRIC_COLUMNS) -> str:
+    """metrics.csv as text: one row per epoch, `columns`, floats to 6 significant digits."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in columns})
     return buf.getvalue()
 
 

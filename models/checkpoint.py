@@ -45,19 +45,26 @@ def host_copy(obj, copy: bool = True):
     return obj
 
 
-def save_checkpoint(path, model, config: dict, **state) -> None:
-    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy)."""
+def save_checkpoint(path, model, config: dict, format: str = CHECKPOINT_FORMAT, **state) -> None:
+    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy).
+    `format` marks which program's model it holds (the captioner's has its own)."""
     weights = unwrap(model).state_dict() if isinstance(model, torch.nn.Module) else model
-    torch_save_atomic(host_copy({"format": CHECKPOINT_FORMAT, "model": weights, "config": config, **state},
+    torch_save_atomic(host_copy({"format": format, "model": weights, "config": config, **state},
                                 copy=False), path)
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint of ours; anything else is reported as one line."""
+def load_checkpoint_file(path, format: str, program: str) -> dict:
+    """Read a checkpoint whose marker is `format`, written by `program`; anything else is one line."""
     ckpt = read_torch_file(path, "checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a checkpoint written by p1_train.py "
+    if not isinstance(ckpt, dict) or ckpt.get("format") != format:
+        raise UserError(f"{path} is not a checkpoint written by {program} "
                         "(a bare state dict or another program's file)")
+    return ckpt
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint of p1_train.py; anything else is reported as one line."""
+    ckpt = load_checkpoint_file(path, CHECKPOINT_FORMAT, "p1_train.py")
     config = ckpt.get("config")
     missing = [k for k in REQUIRED_CONFIG if not isinstance(config, dict) or k not in config]
     if "model" not in ckpt or missing:

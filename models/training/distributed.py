@@ -40,6 +40,15 @@ def all_reduce_sum(values: list, device: torch.device) -> list:
     return tensor.tolist()
 
 
+def merge_dicts(part: dict) -> dict:
+    """The union of every process's `part` (picklable values), the same dict in every process."""
+    if not is_distributed():
+        return dict(part)
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, part)
+    return {key: value for each in parts for key, value in each.items()}
+
+
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
     """Rank 0's decision (e.g. early stop) for every process."""
     if not is_distributed():

@@ -1,0 +1,78 @@
+"""What every training script does around its epoch loop: its settings, new or resumed from a run
+folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
+the background writer), and the files each epoch writes there."""
+import argparse
+import os
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from data.io import UserError, write_text_atomic
+from data.resume import resumed_settings
+from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
+                            remove_stale_temporaries)
+from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from models.training.writer import BackgroundWriter
+
+
+def given_flags(parser: argparse.ArgumentParser, argv=None) -> dict:
+    """The flags written on the command line (not their defaults), by their argparse name."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
+def resolve_run_args(make_parser, argv, check_args, make_config) -> argparse.Namespace:
+    """The flags of a training script, checked by `check_args`: on --resume the run's own settings
+    from its config.json (with the flags that may change), else `make_config(args)` for a new run in
+    a folder that holds none. `make_parser()` builds the script's parser (with --output_dir, --resume)."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.output_dir)
+    if args.resume:
+        if not (out / "config.json").is_file():
+            raise UserError(f"no run to resume in {out}: it holds no config.json")
+        defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
+        args = argparse.Namespace(**resumed_settings(defaults, read_config(out / "config.json"),
+                                                     given_flags(make_parser(), argv)))
+        check_args(args)
+        return args
+    check_new_run_folder(out)
+    check_args(args)
+    return argparse.Namespace(**make_config(args))
+
+
+@contextmanager
+def run_session(out, resume: bool, load_last):
+    """Hold the run folder `out` for a training: yields (the last.pt checkpoint to continue from, or
+    None; the BackgroundWriter that writes each epoch's files).
+
+    torchrun's global rank 0 owns the folder: it takes the lock, checks again under it that a new run
+    finds the folder empty (a training started at the same moment) and removes the temporaries a
+    killed run left. `load_last(path)` reads last.pt. Leaving the block (normally, on an error or on
+    Ctrl-C) finishes the pending write first, inside the lock.
+    """
+    out = Path(out)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    with locked_run_folder(out) if is_main else nullcontext():
+        if is_main and not resume:
+            check_new_run_folder(out)
+        if is_main:
+            for tmp in remove_stale_temporaries(out):
+                print(f"removed {tmp.name}, left by a run that was stopped while writing")
+        resumed = load_last(out / "last.pt") if resume and (out / "last.pt").exists() else None
+        if resume and resumed is None and is_main:
+            print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
+        with BackgroundWriter() as writer:
+            yield resumed, writer
+
+
+def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved,
+                      format: str = CHECKPOINT_FORMAT, columns=METRIC_COLUMNS) -> None:
+    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background.
+    `state` holds the epoch, the best result so far and the `history` of metric rows."""
+    if improved:  # for inference and pictures: no optimizer state (it would double the file)
+        save_checkpoint(out / "best.pt", weights, config, format=format, **state)
+    save_checkpoint(out / "last.pt", weights, config, format=format, **state, optimizer=optimizer_state,
+                    scheduler=scheduler_state)
+    # The rows live in last.pt too: a kill between its write and metrics.csv's loses no row.
+    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"], columns))
