@@ -24,7 +24,6 @@ from pathlib import Path
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, warn, write_text_atomic
 import torch
-from torch.utils.data import DataLoader
 
 from data.datasets import ImageFolder, SeededSampler
 from data.pets import NUM_CLASSES, read_class_names
@@ -37,6 +36,7 @@ from models.training.distributed import (ShardSampler, backend_name, broadcast_f
                                          init_distributed, is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from models.training.predict import make_loader
 from models.training.runtime import default_num_workers, resolve_device, training_precision
 from models.training.session import resolve_run_args, run_session, write_epoch_files
 from models.training.writer import BackgroundWriter
@@ -194,16 +194,12 @@ def train(args, device, resumed, writer: BackgroundWriter):
     if args.compile:
         compiled_step = make_loss_step(torch.compile(model), device, args.precision, args.label_smoothing)
 
-    pin = device.type == "cuda"
     # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
-    # uninterrupted one, whatever the workers, so they can persist across epochs.
+    # uninterrupted one, whatever the workers.
     train_sampler = SeededSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=train_sampler,
-                              num_workers=args.num_workers, pin_memory=pin, drop_last=False,
-                              persistent_workers=args.num_workers > 0)
-    val_loader = DataLoader(val_set, batch_size=args.batch_size * 2, num_workers=args.num_workers,
-                            sampler=ShardSampler(len(val_set), rank, world_size), pin_memory=pin,
-                            persistent_workers=args.num_workers > 0)
+    train_loader = make_loader(train_set, args.batch_size, args.num_workers, device, train_sampler)
+    val_loader = make_loader(val_set, args.batch_size * 2, args.num_workers, device,
+                             ShardSampler(len(val_set), rank, world_size))
 
     steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay, args.momentum, device)

@@ -10,6 +10,11 @@ import torch
 import torch.distributed as dist
 
 
+def global_rank() -> int:
+    """This process's rank as torchrun sets it (0 alone), known before the process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_distributed(device: torch.device) -> tuple:
     """(rank, world_size, device); joins the process group when launched by torchrun, even as its
     only process (the NCCL path can then be checked on a machine with one GPU)."""

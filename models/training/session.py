@@ -2,7 +2,6 @@
 folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
 the background writer), and the files each epoch writes there."""
 import argparse
-import os
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -11,6 +10,7 @@ from data.resume import resumed_settings
 from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
                             remove_stale_temporaries)
 from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from models.training.distributed import global_rank
 from models.training.writer import BackgroundWriter
 
 
@@ -52,7 +52,7 @@ def run_session(out, resume: bool, load_last):
     Ctrl-C) finishes the pending write first, inside the lock.
     """
     out = Path(out)
-    is_main = int(os.environ.get("RANK", "0")) == 0
+    is_main = global_rank() == 0
     with locked_run_folder(out) if is_main else nullcontext():
         if is_main and not resume:
             check_new_run_folder(out)
