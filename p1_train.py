@@ -30,13 +30,13 @@ from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import host_copy, load_checkpoint, model_config
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
-                                         init_distributed, is_distributed, main_process_first)
+                                         is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.training.predict import make_loader
-from models.training.runtime import default_num_workers, resolve_device, training_precision
+from models.training.runtime import resolve_device
 from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
-                                     write_epoch_files, write_run_start)
+                                     start_training_process, write_epoch_files, write_run_start)
 from models.training.writer import BackgroundWriter
 from models.vit import MODEL_NAMES, build_vit, check_image_size
 
@@ -151,13 +151,10 @@ def main(argv=None):
 def train(args, device, resumed, writer: BackgroundWriter):
     """Train into args.output_dir, continuing from the `resumed` last.pt checkpoint when given;
     `writer` writes each epoch's files."""
-    rank, world_size, device = init_distributed(device)
-    if args.num_workers is None:
-        args.num_workers = default_num_workers(device)
+    rank, world_size, device = start_training_process(args, device)
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    args.precision = training_precision(device, args.precision)  # the config records what was really used
     config = dict(vars(args))
 
     data_dir = Path(args.data_dir)

@@ -44,12 +44,12 @@ from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 from data.run_files import read_config
 from models.checkpoint import host_copy, load_checkpoint_file
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
-                                         init_distributed, is_distributed, main_process_first)
+                                         is_distributed, main_process_first)
 from models.training.engine import evaluate, train_one_epoch
 from models.training.optim import SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import default_num_workers, resolve_device, training_precision
+from models.training.runtime import resolve_device
 from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
-                                     write_epoch_files, write_run_start)
+                                     start_training_process, write_epoch_files, write_run_start)
 
 MAX_SEED = 2**32 - 1
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
@@ -164,13 +164,10 @@ def load_run_checkpoint(path) -> dict:
 
 
 def train(args, device, resumed, writer):
-    rank, world_size, device = init_distributed(device)
-    if args.num_workers is None:
-        args.num_workers = default_num_workers(device)
+    rank, world_size, device = start_training_process(args, device)
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    args.precision = training_precision(device, args.precision)  # the config records what was really used
 
     torch.manual_seed(args.seed)
     if resumed is None:

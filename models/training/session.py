@@ -11,7 +11,8 @@ from data.resume import differing_settings, resumed_settings
 from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
                             remove_stale_temporaries)
 from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from models.training.distributed import global_rank
+from models.training.distributed import global_rank, init_distributed
+from models.training.runtime import default_num_workers, training_precision
 from models.training.writer import BackgroundWriter
 
 
@@ -106,3 +107,13 @@ def completion_message(start_epoch: int, best_epoch: int, epochs: int, patience:
     if start_epoch >= epochs:
         return f"to train on, pass --epochs larger than {start_epoch}"
     return None
+
+
+def start_training_process(args, device) -> tuple:
+    """(rank, world_size, device) of this process, in torchrun's group when launched by it, with
+    `args.num_workers` and `args.precision` settled (the config records what was really used)."""
+    rank, world_size, device = init_distributed(device)
+    if args.num_workers is None:
+        args.num_workers = default_num_workers(device)
+    args.precision = training_precision(device, args.precision)
+    return rank, world_size, device
