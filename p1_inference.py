@@ -10,13 +10,13 @@ a label (`{label}_{id}.jpg`, like p1_data/val), accuracy and per-class accuracy 
 import argparse
 import csv
 import time
-from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, atomic_path
 import torch
 
 from data.datasets import ImageFolder
+from data.outputs import check_output_file
 from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
@@ -47,14 +47,10 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.batch_size < 1 or (args.num_workers or 0) < 0:
         raise UserError("--batch_size must be at least 1 and --num_workers at least 0")
-    out_csv = Path(args.out_csv)
-    if out_csv.is_dir():
-        raise UserError(f"--out_csv {out_csv} is a folder; give a file name such as {out_csv / 'pred.csv'}")
-    existing = next(p for p in out_csv.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"cannot write {out_csv}: {existing} is a file, not a folder")
+    inputs = [args.ckpt, args.img_dir]
+    out_csv = check_output_file(args.out_csv, "--out_csv", inputs)
     if args.confusion:
-        check_figure_path(args.confusion, "--confusion")
+        check_figure_path(args.confusion, "--confusion", inputs)
     device = resolve_device(args.device)
     start = time.perf_counter()
     model, config = model_from_checkpoint(args.ckpt)

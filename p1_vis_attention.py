@@ -24,6 +24,7 @@ from pathlib import Path
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, warn
 from data.images import open_rgb
+from data.outputs import check_output_folder
 from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
@@ -137,6 +138,7 @@ def main(argv=None):
     if args.method != "relevancy" and args.target_class is not None:
         warn(f"--target_class applies to --method relevancy; ignored for {args.method}")
     paths = image_paths(args)
+    out_dir = check_output_folder(args.out_dir, "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)
     device = resolve_device(args.device)
@@ -148,7 +150,6 @@ def main(argv=None):
     transform = eval_transform_from_config(config)
     mean, std = config.get("mean", MEAN), config.get("std", STD)
     names = config.get("class_names") or CLASS_NAMES
-    out_dir = Path(args.out_dir)
     for path in paths:
         x = transform(open_rgb(path))[None].to(device)
         image = denormalize(x[0].cpu(), mean, std)

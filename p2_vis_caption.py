@@ -18,6 +18,7 @@ from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError
+from data.outputs import check_output_folder, refuse_inputs
 from tqdm import tqdm
 
 import catr
@@ -73,6 +74,9 @@ def main(argv=None) -> None:
     check_search_arguments(args)
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
     check_output_names(paths)
+    out_dir = check_output_folder(args.out_dir, "--out_dir")
+    suffixes = (".png", ".npy") if args.save_npy else (".png",)
+    refuse_inputs([out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes], paths, "--out_dir")
     device = resolve_device(args.device)
     model = load_captioner(args, device)
     layer = check_layer(args.layer, len(model.transformer.decoder.layers))
@@ -80,7 +84,6 @@ def main(argv=None) -> None:
     heads = "mean over heads" if args.heads == "mean" else "one row per head"
     note = f"{weights_description(args)}; {search_description(args)}; decoder layer {layer}, {heads}"
 
-    out_dir = Path(args.out_dir)
     unreadable = []
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from data.datasets import ImageFolder
 from data.images import list_images
+from data.outputs import check_output_file
 from data.masks import mask_paths, read_mask
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
@@ -72,8 +73,15 @@ def check_arguments(args) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"--{flag} must be at least 1, not {value}")
+
+
+def check_outputs(args, files: list) -> None:
+    """--out_json and --out_png can be written and are none of the inputs, before any work."""
+    inputs = [args.ckpt, *files]
+    if args.out_json:
+        check_output_file(args.out_json, "--out_json", inputs)
     if args.out_png:
-        check_figure_path(args.out_png, "--out_png")
+        check_figure_path(args.out_png, "--out_png", inputs)
 
 
 def spread(files: list, limit: int | None) -> list:
@@ -103,6 +111,7 @@ def main(argv=None):
     args = parse_args(argv)
     check_arguments(args)
     files = spread(list_images(args.img_dir), args.limit)
+    check_outputs(args, files)
     device = resolve_device(args.device)
     model, config = model_from_checkpoint(args.ckpt)
     model = inference_model(model, device)

@@ -13,6 +13,7 @@ import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, write_text_atomic
 from data.resume import IGNORED_SETTINGS, differing_settings
+from data.outputs import check_output_file
 from data.run_files import read_run
 
 
@@ -29,9 +30,11 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if len(set(map(str, map(Path, args.run_dirs)))) != len(args.run_dirs):
         raise UserError("a run folder is listed twice")
+    if args.out_md:
+        check_output_file(args.out_md, "--out_md", args.run_dirs)
     if args.out_png:
         from models.figures.plots import check_figure_path
-        check_figure_path(args.out_png, "--out_png")
+        check_figure_path(args.out_png, "--out_png", args.run_dirs)
     runs = [read_run(d) for d in args.run_dirs]
     table = summary_markdown(runs)
     print(table, end="")

@@ -160,3 +160,21 @@ def test_grader_script_passes_p2_weights_on_through_a_link(img_dir, tmp_path):
                             text=True, env=env)
     assert result.returncode == 2  # the script ran, read both folder names and reached the weights
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {img_dir / 'notes.txt'} is not a CATR checkpoint")
+
+
+def test_item_01_out_dir_that_holds_the_inputs_never_overwrites_them(tmp_path, monkeypatch):
+    """Item 1: --out_dir the images' folder would replace a.png by its figure: refused, one line, exit 2."""
+    Image.new("RGB", (40, 30), "red").save(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
+    with pytest.raises(UserError, match="would overwrite the input"):
+        p2_vis_caption.main(["--img_dir", str(tmp_path), "--out_dir", str(tmp_path), *TINY])
+    assert (tmp_path / "a.png").read_bytes() == before
+
+
+def test_item_10_out_dir_that_is_a_file_is_refused_before_the_model_loads(img_dir, tmp_path, monkeypatch):
+    """Item 10: an --out_dir that is a file is found before any captioning, not after the first batch."""
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
+    with pytest.raises(UserError, match="is a file, not a folder"):
+        p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path / "file"), *TINY])

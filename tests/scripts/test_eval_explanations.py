@@ -175,3 +175,19 @@ def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
 def test_benchmark_bad_input(run_cli):
     code, _, err = run_cli(bench_explanations.main, ["--model", "micro", "--steps", "0"])
     assert code == 2 and err.strip() == "error: --steps must be at least 1, not 0"
+
+
+@pytest.mark.parametrize("where, message", [
+    ("folder", "is a folder; give a file name"),
+    ("file/r.json", "is a file, not a folder"),
+    ("image", "would overwrite the input"),
+])
+def test_item_10_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli, monkeypatch, where, message):
+    """Item 10: --out_json into a folder, under a file, or onto an input is refused before the model loads."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    target = sorted((data / "val").iterdir())[0] if where == "image" else tmp_path / where
+    monkeypatch.setattr(eval_explanations, "model_from_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    code, _, err = run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", data / "val",
+                                                    "--out_json", target, "--no_progress"])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
