@@ -22,7 +22,7 @@ from data.outputs import check_output_folder, refuse_inputs
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments, load_captioner,
+from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, check_search_arguments, load_captioner,
                       search_description, weights_description)
 from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
@@ -79,6 +79,7 @@ def main(argv=None) -> None:
     refuse_inputs([out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes], paths, "--out_dir")
     device = resolve_device(args.device)
     model = load_captioner(args, device)
+    check_beam(args, model, device)
     layer = check_layer(args.layer, len(model.transformer.decoder.layers))
     tokenizer = catr.load_tokenizer()
     heads = "mean over heads" if args.heads == "mean" else "one row per head"

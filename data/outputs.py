@@ -17,7 +17,7 @@ def _existing_ancestor(path: Path) -> Path:
 def _check_parent(path: Path, flag: str) -> None:
     ancestor = _existing_ancestor(path)
     if not ancestor.is_dir():
-        raise UserError(f"{flag} {path}: {ancestor} is a file, not a folder")
+        raise UserError(f"{flag} {path}: a file stands where its folder should be ({ancestor})")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {path}: cannot write in {ancestor} (permission denied)")
 

@@ -4,17 +4,13 @@ the temporaries a killed run left, and config.json and metrics.csv written and r
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
 """
 import csv
-import fcntl
 import io
 import json
-import os
-import socket
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import UserError, make_folder, temporaries_of
+from .io import UserError, exclusive_lock, make_folder, remove_temporaries
 
 RUN_FILES = ("config.json", "metrics.csv", "best.pt", "last.pt")
 LOCK_FILE = "train.lock"
@@ -36,36 +32,23 @@ def check_new_run_folder(folder) -> None:
 
 @contextmanager
 def locked_run_folder(folder):
-    """Create `folder` and hold its lock file for the block: a second training into it stops with one
-    line naming the holder. It is a POSIX record lock: it belongs to this process alone (forked
-    DataLoader workers do not inherit it), and the system releases it when the process ends, even by
-    `kill -9`, so a lock is never stale. A folder this call created is removed again when the block
-    fails before writing any of RUN_FILES."""
+    """Create `folder` and hold its lock file for the block (`data.io.exclusive_lock`): a second
+    training into it stops with one line naming the holder. A folder this call created is removed
+    again when the block fails before writing any of RUN_FILES."""
     created = not Path(folder).exists()
     folder = make_folder(folder, purpose=f"create the run folder {folder}")
     path = folder / LOCK_FILE
+    remove = False
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as err:
-        raise UserError(f"cannot write in the run folder {folder}: {err.strerror or err}") from None
-    locked = False
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
-        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by system
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
-                            "or choose another --output_dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"p1_train.py, process {os.getpid()} on {socket.gethostname()}, since "
-                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
-        yield folder
+        with exclusive_lock(path, "p1_train.py", f"{folder} is in use by another training",
+                            "wait for it to end or choose another --output_dir"):
+            try:
+                yield folder
+            finally:
+                remove = created and not run_files(folder)
+                if remove:
+                    path.unlink(missing_ok=True)  # still locked: a process that opened it meanwhile cannot lock it
     finally:
-        remove = locked and created and not run_files(folder)
-        if remove:
-            path.unlink(missing_ok=True)  # still locked: a process that opened it meanwhile cannot lock it
-        os.close(fd)  # releases the lock
         if remove:
             try:
                 folder.rmdir()
@@ -76,10 +59,7 @@ def locked_run_folder(folder):
 def remove_stale_temporaries(folder) -> list:
     """Delete the temporaries of RUN_FILES that a killed run left (a last.pt one of a ViT-L run holds
     gigabytes). Only safe under the folder's lock. Returns the removed paths."""
-    stale = [tmp for name in RUN_FILES for tmp in temporaries_of(Path(folder) / name)]
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
-    return stale
+    return [tmp for name in RUN_FILES for tmp in remove_temporaries(Path(folder) / name)]
 
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")

@@ -12,7 +12,7 @@ def test_item_10_output_file_refused_when_a_folder_or_under_a_file(tmp_path):
     (tmp_path / "plain").write_text("x")
     with pytest.raises(UserError, match="is a folder; give a file name"):
         check_output_file(tmp_path, "--out_json")
-    with pytest.raises(UserError, match="plain is a file, not a folder"):
+    with pytest.raises(UserError, match="a file stands where its folder should be"):
         check_output_file(tmp_path / "plain" / "deeper" / "r.json", "--out_json")
     assert check_output_file(tmp_path / "new" / "r.json", "--out_json") == tmp_path / "new" / "r.json"
 
@@ -22,7 +22,7 @@ def test_item_10_output_folder_refused_when_a_file(tmp_path):
     (tmp_path / "plain").write_text("x")
     with pytest.raises(UserError, match="is a file, not a folder"):
         check_output_folder(tmp_path / "plain", "--out_dir")
-    with pytest.raises(UserError, match="is a file, not a folder"):
+    with pytest.raises(UserError, match="a file stands where its folder should be"):
         check_output_folder(tmp_path / "plain" / "sub", "--out_dir")
     check_output_folder(tmp_path / "new" / "sub", "--out_dir")
 

@@ -179,7 +179,7 @@ def test_benchmark_bad_input(run_cli):
 
 @pytest.mark.parametrize("where, message", [
     ("folder", "is a folder; give a file name"),
-    ("file/r.json", "is a file, not a folder"),
+    ("file/r.json", "a file stands where its folder should be"),
     ("image", "would overwrite the input"),
 ])
 def test_item_10_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli, monkeypatch, where, message):
