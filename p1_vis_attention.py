@@ -13,10 +13,15 @@ and its probability. Methods:
            predicted class), negative parts dropped, accumulated from R = I as R + A_bar @ R
 Layers and heads are numbered from 0, as in Python; negative --layer counts from the end.
 
+With --html FILE, one interactive page for all the images (docs/explorer.md): every layer and head,
+the attention from any patch, rollout, relevancy for the top-5 classes and the position-embedding
+similarity of any patch. It is one self-contained file: open it in a browser, no network needed.
+
   python p1_vis_attention.py --ckpt runs/l16/best.pt --out_dir figs
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method relevancy \
       --target_class 5
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg dog.jpg --html maps.html
 """
 import argparse
 from pathlib import Path
@@ -29,14 +34,17 @@ from data.pets import CLASS_NAMES
 from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure, save_array
-from models.explain.maps import (HEAD_FUSIONS, attention_rollout, class_row_map, cls_attention_map,
-                         collect_attention, head_maps, relevancy_maps)
+from models.explain.maps import (HEAD_FUSIONS, attention_rollout, class_relevancy_maps, class_row_map,
+                                 cls_attention_map, collect_attention, head_maps, position_embedding_similarity,
+                                 relevancy_maps)
+from models.figures.explorer import check_html_path, vit_image_entry, write_explorer
 from models.figures.plots import save_figure
 from models.training.runtime import resolve_device
 from models.vit import grid_size
 
 METHODS = ("last", "rollout", "heads", "relevancy")
 REPORT_IMAGES = ("val/26_5064.jpg", "val/29_4718.jpg", "val/31_4838.jpg")  # Ragdoll, samoyed, shiba inu
+PAGE_CLASSES = 5  # the page's relevancy maps: the most probable classes
 
 
 def parse_args(argv=None):
@@ -47,9 +55,13 @@ def parse_args(argv=None):
     inputs.add_argument("--data_dir", default="p1_data", metavar="DIR",
                         help=f"without --images: draw the report's images {', '.join(REPORT_IMAGES)} "
                              "under DIR (default %(default)s)")
-    p.add_argument("--out_dir", required=True, metavar="DIR",
+    p.add_argument("--out_dir", metavar="DIR",
                    help="where to write <image stem>_<method>.png (and .npy); relevancy maps for a "
-                        "--target_class K are <image stem>_relevancy_classK.png")
+                        "--target_class K are <image stem>_relevancy_classK.png (needed unless --html)")
+    p.add_argument("--html", metavar="FILE",
+                   help="also (or instead) write one interactive page for all the images, a "
+                        "self-contained FILE.html that opens offline; --method, --layer and the "
+                        "rollout and relevancy flags apply to the PNGs only")
     p.add_argument("--method", choices=METHODS, default="last", help="which map (default %(default)s)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
@@ -129,8 +141,22 @@ def draw(method, attentions, layer, grid, image, heading, args):
     return attention_figure(image, attn_map, title, map_title="Rollout map"), attn_map
 
 
+def page_entry(model, x, path, image, names, similarity) -> dict:
+    """The interactive page's data for one image: every layer's attention and the top classes'
+    relevancy."""
+    logits, attentions = collect_attention(model, x)
+    probs = logits.float().softmax(-1)[0].cpu()
+    top = probs.topk(min(PAGE_CLASSES, len(probs)))
+    _, relevancy = class_relevancy_maps(model, x, top.indices.tolist())
+    top_classes = [(int(k), class_name(names, int(k)), float(p)) for p, k in zip(top.values, top.indices)]
+    return vit_image_entry(path.name, image, [a[0].float().cpu() for a in attentions], relevancy.float().cpu(),
+                           top_classes, similarity, grid_size(model))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.out_dir is None and args.html is None:
+        raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     if not 0.0 <= args.discard_ratio < 1.0:
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
     if args.method != "rollout" and (args.head_fusion != "mean" or args.discard_ratio):
@@ -138,7 +164,8 @@ def main(argv=None):
     if args.method != "relevancy" and args.target_class is not None:
         warn(f"--target_class applies to --method relevancy; ignored for {args.method}")
     paths = image_paths(args)
-    out_dir = check_output_folder(args.out_dir, "--out_dir")
+    html = check_html_path(args.html, inputs=[args.ckpt, *paths]) if args.html else None
+    out_dir = check_output_folder(args.out_dir, "--out_dir") if args.out_dir is not None else None
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)
     device = resolve_device(args.device)
@@ -150,29 +177,44 @@ def main(argv=None):
     transform = eval_transform_from_config(config)
     mean, std = config.get("mean", MEAN), config.get("std", STD)
     names = config.get("class_names") or CLASS_NAMES
+    similarity = position_embedding_similarity(model.positional_embedding.pos_embedding).cpu()
+    entries = []
     for path in paths:
         x = transform(open_rgb(path))[None].to(device)
         image = denormalize(x[0].cpu(), mean, std)
-        if args.method == "relevancy":
-            logits, targets, maps = relevancy_maps(model, x, target)
-        else:
-            logits, attentions = collect_attention(model, x)
-        prob, pred = logits.float().softmax(-1)[0].max(0)
-        pred = int(pred)
-        name = class_name(names, pred)
-        heading = f"{path.name}: predicted {name} ({prob:.1%})"
-        if args.method == "relevancy":
-            fig, values = draw_relevancy(maps[0].float().cpu(), int(targets[0]), pred, names,
-                                         len(model.transformer.blocks), image, heading)
-        else:
-            fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
-                               image, heading, args)
-        suffix = f"_class{target}" if args.method == "relevancy" and target is not None else ""
-        out = out_dir / f"{path.stem}_{args.method}{suffix}.png"
-        save_figure(fig, out, dpi=ATTENTION_DPI)
-        print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
-        if args.save_npy:
-            save_array(out.with_suffix(".npy"), values.numpy())
+        if html:
+            entries.append(page_entry(model, x, path, image, names, similarity))
+        if args.out_dir is not None:
+            draw_figure(model, x, path, image, names, layer, grid, target, args)
+    if html:
+        size = write_explorer(html, "vit", f"{config['model']} at {config['image_size']} px: "
+                              f"{len(model.transformer.blocks)} layers, {grid[0]}x{grid[1]} patches, "
+                              f"checkpoint {args.ckpt}", entries)
+        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
+
+
+def draw_figure(model, x, path, image, names, layer, grid, target, args) -> None:
+    """Write the figure of --method (and its .npy) for one image."""
+    if args.method == "relevancy":
+        logits, targets, maps = relevancy_maps(model, x, target)
+    else:
+        logits, attentions = collect_attention(model, x)
+    prob, pred = logits.float().softmax(-1)[0].max(0)
+    pred = int(pred)
+    name = class_name(names, pred)
+    heading = f"{path.name}: predicted {name} ({prob:.1%})"
+    if args.method == "relevancy":
+        fig, values = draw_relevancy(maps[0].float().cpu(), int(targets[0]), pred, names,
+                                     len(model.transformer.blocks), image, heading)
+    else:
+        fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
+                           image, heading, args)
+    suffix = f"_class{target}" if args.method == "relevancy" and target is not None else ""
+    out = Path(args.out_dir) / f"{path.stem}_{args.method}{suffix}.png"
+    save_figure(fig, out, dpi=ATTENTION_DPI)
+    print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
+    if args.save_npy:
+        save_array(out.with_suffix(".npy"), values.numpy())
 
 
 if __name__ == "__main__":

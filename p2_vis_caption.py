@@ -9,9 +9,14 @@ Defaults: CATR v2, greedy search and the second-to-last decoder layer (--layer -
 and that layer's maps matched the words better than the last one's. With --beam N the figure shows
 the words and maps of the caption beam search chose.
 
+With --html FILE, one interactive page for all the images (docs/explorer.md): the caption as words;
+hovering or clicking a word shows its map for any decoder layer and head, and with --beam N every
+finished beam is listed with its score. It is one self-contained file that opens offline.
+
     python p2_vis_caption.py --img_dir images/ --out_dir out/
     python p2_vis_caption.py --images bike.jpg ski.jpg --out_dir out/ --version v3 --layer -1 --heads all
     python p2_vis_caption.py --img_dir images/ --out_dir out/ --beam 3 --batch_size 8
+    python p2_vis_caption.py --img_dir images/ --html captions.html --beam 3
 """
 import argparse
 from pathlib import Path
@@ -28,6 +33,7 @@ from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
 from data.images import list_images
 from models.figures.classifier import save_array
+from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
 from models.figures.plots import save_figure
 from models.training.runtime import resolve_device
 
@@ -39,7 +45,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     inputs = parser.add_mutually_exclusive_group(required=True)
     inputs.add_argument("--images", nargs="+", metavar="IMG", help="image files to caption")
     inputs.add_argument("--img_dir", help="caption every .jpg/.jpeg/.png in this folder")
-    parser.add_argument("--out_dir", required=True, help="where the PNGs (and .npy maps) go")
+    parser.add_argument("--out_dir", help="where the PNGs (and .npy maps) go (needed unless --html)")
+    parser.add_argument("--html", metavar="FILE",
+                        help="also (or instead) write one interactive page for all the images, a "
+                             "self-contained FILE.html that opens offline: every decoder layer and head "
+                             "of every word; --heads applies to the PNGs only")
     add_weight_arguments(parser)
     parser.add_argument("--layer", type=int, default=DEFAULT_LAYER,
                         help="decoder layer whose cross-attention is drawn; negative counts from the last "
@@ -69,14 +79,31 @@ def check_output_names(paths: list) -> None:
         by_stem[path.stem] = path
 
 
+def word_maps(decoded) -> dict:
+    """The page's named map sets of one caption: name -> (words, layers, heads, h, w) or (words, h, w)."""
+    return {"cross-attention": decoded.attention}
+
+
+def beam_rows(decoded, tokenizer) -> list:
+    """(caption, log-probability, normalised score) of every finished beam, the chosen one first."""
+    return [(tokenizer.decode(beam.ids) + ("" if beam.ended else " (unfinished)"), beam.score, beam.normalized)
+            for beam in decoded.beams]
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.out_dir is None and args.html is None:
+        raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     check_search_arguments(args)
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
+    html = check_html_path(args.html, inputs=paths) if args.html else None
     check_output_names(paths)
-    out_dir = check_output_folder(args.out_dir, "--out_dir")
-    suffixes = (".png", ".npy") if args.save_npy else (".png",)
-    refuse_inputs([out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes], paths, "--out_dir")
+    out_dir = None
+    if args.out_dir is not None:
+        out_dir = check_output_folder(args.out_dir, "--out_dir")
+        suffixes = (".png", ".npy") if args.save_npy else (".png",)
+        refuse_inputs([out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes], paths,
+                      "--out_dir")
     device = resolve_device(args.device)
     model = load_captioner(args, device)
     check_beam(args, model, device)
@@ -85,7 +112,7 @@ def main(argv=None) -> None:
     heads = "mean over heads" if args.heads == "mean" else "one row per head"
     note = f"{weights_description(args)}; {search_description(args)}; decoder layer {layer}, {heads}"
 
-    unreadable = []
+    unreadable, entries = [], []
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,
                                device):
@@ -95,14 +122,22 @@ def main(argv=None) -> None:
                 unreadable.append(path)
                 continue
             caption = tokenizer.decode(decoded.ids) or "(empty caption)"
-            maps = decoded.attention[:, layer]
-            maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
             labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])
-            save_figure(caption_figure(image, caption, labels, maps, note), out_dir / f"{path.stem}.png")
-            if args.save_npy:
-                save_array(out_dir / f"{path.stem}.npy", maps)
+            if html:
+                entries.append(caption_image_entry(path.name, image, caption, labels, word_maps(decoded), layer,
+                                                   beam_rows(decoded, tokenizer) if args.beam > 1 else (),
+                                                   weights_description(args)))
+            if out_dir is not None:
+                maps = decoded.attention[:, layer]
+                maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
+                save_figure(caption_figure(image, caption, labels, maps, note), out_dir / f"{path.stem}.png")
+                if args.save_npy:
+                    save_array(out_dir / f"{path.stem}.npy", maps)
             tqdm.write(f"{path.name}: {caption}")
     progress.close()
+    if html and entries:
+        size = write_explorer(html, "caption", f"{weights_description(args)}; {search_description(args)}", entries)
+        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
     if unreadable:
         raise UserError(f"{len(unreadable)} of {len(paths)} images could not be read (see the warnings above)")
 

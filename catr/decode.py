@@ -21,6 +21,16 @@ MAX_STEPS = 127  # 128 slots, the first taken by [CLS]
 
 
 @dataclass
+class Beam:
+    """A finished caption of beam search."""
+
+    ids: list  # generated word ids, without [CLS] and [SEP]
+    ended: bool  # True when it ended with [SEP]
+    score: float  # sum of the log-probabilities of its ids, [SEP] included when it ended
+    normalized: float  # score / length ** length_penalty, what beam search ranks by
+
+
+@dataclass
 class Decoded:
     """A caption and, for each step, where every decoder layer's heads looked."""
 
@@ -28,6 +38,7 @@ class Decoded:
     attention: Tensor  # (steps, layers, heads, h, w): the cross-attention row of the query of each step
     ended: bool  # True when the last step produced [SEP]
     score: float  # sum of the log-probabilities of the chosen ids, [SEP] included when it ended
+    beams: list = field(default_factory=list)  # every finished `Beam` of the search, best first
 
 
 @dataclass
@@ -165,7 +176,9 @@ def _beam_search(model, batch: Tensor, beam_size: int, max_steps: int, length_pe
     for image in range(len(batch)):
         best = best_hypothesis(finished[image], length_penalty)
         rows = [step_rows[step][row] for step, row in enumerate(best.rows)]
-        results.append(Decoded(best.ids, _stack_rows(rows, encoded.grid), best.ended, best.score))
+        ranked = sorted(finished[image], key=lambda hypothesis: -normalized_score(hypothesis, length_penalty))
+        beams = [Beam(h.ids, h.ended, h.score, normalized_score(h, length_penalty)) for h in ranked]
+        results.append(Decoded(best.ids, _stack_rows(rows, encoded.grid), best.ended, best.score, beams))
     return results
 
 

@@ -1,0 +1,1 @@
+"""The networks and their builders: package ViTs by name, attention modes, weights and the checkpoint format."""

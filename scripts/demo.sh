@@ -41,6 +41,8 @@ $PY p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embe
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" --device cpu
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method rollout --device cpu
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method relevancy --device cpu
+echo "== the interactive page of every layer, head and map of three images (open it in a browser)"
+$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --html "$OUT/attention_explorer.html" --device cpu
 
 echo "== how far to trust each map: perturbation tests and localisation on the 370 validation images"
 $PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" \
@@ -48,8 +50,8 @@ $PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/dat
     --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png"
 
 echo "== problem 2: caption one image with a tiny CATR of RANDOM weights (shows the pipeline only)"
-$PY p2_vis_caption.py --images "${VAL[0]}" --out_dir "$OUT/caption" --random_weights --config tiny \
-    --max_steps 8 --device cpu
+$PY p2_vis_caption.py --images "${VAL[0]}" --out_dir "$OUT/caption" --html "$OUT/caption_explorer.html" \
+    --random_weights --config tiny --max_steps 8 --beam 3 --device cpu
 echo "   That caption is noise: the model has random weights. Real captions: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
 
 echo
@@ -60,3 +62,4 @@ echo "  val_pred.csv           predictions (filename,label); confusion.png"
 echo "  figures/               position-embedding similarity, attention and relevancy maps"
 echo "  explanations.json/.png perturbation and localisation scores of each map (docs/explanations.md)"
 echo "  caption/               a random-weight CATR caption (noise) with one attention panel per token"
+echo "  attention_explorer.html, caption_explorer.html   interactive pages of every map: open them in a browser"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Redraw the README's figures into docs/figures/.
+# Redraw the README's figures into docs/figures/ (the explorer screenshots need Chromium and playwright).
 #
 #   bash docs/figures/make_figures.sh [DEMO_DIR]            (default: demo_out)
 #   LAYOUT=1 bash docs/figures/make_figures.sh [DEMO_DIR]   also the two layout figures
@@ -35,6 +35,13 @@ if [ ! -e "$DEMO/explanations.png" ]; then  # a demo made before it measured its
     $PY scripts/eval_explanations.py --ckpt "$CKPT" --img_dir "$DEMO/data/val" --device cpu --no_progress \
         --out_json "$DEMO/explanations.json" --out_png "$DEMO/explanations.png"
 fi
+
+# the explorer pages as a browser shows them: attention from a pinned patch; a pinned caption word
+$PY p1_vis_attention.py --ckpt "$CKPT" --images "${IMAGES[@]}" --html "$WORK/attention_explorer.html" --device cpu
+$PY p2_vis_caption.py --images "${IMAGES[0]}" --html "$WORK/caption_explorer.html" --random_weights --config tiny \
+    --max_steps 8 --beam 3 --device cpu
+$PY scripts/dev/explorer_screenshots.py --vit "$WORK/attention_explorer.html" \
+    --caption "$WORK/caption_explorer.html" --out_dir "$FIG"
 
 if [ "${LAYOUT:-0}" = 1 ]; then
     $PY scripts/dev/make_readme_figure_inputs.py "$WORK/layout"

@@ -5,11 +5,15 @@ Pure functions of tensors (no files, no plotting), so each definition is tested 
   Figure 7), and `similarity_tiles`, the mosaic in which tile (r, c) is row r * g + c as a g x g map;
 - `cls_attention_map`: one layer's attention of the [class] query over the patch keys, mean of heads
   (the assignment's attention map); `head_maps`: the same per head;
-- `attention_rollout` (Abnar & Zuidema 2020): attention propagated through the layers;
+- `patch_row_maps`: the row of every patch query over the patch keys, each as a map (what a patch
+  looks at);
+- `attention_rollout` (Abnar & Zuidema 2020): attention propagated through the layers, and
+  `layer_rollouts`, the same stopped after each layer;
 - `attention_relevancy` (Chefer, Gur & Wolf, ICCV 2021): the layers' attention weighted by the
   gradient of one class's logit, so the map is specific to that class;
 - `collect_attention`: the per-layer attention of a package ViT, read in eval mode;
-  `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps.
+  `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps;
+  `class_relevancy_maps`: one image's maps for several classes from one forward pass.
 Attention tensors are the package's `scores`: (..., heads, N, N), softmax over the last axis, token 0
 the class token, token 1 + r * gw + c the patch at grid row r, column c.
 """
@@ -65,6 +69,16 @@ def cls_attention_map(scores: torch.Tensor, grid) -> torch.Tensor:
     return class_row_map(scores.mean(dim=-3), grid)
 
 
+def patch_row_maps(matrix: torch.Tensor, grid) -> torch.Tensor:
+    """Each patch query's row over the patch keys of a (..., N, N) matrix: (..., patches, gh, gw).
+
+    Entry [..., r * gw + c] is the map of what the patch at grid row r, column c attends to; the
+    class token's row and column are left out, as in `class_row_map`.
+    """
+    patches = matrix[..., 1:, 1:]
+    return patches.reshape(*patches.shape[:-1], *_grid(grid))
+
+
 def head_maps(scores: torch.Tensor, grid) -> torch.Tensor:
     """The class token's attention over the patches, one map per head: (..., heads, gh, gw)."""
     return class_row_map(scores, grid)
@@ -93,27 +107,33 @@ def discard_lowest(attention: torch.Tensor, ratio: float) -> torch.Tensor:
     return attention.scatter(-1, lowest, 0.0)
 
 
-def attention_rollout(attentions, head_fusion: str = "mean", discard_ratio: float = 0.0) -> torch.Tensor:
-    """Attention rollout: the product, first layer rightmost, of each layer's 0.5 * A + 0.5 * I.
+def layer_rollouts(attentions, head_fusion: str = "mean", discard_ratio: float = 0.0) -> list:
+    """Attention rollout stopped after each layer: entry k is `attention_rollout(attentions[:k + 1])`.
 
     `attentions`: one (..., heads, N, N) tensor per layer, first layer first. Per layer the heads are
     fused into A, optionally the lowest `discard_ratio` of each row is zeroed, the residual connection
     is added as 0.5 * A + 0.5 * I, and rows are renormalised to sum 1 (a query distributes its unit of
-    attention over the keys; normalising columns instead is a known slip). The result (..., N, N) has
-    rows that sum to 1; its class row over the patches is the rollout map (`class_row_map`).
+    attention over the keys; normalising columns instead is a known slip); the layers multiply with
+    the first rightmost. Each (..., N, N) result has rows that sum to 1; its class row over the patches
+    is the rollout map (`class_row_map`).
     """
     if not 0.0 <= discard_ratio < 1.0:
         raise ValueError(f"discard_ratio must be in [0, 1), not {discard_ratio}")
-    rollout = None
+    rollouts = []
     for scores in attentions:
         a = discard_lowest(fuse_heads(scores.float(), head_fusion), discard_ratio)
         eye = torch.eye(a.shape[-1], dtype=a.dtype, device=a.device)
         a = 0.5 * a + 0.5 * eye
         a = a / a.sum(dim=-1, keepdim=True)
-        rollout = a if rollout is None else a @ rollout
-    if rollout is None:
-        raise ValueError("attention_rollout needs at least one layer")
-    return rollout
+        rollouts.append(a @ rollouts[-1] if rollouts else a)
+    if not rollouts:
+        raise ValueError("attention rollout needs at least one layer")
+    return rollouts
+
+
+def attention_rollout(attentions, head_fusion: str = "mean", discard_ratio: float = 0.0) -> torch.Tensor:
+    """Attention rollout through all of `attentions` (see `layer_rollouts`): (..., N, N), rows sum 1."""
+    return layer_rollouts(attentions, head_fusion, discard_ratio)[-1]
 
 
 def attention_relevancy(attentions, gradients) -> torch.Tensor:
@@ -159,6 +179,16 @@ def collect_attention(model: torch.nn.Module, images: torch.Tensor) -> tuple:
     return logits, attentions
 
 
+def _attention_graph(model: torch.nn.Module, images: torch.Tensor) -> tuple:
+    """(logits, attentions) of a forward pass that keeps the graph from the attention to the logits.
+
+    Call inside `torch.enable_grad()` and `_explicit_eval(model)`.
+    """
+    images = images.detach().requires_grad_(True)  # the graph exists even if the weights are frozen
+    logits = model(images)
+    return logits, [block.attn.scores for block in model.transformer.blocks]
+
+
 def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=None) -> tuple:
     """(logits, targets, maps (B, gh, gw)): the relevancy map of each image for its target class.
 
@@ -168,10 +198,8 @@ def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=No
     image gets exactly the gradients it would get alone. Only the attention's gradients are computed
     (`torch.autograd.grad`); the parameters' `.grad` is left untouched.
     """
-    images = images.detach().requires_grad_(True)  # the graph exists even if the weights are frozen
     with torch.enable_grad(), _explicit_eval(model):
-        logits = model(images)
-        attentions = [block.attn.scores for block in model.transformer.blocks]
+        logits, attentions = _attention_graph(model, images)
         if target_class is None:
             targets = logits.argmax(dim=-1)
         else:
@@ -180,3 +208,22 @@ def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=No
         gradients = torch.autograd.grad(chosen, attentions)
     relevancy = attention_relevancy([a.detach() for a in attentions], gradients)
     return logits.detach(), targets, class_row_map(relevancy, grid_size(model))
+
+
+def class_relevancy_maps(model: torch.nn.Module, image: torch.Tensor, classes) -> tuple:
+    """(logits (1, classes), maps (K, gh, gw)): one image's relevancy map for each of K `classes`.
+
+    One forward pass and one backward pass per class through the kept graph: the same maps as K
+    calls of `relevancy_maps` with one target each, at the cost of one forward pass.
+    """
+    if image.shape[0] != 1:
+        raise ValueError(f"class_relevancy_maps takes one image, got a batch of {image.shape[0]}")
+    maps = []
+    with torch.enable_grad(), _explicit_eval(model):
+        logits, attentions = _attention_graph(model, image)
+        kept = [a.detach() for a in attentions]
+        classes = [int(k) for k in classes]
+        for i, k in enumerate(classes):
+            gradients = torch.autograd.grad(logits[0, k], attentions, retain_graph=i < len(classes) - 1)
+            maps.append(class_row_map(attention_relevancy(kept, gradients)[0], grid_size(model)))
+    return logits.detach(), torch.stack(maps)

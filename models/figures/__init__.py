@@ -1,0 +1,1 @@
+"""Every figure of both problems, drawn without pyplot or a global backend."""

@@ -83,7 +83,7 @@ def heads_figure(image, maps, title: str = "") -> Figure:
     rows = math.ceil(heads / cols)
     panel = A4_TEXT_WIDTH / cols
     fig, axes = subplots(rows, cols, figsize=(A4_TEXT_WIDTH, panel * rows + 0.45),
-                             layout="constrained", squeeze=False)
+                         layout="constrained", squeeze=False)
     for h, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -155,7 +155,7 @@ def perturbation_figure(summary: dict, fractions, title: str = "") -> Figure:
     """Both perturbation curves of every method: the share of predictions kept against the share of
     patches removed, most relevant first (left, lower is better) and least relevant first (right)."""
     fig, axes = subplots(1, 2, figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.45), layout="constrained",
-                             sharey=True)
+                         sharey=True)
     percent = [100 * f for f in fractions]
     for test, ax in zip(("positive", "negative"), axes):
         for method, scores in summary.items():

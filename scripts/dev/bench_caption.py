@@ -18,11 +18,8 @@ the batch's those of the images alone. The last line printed is one JSON object.
   python scripts/dev/bench_caption.py --steps 16 --device cpu
 """
 import argparse
-import datetime
 import json
-import os
 import sys
-import time
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
@@ -30,7 +27,7 @@ from data.io import UserError
 import torch
 
 import catr
-from benchlib import device_name, synchronize
+from benchlib import device_name, record_header, time_alternating
 from models.training.runtime import resolve_device
 
 
@@ -44,15 +41,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="timed runs of each, alternating; the fastest counts (default %(default)s)")
     parser.add_argument("--config", choices=sorted(catr.CONFIGS), default="catr", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def timed(device: torch.device, fn) -> tuple:
-    """fn's result and its wall time in seconds, with the GPU's queue drained before and after."""
-    synchronize(device)
-    start = time.perf_counter()
-    result = fn()
-    synchronize(device)
-    return result, time.perf_counter() - start
 
 
 def main(argv=None) -> None:
@@ -83,12 +71,9 @@ def main(argv=None) -> None:
     }
     catr.generate(model, images[:2], beam_size=2, max_steps=2, end_id=None)  # warm-up: kernels, allocator
     catr.reference_greedy_decode(model, image, max_steps=1, end_id=None)
-    seconds = dict.fromkeys(runs, float("inf"))
     results = {}
-    for _ in range(args.repeats):
-        for name, run in runs.items():
-            results[name], elapsed = timed(device, run)
-            seconds[name] = min(seconds[name], elapsed)
+    seconds = {name: min(times) for name, times in
+               time_alternating(runs, args.repeats, 0, device, results=results).items()}
 
     fast, slow = results["greedy"], results["reference"]
     same_tokens = fast.ids == slow.ids
@@ -111,6 +96,7 @@ def main(argv=None) -> None:
           f"same tokens: {batch_same_tokens})")
     print(f"  beam {args.beam} on one image: {seconds['beam']:.3f} s, {beam_ratio:.2f}x greedy")
     print(json.dumps({
+        **record_header("caption", "scripts/dev/bench_caption.py", sys.argv[1:] if argv is None else argv, device),
         "speedup": round(slow_s / fast_s, 2),
         "same_tokens": same_tokens,
         "greedy_s": round(fast_s, 4),
@@ -129,13 +115,6 @@ def main(argv=None) -> None:
         "repeats": args.repeats,
         "max_attention_diff": attention_diff,
         "config": args.config,
-        "device": str(device),
-        "device_name": hardware,
-        "threads": torch.get_num_threads(),
-        "load_average": round(os.getloadavg()[0], 2),  # other work on the machine slows every run
-        "torch": torch.__version__,
-        "date": datetime.date.today().isoformat(),
-        "command": " ".join(["python", "scripts/dev/bench_caption.py"] + (sys.argv[1:] if argv is None else argv)),
     }))
 
 if __name__ == "__main__":

@@ -12,12 +12,9 @@ The last line is one JSON object: each path's images/s and `speedup` (uint8 over
   python scripts/dev/bench_data.py --image_size 384 --count 200
 """
 import argparse
-import datetime
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
@@ -28,7 +25,7 @@ import torch
 from data.datasets import ImageFolder
 from data.synthetic import write_pets_sized_jpegs
 from data.transforms import train_transform
-from benchlib import device_name
+from benchlib import device_name, record_header, timed
 
 PATHS = ("float", "uint8", "cached")
 
@@ -37,12 +34,14 @@ def items_per_second(dataset, seed: int, batch_size: int) -> float:
     """A worker's whole job: seeded items, collated into batches (into shared memory, as a worker
     does, so the bytes it hands over are part of the cost)."""
     items = [(index, seed + index) for index in range(len(dataset))]
-    start = time.perf_counter()
-    for first in range(0, len(items), batch_size):
-        images = [dataset[item][0] for item in items[first:first + batch_size]]
-        out = images[0].new_empty((len(images),) + images[0].shape).share_memory_()
-        torch.stack(images, out=out)
-    return len(dataset) / (time.perf_counter() - start)
+
+    def batches():
+        for first in range(0, len(items), batch_size):
+            images = [dataset[item][0] for item in items[first:first + batch_size]]
+            out = images[0].new_empty((len(images),) + images[0].shape).share_memory_()
+            torch.stack(images, out=out)
+
+    return len(dataset) / timed(batches, torch.device("cpu"))[1]
 
 
 def main(argv=None):
@@ -73,11 +72,8 @@ def main(argv=None):
         print(f"{path:>7}: {best[path]:7.1f} images/s per worker (rounds: "
               f"{', '.join(f'{r:.1f}' for r in rates[path])})")
     record = {
-        "benchmark": "data",
-        "command": " ".join(["scripts/dev/bench_data.py"] + list(argv)),
-        "date": datetime.date.today().isoformat(),
+        **record_header("data", "scripts/dev/bench_data.py", argv, torch.device("cpu")),
         "device_name": device_name(torch.device("cpu")).split(",")[0],  # one process, one core
-        "load_avg_1min": round(os.getloadavg()[0], 2),
         "image_size": args.image_size,
         "count": args.count,
         "batch_size": args.batch_size,

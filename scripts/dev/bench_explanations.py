@@ -9,9 +9,7 @@ two take turns, step by step. The last line printed is one JSON object.
   python scripts/dev/bench_explanations.py --model tiny --batch_size 32
 """
 import argparse
-import datetime
 import json
-import os
 import statistics
 import sys
 
@@ -22,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from models.attention import set_attention
-from benchlib import device_name, random_batch, random_model, time_alternating
+from benchlib import random_batch, random_model, record_header, time_alternating
 from models.explain.maps import relevancy_maps
 from models.training.runtime import resolve_device
 from models.vit import MODEL_NAMES, check_model_name, native_image_size
@@ -67,13 +65,8 @@ def main(argv=None):
                                args.steps, args.warmup, device)
     median = {name: statistics.median(times) for name, times in seconds.items()}
     record = {
-        "benchmark": "explanations",
-        "command": " ".join(["scripts/dev/bench_explanations.py", *(argv if argv is not None else sys.argv[1:])]),
-        "date": datetime.date.today().isoformat(),
-        "device": device.type,
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews the figures
+        **record_header("explanations", "scripts/dev/bench_explanations.py",
+                        argv if argv is not None else sys.argv[1:], device),
         "model": args.model,
         "image_size": image_size,
         "batch_size": args.batch_size,

@@ -1,6 +1,9 @@
-"""Timing and reporting shared by `scripts/dev/bench_train.py` and `scripts/dev/bench_infer.py`.
+"""The benchmarks' library: one timing loop, one record header, and the ViT step benchmark.
 
-A benchmark builds a package ViT with random weights directly on the device, feeds it one random
+`scripts/dev/bench_train.py` and `bench_infer.py` are `run_benchmark`; the other benchmarks here share
+its timing loop (`time_alternating`) and record header (`record_header`).
+
+The ViT step benchmark builds a package ViT with random weights directly on the device, feeds it one random
 batch over and over (so the data pipeline is not measured), times each step after a warm-up, and
 reports images/s, achieved TFLOP/s (FLOPs counted from the configuration, `scripts/dev/flops.py`), the
 fraction of the device's dense peak (`scripts/dev/hardware.py`), peak memory and, as the last line, one
@@ -125,47 +128,77 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_steps(step, model, modes, steps: int, warmup: int, device: torch.device) -> dict:
+def timed(fn, device: torch.device) -> tuple:
+    """`fn()`'s result and its wall time in seconds, with the GPU's queue drained before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    result = fn()
+    synchronize(device)
+    return result, time.perf_counter() - start
+
+
+def time_alternating(steps: dict, repeats: int, warmup: int, device: torch.device, before=None, after=None,
+                     results: dict | None = None) -> dict:
+    """Seconds of each timed call of each named step: the one timing loop of every benchmark here.
+
+    The steps take turns, so a machine that gets busier affects all of them alike. `before(name)` and
+    `after(name)` run outside the timed region around each call; `results`, when given, receives each
+    step's last result.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    seconds = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            if before:
+                before(name)
+            result, elapsed = timed(step, device)
+            seconds[name].append(elapsed)
+            if results is not None:
+                results[name] = result
+            if after:
+                after(name)
+    return seconds
+
+
+def time_modes(step, model, modes, steps: int, warmup: int, device: torch.device) -> dict:
     """Seconds of each timed step and the peak memory (MB) per attention mode.
 
     The modes alternate step by step on the same model; on CUDA the peak is tracked per mode, on
     the CPU it is the process's peak resident memory, shared by all modes.
     """
-    for mode in modes:
+    peak = dict.fromkeys(modes, 0.0)
+
+    def switch(mode):
         set_attention(model, mode)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+
+    def track(mode):
+        peak[mode] = max(peak[mode], peak_memory_mb(device))
+
+    for mode in modes:  # each mode warms up its own kernels
+        switch(mode)
         for _ in range(warmup):
             step()
-    synchronize(device)
-    seconds = {mode: [] for mode in modes}
-    peak = dict.fromkeys(modes, 0.0)
-    for _ in range(steps):
-        for mode in modes:
-            set_attention(model, mode)
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            seconds[mode].append(time.perf_counter() - start)
-            peak[mode] = max(peak[mode], peak_memory_mb(device))
+    seconds = time_alternating({mode: step for mode in modes}, steps, 0, device, before=switch, after=track)
     return {mode: {"seconds": seconds[mode], "peak_mem_mb": peak[mode]} for mode in modes}
 
 
-def time_alternating(steps: dict, repeats: int, warmup: int, device: torch.device) -> dict:
-    """Seconds of each timed call of each named step; the steps take turns, so a machine that gets
-    busier affects all of them alike."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    synchronize(device)
-    seconds = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            synchronize(device)
-            seconds[name].append(time.perf_counter() - start)
-    return seconds
+def record_header(benchmark: str, script: str, argv, device: torch.device) -> dict:
+    """The fields every benchmark record starts with, one name each: what ran, when, on what, and how
+    busy the machine was (other work on it skews every figure)."""
+    return {
+        "benchmark": benchmark,
+        "command": " ".join([script, *argv]),
+        "date": datetime.date.today().isoformat(),
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_avg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -286,7 +319,7 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
             raise UserError(f"not even one image per step fits on {device_name(device)}")
         batch_size = max_batch
     try:
-        timings = time_steps(make_step(batch_size), model, modes, args.steps, args.warmup, device)
+        timings = time_modes(make_step(batch_size), model, modes, args.steps, args.warmup, device)
     except torch.cuda.OutOfMemoryError:
         raise UserError(f"a batch of {batch_size} does not fit on {device_name(device)}; try a smaller "
                         f"--batch_size, --grad_checkpointing or --find_max_batch") from None
@@ -295,13 +328,7 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
     peak = args.peak_tflops or peak_tflops(name, precision)
     figures = {mode: mode_figures(timings[mode], batch_size, flops_per_image, peak) for mode in modes}
     record = {
-        "benchmark": kind,
-        "command": " ".join([f"scripts/dev/bench_{kind}.py"] + list(argv)),
-        "date": datetime.date.today().isoformat(),
-        "device": device.type,
-        "device_name": name,
-        "torch": torch.__version__,
-        "load_avg_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews the figures
+        **record_header(kind, f"scripts/dev/bench_{kind}.py", argv, device),
         "model": args.model,
         "image_size": image_size,
         "batch_size": batch_size,

@@ -4,30 +4,19 @@ attention kernel alone. Explains the ratio bench_infer.py measures on a CPU.
     python scripts/dev/profile_vit_block.py --model B_16_imagenet1k --batch_size 4 --device cpu
 """
 import argparse
-import time
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 import torch
 import torch.nn.functional as F
 from models.attention import set_attention
-from benchlib import random_model
+from benchlib import random_model, time_alternating
 from models.training.runtime import resolve_device
 from models.vit import MODEL_NAMES, native_image_size
 
 
 def fastest(fn, repeats: int, device: torch.device) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
+    return min(time_alternating({"fn": fn}, repeats, 1, device)["fn"])
 
 
 @torch.inference_mode()

@@ -332,9 +332,21 @@ def test_cache_images_that_do_not_fit_are_refused_with_the_size_needed(tmp_path,
     assert len(ImageFolder(folder, cache_images=True)) == 6
 
 
-def test_available_memory_reads_the_system():
-    available, limit = data.datasets.available_memory()
-    assert available > 0 and limit
+def test_available_memory_is_the_tighter_of_memory_and_shared_memory(monkeypatch, tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 8000 kB\nMemAvailable: 1000 kB\n")
+    real_open = open
+    monkeypatch.setattr(data.datasets, "open", lambda path, *a, **k: real_open(meminfo if path == "/proc/meminfo"
+                                                                              else path, *a, **k), raising=False)
+    monkeypatch.setattr(data.datasets, "SHARED_MEMORY", str(tmp_path))
+    statvfs = type("StatVfs", (), {"f_bavail": 100, "f_frsize": 4096})
+    monkeypatch.setattr(data.datasets.os, "statvfs", lambda path: statvfs)
+    assert data.datasets.available_memory() == (409600, f"free space in {tmp_path}")
+    statvfs.f_bavail = 1000
+    assert data.datasets.available_memory() == (1024000, "MemAvailable")
+    meminfo.write_text("MemTotal: 8000 kB\n")  # an old kernel: free pages instead
+    monkeypatch.setattr(data.datasets.os, "sysconf", {"SC_AVPHYS_PAGES": 5, "SC_PAGE_SIZE": 4096}.get)
+    assert data.datasets.available_memory() == (20480, "free memory")
 
 
 def test_cached_images_keep_the_exif_orientation(tmp_path):

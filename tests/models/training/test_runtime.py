@@ -30,5 +30,9 @@ def test_default_workers_share_the_available_cpus_at_most_8(monkeypatch, cpus, l
     assert default_num_workers(torch.device("cpu"), local_world) == 0  # the model's threads use the cores
 
 
-def test_available_cpus_follow_the_affinity_mask():
-    assert models.training.runtime.available_cpus() == len(os.sched_getaffinity(0))
+def test_available_cpus_follow_the_affinity_mask(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)  # a narrowed mask
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert models.training.runtime.available_cpus() == 2
+    monkeypatch.delattr(os, "sched_getaffinity")  # as on macOS and Windows
+    assert models.training.runtime.available_cpus() == 16

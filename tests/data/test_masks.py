@@ -1,0 +1,49 @@
+"""data/masks.py and the synthetic set's masks: trimaps, binary and colour masks, one-line errors."""
+import random
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data.io import UserError
+from data.masks import mask_paths, object_mask, read_mask
+from data.synthetic import draw_example, draw_example_with_mask, make_synthetic_split
+from tests.support import huge_png
+
+
+def test_trimaps_binary_and_colour_masks(tmp_path):
+    trimap = np.array([[1, 2], [3, 2]], dtype=np.uint8)  # Pets: 1 pet, 2 background, 3 border
+    assert object_mask(trimap).tolist() == [[True, False], [True, False]]
+    assert object_mask(np.array([[0, 255], [255, 0]], dtype=np.uint8)).tolist() == [[False, True], [True, False]]
+    rgba = np.zeros((1, 2, 4), dtype=np.uint8)
+    rgba[..., 3] = 255  # opaque black: alpha is no label
+    rgba[0, 1, 0] = 200
+    assert object_mask(rgba).tolist() == [[False, True]]
+    Image.fromarray(trimap, mode="L").save(tmp_path / "a.png")
+    assert read_mask(tmp_path / "a.png").tolist() == [[True, False], [True, False]]
+    assert mask_paths(tmp_path, [tmp_path / "x" / "a.jpg", tmp_path / "b.jpg"]) == [tmp_path / "a.png", None]
+
+
+def test_a_mask_pil_cannot_decode_is_one_line(tmp_path):
+    for name, write in (("bomb.png", lambda p: huge_png(p)),  # PIL's DecompressionBombError
+                        ("cut.png", lambda p: p.write_bytes(b"\x89PNG\r\n\x1a\n" + b"x" * 40))):
+        write(tmp_path / name)
+        with pytest.raises(UserError, match=f"cannot read mask .*{name}"):
+            read_mask(tmp_path / name)
+
+
+def test_synthetic_masks_line_up_with_the_shapes(tmp_path):
+    out = make_synthetic_split(tmp_path / "m", seed=3, size=32, train_per_class=0, val_per_class=1, masks=True)
+    plain = make_synthetic_split(tmp_path / "p", seed=3, size=32, train_per_class=0, val_per_class=1)
+    images = sorted((out / "val").iterdir())
+    assert [p.name for p in sorted((out / "val_masks").iterdir())] == [p.name for p in images]
+    assert not (plain / "val_masks").exists()
+    for path in images:
+        assert (plain / "val" / path.name).read_bytes() == path.read_bytes()  # masks change no image
+        mask = read_mask(out / "val_masks" / path.name)
+        saturation = np.asarray(Image.open(path).convert("HSV"))[..., 1] / 255
+        assert mask.shape == saturation.shape and 0 < mask.mean() < 0.7
+        # the shapes are saturated colours (>= 0.7), the backgrounds greyish (<= 0.25) with noise
+        assert np.median(saturation[mask]) > 0.55 and np.median(saturation[~mask]) < 0.35, path.name
+    image, mask = draw_example_with_mask(5, 32, random.Random(0))
+    assert image.tobytes() == draw_example(5, 32, random.Random(0)).tobytes()
