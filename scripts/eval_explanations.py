@@ -19,14 +19,14 @@ import sys
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, warn, write_text_atomic
+from data.io import UserError, write_text_atomic
 import torch
 from tqdm import tqdm
 
 from data.datasets import ImageFolder
 from data.images import list_images
 from data.outputs import check_output_file
-from data.masks import mask_paths, read_mask
+from data.masks import read_masks
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.explain.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,
@@ -43,8 +43,9 @@ def parse_args(argv=None):
     p.add_argument("--ckpt", required=True, metavar="FILE", help="a checkpoint written by p1_train.py")
     p.add_argument("--img_dir", required=True, metavar="DIR", help="the images (.jpg/.jpeg/.png, any names)")
     p.add_argument("--masks_dir", metavar="DIR",
-                   help="object masks <image stem>.png (non-zero = object, or Pets trimaps); an image "
-                        "without one is left out of localisation only, with a warning")
+                   help="object masks <image stem>.png of the image's size (non-zero = object, or Pets "
+                        "trimaps); an image without one, or whose mask has another size or no object, is "
+                        "left out of localisation only, with a warning")
     p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="NAME",
                    help=f"the maps to measure, any of: {' '.join(METHODS)} (default: all)")
     p.add_argument("--limit", type=int, metavar="N",
@@ -92,19 +93,13 @@ def spread(files: list, limit: int | None) -> list:
 
 
 def object_patches(files: list, masks_dir, grid) -> tuple:
-    """((N, gh, gw) object patches, (N,) whether each image has a mask), warning about missing ones."""
-    paths = mask_paths(masks_dir, files)
-    missing = [f.name for f, p in zip(files, paths) if p is None]
-    if len(missing) == len(files):
-        raise UserError(f"--masks_dir {masks_dir} holds no <stem>.png mask for any of the images")
-    if missing:
-        warn(f"no mask in {masks_dir} for {len(missing)} of {len(files)} images (e.g. {missing[0]}); "
-             "they are left out of localisation only")
+    """((N, gh, gw) object patches, (N,) whether each image has a usable mask; see data.masks)."""
     masks = torch.zeros(len(files), *grid, dtype=torch.bool)
-    for i, path in enumerate(paths):
-        if path is not None:
-            masks[i] = grid_mask(torch.from_numpy(read_mask(path)), grid)
-    return masks, torch.tensor([p is not None for p in paths])
+    found = read_masks(masks_dir, files)
+    for i, mask in enumerate(found):
+        if mask is not None:
+            masks[i] = grid_mask(torch.from_numpy(mask), grid)
+    return masks, torch.tensor([mask is not None for mask in found])
 
 
 def main(argv=None):

@@ -191,3 +191,17 @@ def test_item_10_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli,
     code, _, err = run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", data / "val",
                                                     "--out_json", target, "--no_progress"])
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_item_05_grey_alpha_masks_are_not_all_object(ckpt, data, tmp_path, run_cli):
+    """Item 5: LA masks (grey + opaque alpha) gave a pointing game of 100 for every method, `random` included."""
+    la_masks = tmp_path / "la"
+    la_masks.mkdir()
+    for path in sorted((data / "val_masks").iterdir()):
+        with Image.open(path) as mask:
+            grey = mask.convert("L")
+            Image.merge("LA", (grey, Image.new("L", grey.size, 255))).save(la_masks / path.name)
+    argv = ["--ckpt", ckpt, "--img_dir", data / "val", "--limit", "6", "--methods", "random", "--no_progress",
+            "--masks_dir", la_masks]
+    random_scores = last_json(run_cli(eval_explanations.main, argv)[1])["methods"]["random"]
+    assert random_scores["pointing_game"] < 100
