@@ -40,10 +40,9 @@ from models.training.distributed import (ShardSampler, backend_name, broadcast_f
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.training.writer import BackgroundWriter
-from models.training.runtime import bf16_supported, default_num_workers, resolve_device
+from models.training.runtime import MAX_SEED, bf16_supported, default_num_workers, resolve_device
 from models.vit import MODEL_NAMES, build_vit, check_image_size
 
-MAX_SEED = 2**32 - 1  # the per-epoch seeds derived from it stay within torch.manual_seed's range
 SHOWN_CLASSES = 5  # how many classes without training images a warning names
 
 

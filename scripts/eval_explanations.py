@@ -14,6 +14,7 @@ method and, as the last line, one JSON object (also written to --out_json).
 import argparse
 import datetime
 import json
+import math
 import os
 import sys
 
@@ -34,7 +35,7 @@ from models.explain.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, 
 from models.figures.classifier import perturbation_figure
 from models.figures.plots import check_figure_path, save_figure
 from models.training.predict import inference_model, make_loader
-from models.training.runtime import default_num_workers, resolve_device
+from models.training.runtime import MAX_SEED, default_num_workers, resolve_device
 from models.vit import grid_size
 
 
@@ -53,8 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per pass (default %(default)s)")
     p.add_argument("--fill", type=float, default=0.0, metavar="X",
                    help="value, in normalised units, that replaces removed pixels (default 0: mid-grey "
-                        "for mean = std = 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random maps (default %(default)s)")
+                        "for mean = std = 0.5); a finite number")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random maps, 0..2^32-1 (default %(default)s)")
     p.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
     p.add_argument("--out_png", metavar="FILE", help="draw both perturbation curves of every method here")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -74,6 +75,10 @@ def check_arguments(args) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"--{flag} must be at least 1, not {value}")
+    if not math.isfinite(args.fill):  # NaN or infinite pixels make every prediction the same: flat curves
+        raise UserError(f"--fill must be a finite number, not {args.fill}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
 
 
 def check_outputs(args, files: list) -> None:

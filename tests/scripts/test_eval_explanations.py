@@ -205,3 +205,18 @@ def test_item_05_grey_alpha_masks_are_not_all_object(ckpt, data, tmp_path, run_c
             "--masks_dir", la_masks]
     random_scores = last_json(run_cli(eval_explanations.main, argv)[1])["methods"]["random"]
     assert random_scores["pointing_game"] < 100
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--seed", "99999999999999999999", "--seed must be in 0..4294967295, not 99999999999999999999"),
+    ("--seed", "-1", "--seed must be in 0..4294967295, not -1"),
+    ("--fill", "nan", "--fill must be a finite number, not nan"),
+    ("--fill", "-inf", "--fill must be a finite number, not -inf"),
+])
+def test_item_14_seed_out_of_range_and_fill_not_finite_are_one_line(ckpt, data, run_cli, monkeypatch, flag,
+                                                                    value, message):
+    """Item 14: a huge --seed overflowed torch.manual_seed (traceback); --fill nan or inf made flat curves."""
+    monkeypatch.setattr(eval_explanations, "model_from_checkpoint", None)  # refused before the model loads
+    argv = ["--ckpt", ckpt, "--img_dir", data / "val", f"{flag}={value}", "--no_progress"]
+    code, _, err = run_cli(eval_explanations.main, argv)
+    assert code == 2 and err.strip() == f"error: {message}"
