@@ -6,6 +6,7 @@ of another model). Entry points report it as one line through `data.entry.run_ma
 import fcntl
 import os
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -88,14 +89,39 @@ def exclusive_lock(path, program: str, in_use: str, advice: str) -> Iterator[Pat
         try:
             fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by system
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise UserError(f"{in_use} ({holder}); {advice}") from None
+            raise UserError(f"{in_use} ({_holder_text(fd)}); {advice}") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{program}, process {os.getpid()} on {socket.gethostname()}, since "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield path
     finally:
         os.close(fd)  # releases the lock
+
+
+# Linux's struct flock (l_type, l_whence, l_start, l_len, l_pid), for asking about a lock without taking it.
+_FLOCK = "hhqqi4x"
+
+
+def lock_holder(path) -> str | None:
+    """What the process holding `exclusive_lock(path)` wrote in it, or None when no other process holds
+    it (or there is no such file). It only asks (F_GETLK): a lock taken to test would, for that instant,
+    keep the holder's rightful successor out."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        if struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))[0] == fcntl.F_UNLCK:
+            return None
+        return _holder_text(fd)
+    finally:
+        os.close(fd)
+
+
+def _holder_text(fd: int) -> str:
+    """The line `exclusive_lock` wrote in the lock file open as `fd`."""
+    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
 
 
 def remove_temporaries(path) -> list:

@@ -2,15 +2,17 @@
 the temporaries a killed run left, and config.json and metrics.csv written and read back.
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
+A run whose lock is held is still training.
 """
 import csv
 import io
 import json
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import UserError, exclusive_lock, make_folder, remove_temporaries
+from .io import UserError, exclusive_lock, lock_holder, make_folder, remove_temporaries
 
 RUN_FILES = ("config.json", "metrics.csv", "best.pt", "last.pt")
 LOCK_FILE = "train.lock"
@@ -66,16 +68,24 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr
 REQUIRED_COLUMNS = ("epoch", "train_loss", "val_acc")  # what the comparison reads
 
 
+class NoFinishedEpoch(UserError):
+    """The run folder holds no epoch to compare yet: a training before its first epoch ends, or one
+    stopped then."""
+
+
 @dataclass
 class Run:
     path: Path
     config: dict
     metrics: list  # one dict per epoch, values as numbers, in file order
+    in_progress: str | None = None  # while it trains, what its train.lock says of the training
 
     @property
-    def best(self) -> dict:
-        """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps best.pt."""
-        return max(self.metrics, key=lambda row: row["val_acc"])
+    def best(self) -> dict | None:
+        """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps
+        best.pt: a NaN accuracy never improves on another. None when no epoch has a finite accuracy."""
+        finite = [row for row in self.metrics if math.isfinite(row["val_acc"])]
+        return max(finite, key=lambda row: row["val_acc"]) if finite else None
 
 
 def metrics_csv(history: list) -> str:
@@ -92,7 +102,8 @@ def read_run(folder) -> Run:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"run folder not found: {folder}")
-    return Run(folder, read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"))
+    return Run(folder, read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"),
+               lock_holder(folder / LOCK_FILE))
 
 
 def read_config(path: Path) -> dict:
@@ -122,11 +133,11 @@ def _read_metrics(path: Path) -> list:
                                     f"its header {len(reader.fieldnames)}")
                 rows.append({k: _number(v) for k, v in row.items()})
     except FileNotFoundError:
-        raise UserError(f"{path} not found: the run has not finished an epoch yet") from None
+        raise NoFinishedEpoch(f"{path} not found: the run has not finished an epoch yet") from None
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
     if not rows:
-        raise UserError(f"{path} holds no epochs yet")
+        raise NoFinishedEpoch(f"{path} holds no epochs yet")
     return rows
 
 
