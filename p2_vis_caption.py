@@ -3,6 +3,9 @@
 One PNG per input image, named like it (bike.jpg -> OUT_DIR/bike.png): the caption as title, the
 image under <start>, then one panel per generated WordPiece token with the decoder's cross-attention
 for it blended over the image, and <end> last (absent when --max_steps cut the caption short).
+With --method relevancy the panels show each token's relevancy instead (Chefer, Gur & Wolf, ICCV 2021:
+every attention of the network weighted by the gradient of that token's logit, the caption
+teacher-forced); the footer names the method.
 
 Defaults: CATR v2, greedy search and the second-to-last decoder layer (--layer -2, i.e. layer 4 of
 0..5), averaged over the 8 heads: in the report this repository reproduces, v2 gave the best captions
@@ -16,6 +19,7 @@ finished beam is listed with its score. It is one self-contained file that opens
     python p2_vis_caption.py --img_dir images/ --out_dir out/
     python p2_vis_caption.py --images bike.jpg ski.jpg --out_dir out/ --version v3 --layer -1 --heads all
     python p2_vis_caption.py --img_dir images/ --out_dir out/ --beam 3 --batch_size 8
+    python p2_vis_caption.py --img_dir images/ --out_dir out/ --method relevancy --save_npy
     python p2_vis_caption.py --img_dir images/ --html captions.html --beam 3
 """
 import argparse
@@ -23,7 +27,8 @@ from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError
-from data.outputs import check_output_folder, refuse_inputs
+import numpy as np
+import torch
 from tqdm import tqdm
 
 import catr
@@ -31,13 +36,16 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, ch
                       search_description, weights_description)
 from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
+from catr.relevancy import word_relevancy
 from data.images import list_images
+from data.outputs import check_output_folder, refuse_inputs
 from models.figures.classifier import save_array
 from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
 from models.figures.plots import save_figure
 from models.training.runtime import resolve_device
 
 DEFAULT_LAYER = -2
+METHODS = ("attention", "relevancy")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -56,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "(default: %(default)s, the second-to-last = 4 of 0..5)")
     parser.add_argument("--heads", choices=("mean", "all"), default="mean",
                         help="draw the mean over heads, or one row per head (default: %(default)s)")
+    parser.add_argument("--method", choices=METHODS, default="attention",
+                        help="attention: one decoder layer's cross-attention (--layer, --heads); relevancy: "
+                             "each token's relevancy through all layers, heads averaged (default: %(default)s)")
     parser.add_argument("--save_npy", action="store_true",
                         help="also write OUT_DIR/<stem>.npy: the maps drawn, (tokens, h, w) or "
                              "(tokens, heads, h, w), one entry per panel after <start>")
@@ -79,9 +90,21 @@ def check_output_names(paths: list) -> None:
         by_stem[path.stem] = path
 
 
-def word_maps(decoded) -> dict:
+def token_relevancy(model, image, decoded, device):
+    """(tokens, h, w) relevancy of the generated tokens, [SEP] last where the caption ended."""
+    ids = decoded.ids + ([catr.SEP_ID] if decoded.ended else [])
+    if not ids:
+        return np.zeros((0, *decoded.attention.shape[-2:]), dtype=np.float32)
+    tensor = catr.preprocess(image).to(device)[None]
+    return word_relevancy(model, tensor, torch.tensor([ids], device=device))[0].cpu().numpy()
+
+
+def word_maps(decoded, relevancy=None) -> dict:
     """The page's named map sets of one caption: name -> (words, layers, heads, h, w) or (words, h, w)."""
-    return {"cross-attention": decoded.attention}
+    maps = {"cross-attention": decoded.attention}
+    if relevancy is not None:
+        maps["relevancy"] = torch.from_numpy(relevancy)
+    return maps
 
 
 def beam_rows(decoded, tokenizer) -> list:
@@ -95,6 +118,8 @@ def main(argv=None) -> None:
     if args.out_dir is None and args.html is None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     check_search_arguments(args)
+    if args.method == "relevancy" and args.heads == "all":
+        raise UserError("--heads all draws attention heads; relevancy averages them: use --method attention")
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
     html = check_html_path(args.html, inputs=paths) if args.html else None
     check_output_names(paths)
@@ -110,7 +135,9 @@ def main(argv=None) -> None:
     layer = check_layer(args.layer, len(model.transformer.decoder.layers))
     tokenizer = catr.load_tokenizer()
     heads = "mean over heads" if args.heads == "mean" else "one row per head"
-    note = f"{weights_description(args)}; {search_description(args)}; decoder layer {layer}, {heads}"
+    shown = (f"cross-attention of decoder layer {layer}, {heads}" if args.method == "attention" else
+             "relevancy (Chefer et al. 2021), all layers, teacher-forced")
+    note = f"{weights_description(args)}; {search_description(args)}; {shown}"
 
     unreadable, entries = [], []
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
@@ -122,14 +149,18 @@ def main(argv=None) -> None:
                 unreadable.append(path)
                 continue
             caption = tokenizer.decode(decoded.ids) or "(empty caption)"
+            relevancy = token_relevancy(model, image, decoded, device) if args.method == "relevancy" else None
             labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])
             if html:
-                entries.append(caption_image_entry(path.name, image, caption, labels, word_maps(decoded), layer,
-                                                   beam_rows(decoded, tokenizer) if args.beam > 1 else (),
+                entries.append(caption_image_entry(path.name, image, caption, labels, word_maps(decoded, relevancy),
+                                                   layer, beam_rows(decoded, tokenizer) if args.beam > 1 else (),
                                                    weights_description(args)))
             if out_dir is not None:
-                maps = decoded.attention[:, layer]
-                maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
+                if relevancy is not None:
+                    maps = relevancy
+                else:
+                    maps = decoded.attention[:, layer]
+                    maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()
                 save_figure(caption_figure(image, caption, labels, maps, note), out_dir / f"{path.stem}.png")
                 if args.save_npy:
                     save_array(out_dir / f"{path.stem}.npy", maps)

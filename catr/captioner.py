@@ -77,12 +77,24 @@ class Caption(nn.Module):
         `pixel_mask` (B, H, W), True on padding, describes a batch of differently sized images padded
         at the bottom and right (see `catr.preprocess.batch_images`); None means no padding.
         """
+        return self.encode_cells(*self.image_cells(images, pixel_mask))
+
+    def image_cells(self, images: Tensor, pixel_mask: Tensor = None) -> tuple:
+        """The encoder's input: cells (B, h*w, D), their positions (B, h*w, D), padding mask (B, h*w)
+        and the grid (h, w). See `encode`."""
         if pixel_mask is None:
             pixel_mask = images.new_zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool)
         features, mask, pos = self.backbone(images, pixel_mask)
         src = self.input_proj(features)
         grid = tuple(src.shape[-2:])
-        src, pos, mask = src.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), mask.flatten(1)
+        return src.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), mask.flatten(1), grid
+
+    def encode_cells(self, src: Tensor, pos: Tensor, padding_mask: Tensor, grid: tuple,
+                     removed: Tensor = None) -> EncodedImages:
+        """Encoder and memory projection for `image_cells`' output. `removed` (B, h*w), True on cells
+        that no attention may see (the encoder's and the decoder's keys), as if they were padding;
+        their positions stay those of the whole image."""
+        mask = padding_mask if removed is None else padding_mask | removed
         memory = self.transformer.encoder(src, pos, mask)
         return EncodedImages(self.transformer.decoder.project_memory(memory, pos), mask, grid)
 

@@ -71,6 +71,20 @@ class Tokenizer:
         padding = torch.arange(ids.shape[1]) >= torch.tensor([len(c) for c in encoded])[:, None]
         return ids, padding
 
+    def words(self, ids) -> list:
+        """The words of `ids` as (word, first, end): a word and the slice of `ids` holding its pieces
+        (`##` pieces join the word before them; special tokens are skipped)."""
+        words = []
+        for index, token in enumerate(self.tokens(ids)):
+            if ids[index] in SPECIAL_IDS:
+                continue
+            if token.startswith("##") and words and words[-1][2] == index:
+                word, first, _ = words[-1]
+                words[-1] = (word + token[2:], first, index + 1)
+            else:
+                words.append((token, index, index + 1))
+        return words
+
     def decode(self, ids) -> str:
         """The caption for `ids`: special tokens skipped, `##` pieces merged, punctuation attached."""
         words = []

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import UserError, warn, write_text_atomic
+from .io import UserError, read_text, warn, write_text_atomic
 
 SHOWN = 3  # how many examples a warning names
 
@@ -25,19 +25,14 @@ class CaptionAnnotations:
 
 def read_json(path, what: str):
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise UserError(f"{what} {path} is not valid JSON: {err}") from None
 
 
-def _check_entry(entry, index: int, fields: dict, where: str) -> None:
+def check_entry(entry, index: int, fields: dict, where: str) -> None:
     """`entry` is a dict whose `fields` (name -> type) are present with that type."""
     if not isinstance(entry, dict):
         raise UserError(f"{where}: entry {index} is not an object")
@@ -55,11 +50,11 @@ def load_annotations(path) -> CaptionAnnotations:
                         f"'annotations' lists, as in captions_val2017.json")
     annotations = CaptionAnnotations(Path(path))
     for index, entry in enumerate(data["annotations"]):
-        _check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
+        check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
         annotations.references.setdefault(entry["image_id"], []).append(entry["caption"])
     repeated_ids = []
     for index, entry in enumerate(data["images"]):
-        _check_entry(entry, index, {"id": int, "file_name": str}, f"{where}, 'images'")
+        check_entry(entry, index, {"id": int, "file_name": str}, f"{where}, 'images'")
         if entry["id"] in annotations.file_names:
             repeated_ids.append(entry["id"])
         elif entry["id"] in annotations.references:
@@ -96,7 +91,7 @@ def load_results(path, annotations: CaptionAnnotations) -> dict:
                         f'{{"image_id": ..., "caption": ...}} objects')
     captions = {}
     for index, entry in enumerate(data):
-        _check_entry(entry, index, {"image_id": int, "caption": str}, where)
+        check_entry(entry, index, {"image_id": int, "caption": str}, where)
         image_id = entry["image_id"]
         if image_id not in annotations.references:
             raise UserError(f"{where}: entry {index} is for image id {image_id}, which has no captions in "

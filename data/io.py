@@ -147,6 +147,17 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def read_text(path, what: str) -> str:
+    """A UTF-8 text file the user named; a missing or unreadable one is one line naming `what` it is."""
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read {what} {path}: {getattr(err, 'strerror', None) or err}") from None
+
+
 def write_text_atomic(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

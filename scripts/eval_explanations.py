@@ -31,7 +31,7 @@ from data.masks import read_masks
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.explain.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,
-                                 faithfulness_table, grid_mask, perturbation_curves)
+                                         faithfulness_table, grid_mask, perturbation_curves)
 from models.figures.classifier import perturbation_figure
 from models.figures.plots import check_figure_path, save_figure
 from models.training.predict import inference_model, make_loader

@@ -44,7 +44,7 @@ def shoot(page, out: Path) -> None:
         }
         return [Math.ceil(right + 16), Math.ceil(bottom + 16)];
     }""")
-    shot = Image.open(io.BytesIO(page.screenshot(type="png", clip={"x": 0, "y": 0, "width": box[0], "height": box[1]})))
+    shot = Image.open(io.BytesIO(page.screenshot(type="png", full_page=True, clip={"x": 0, "y": 0, "width": box[0], "height": box[1]})))
     with atomic_path(out) as tmp:  # 256 colours: a third of the size, the page's flat colours kept
         shot.convert("RGB").quantize(256).save(tmp, format="png", optimize=True)
     print(f"wrote {out} ({out.stat().st_size // 1024} kB)")

@@ -31,3 +31,10 @@ def test_vocabulary_is_bert_base_uncased(tokenizer):
 ])
 def test_decode(tokenizer, tokens, text):
     assert tokenizer.decode(ids(tokenizer, *tokens)) == text
+
+
+def test_words_merge_pieces_and_skip_special_tokens():
+    tokenizer = load_tokenizer()
+    ids = tokenizer.encode("A hotdog, naïve!")
+    assert tokenizer.tokens(ids) == ["[CLS]", "a", "hot", "##dog", ",", "naive", "!", "[SEP]"]
+    assert tokenizer.words(ids) == [("a", 1, 2), ("hotdog", 2, 4), (",", 4, 5), ("naive", 5, 6), ("!", 6, 7)]

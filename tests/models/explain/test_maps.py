@@ -5,8 +5,8 @@ import torch
 
 from models.attention import FastSelfAttention, explicit_attention, set_attention
 from models.explain.maps import (attention_relevancy, attention_rollout, class_row_map, cls_attention_map,
-                         collect_attention, discard_lowest, head_maps, position_embedding_similarity,
-                         relevancy_maps, similarity_tiles)
+                                 collect_attention, discard_lowest, head_maps, position_embedding_similarity,
+                                 relevancy_maps, similarity_tiles)
 from models.vit import build_vit, grid_size, random_vit
 
 

@@ -1,0 +1,445 @@
+"""Does a word's map point at the object the word names? A grounding report for CATR on COCO-format data.
+
+For every caption word that names an object category (a word table, --words), each method's map of
+that word is compared with the category's instance masks in the image (the union of its instances):
+  - attention correctness: the share of the map's mass inside the object (Liu et al., AAAI 2017);
+    the uniform map scores the object's area share;
+  - pointing game: the map's maximum within {tolerance} pixels of the object (Zhang et al., ECCV 2016);
+  - deletion test: 0%, 10%, ..., 90% of the cells removed in the map's order, hidden from every
+    attention (encoder self-attention and decoder cross-attention), and the word re-scored teacher-
+    forced: its probability relative to the intact image. Most relevant first: lower area is better;
+    least relevant first: higher is better.
+Scores are averaged per category, then over categories.
+
+Methods: attention@L, decoder layer L's cross-attention averaged over heads, for every layer
+(--layers), relevancy (Chefer, Gur & Wolf, ICCV 2021, all layers), and two baselines, uniform (every
+cell equal; it has no order, so no deletion test) and random (a fixed-seed random map).
+
+Captions: --captions captions_*.json (reference mode: every reference caption is teacher-forced,
+grounding measured apart from captioning errors; a word whose category is absent from the image is
+not graded), or the model's own (generated mode: --generate, greedy or --beam N, or --results, an
+eval_captions.py results file). In generated mode a word whose category is absent is a
+hallucination: CHAIR_i, the share of object mentions (each category once per caption) naming an
+absent category, and CHAIR_s, the share of captions holding one (Rohrbach et al., EMNLP 2018).
+A word of several WordPiece pieces gets the sum of its pieces' maps and the product of their
+probabilities; a several-word name (hot dog) the map of its last word.
+
+Each image's results are appended to --cache as soon as it is done: a rerun with the same settings
+continues where the last one stopped. Prints a Markdown table and, as the last line, one JSON object
+(also written to --out_json).
+
+    python scripts/eval_grounding.py --img_dir val2017/ --instances annotations/instances_val2017.json \\
+        --captions annotations/captions_val2017.json --version v2 --out_json grounding.json \\
+        --out_png grounding.png
+"""
+import argparse
+import datetime
+import hashlib
+import json
+from pathlib import Path
+
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, warn, write_text_atomic
+import torch
+from tqdm import tqdm
+
+import catr
+from catr.captioner import CONFIGS
+from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments,
+                      load_captioner, search_description, weights_description)
+from catr.relevancy import explain_captions, token_log_probs
+from data.coco_captions import CaptionAnnotations, load_annotations, load_results
+from data.coco_instances import category_mask, load_instances
+from data.images import open_rgb
+from data.object_words import find_mentions, load_word_table
+from models.explain.faithfulness import FRACTIONS, random_maps
+from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,
+                                      pointing_hits, relative_probability, summarize, upsample)
+from models.figures.grounding import grounding_figure
+from models.figures.plots import check_figure_path, save_figure
+from models.training.runtime import resolve_device
+
+BASELINES = ("uniform", "random")
+DELETION_ROWS = 128  # teacher-forced re-scorings run together in the deletion test
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.replace("{tolerance}", str(POINTING_TOLERANCE)),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--img_dir", required=True, metavar="DIR", help="the images, e.g. val2017/")
+    parser.add_argument("--instances", required=True, metavar="FILE",
+                        help="COCO instance annotations, e.g. annotations/instances_val2017.json")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--captions", metavar="FILE",
+                        help="reference mode: teacher-force every caption of this captions_*.json")
+    source.add_argument("--generate", action="store_true",
+                        help="generated mode: caption the images (greedy, or --beam N) and grade those captions")
+    source.add_argument("--results", metavar="FILE",
+                        help="generated mode: grade the captions of this results file (eval_captions.py "
+                             "--out_results)")
+    parser.add_argument("--words", metavar="FILE",
+                        help="word table, lines 'category: word, word, ...' naming the instances file's "
+                             "categories (default: the shipped COCO table, data/coco_object_words.txt)")
+    parser.add_argument("--layers", type=int, nargs="+", metavar="L",
+                        help="decoder layers whose cross-attention is measured; negative counts from the "
+                             "last (default: every layer)")
+    parser.add_argument("--no_deletion", action="store_true",
+                        help="skip the deletion test (it re-scores each word 18 times per method)")
+    parser.add_argument("--limit", type=int, metavar="N", help="grade only the first N images, by image id")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random maps (default: %(default)s)")
+    parser.add_argument("--cache", metavar="FILE",
+                        help="per-image results, appended as each image is done; a rerun continues it "
+                             "(default: beside --out_json, named <its stem>.images.jsonl)")
+    parser.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
+    parser.add_argument("--out_png", metavar="FILE",
+                        help="bar chart of correctness and pointing game per method, and the deletion curves")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_weight_arguments(parser)
+    add_search_arguments(parser, batch_size=8)
+    return parser.parse_args(argv)
+
+
+def check_arguments(args) -> list:
+    """The methods measured, after every check that needs no file."""
+    check_search_arguments(args)
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    num_layers = CONFIGS[args.config].dec_layers
+    layers = range(num_layers) if args.layers is None else args.layers
+    for layer in layers:
+        if not -num_layers <= layer < num_layers:
+            raise UserError(f"--layers {layer} is out of range: the decoder has {num_layers} layers "
+                            f"(0..{num_layers - 1}, or -{num_layers}..-1)")
+    layers = sorted({layer % num_layers for layer in layers})
+    if args.out_png:
+        check_figure_path(args.out_png, "--out_png")
+    for flag in ("out_json", "cache"):
+        if getattr(args, flag) and Path(getattr(args, flag)).is_dir():
+            raise UserError(f"--{flag} {getattr(args, flag)} is a folder; give a file name")
+    return [f"attention@{layer}" for layer in layers] + ["relevancy", *BASELINES]
+
+
+def caption_source(args, instances) -> dict:
+    """Image id -> list of caption texts, or None per image in --generate mode."""
+    if args.captions:
+        return load_annotations(args.captions).references
+    if args.results:
+        known = CaptionAnnotations(Path(args.instances), references=dict.fromkeys(instances.file_names, ()))
+        return {image_id: [caption] for image_id, caption in load_results(args.results, known).items()}
+    return dict.fromkeys(instances.file_names)
+
+
+def images_to_grade(instances, captions: dict, img_dir: Path, limit) -> dict:
+    """Image id -> path, for the images with instances and captions that are in the folder."""
+    if not img_dir.is_dir():
+        raise UserError(f"folder not found: {img_dir}")
+    wanted = sorted(image_id for image_id in captions if image_id in instances.file_names)
+    if not wanted:
+        raise UserError(f"the captions and {instances.path} share no image id")
+    found = {image_id: img_dir / instances.file_names[image_id] for image_id in wanted
+             if (img_dir / instances.file_names[image_id]).is_file()}
+    if not found:
+        raise UserError(f"{img_dir} holds none of the {len(wanted)} images to grade (such as "
+                        f"{instances.file_names[wanted[0]]})")
+    if len(found) < len(wanted):
+        warn(f"{img_dir} holds {len(found)} of the {len(wanted)} images to grade; the others are left out")
+    return dict(list(found.items())[:limit])
+
+
+def check_table(table, instances) -> None:
+    unknown = [category for category in table.categories if category not in instances.categories]
+    if len(unknown) == len(table.categories):
+        raise UserError(f"none of the word table's categories ({', '.join(table.categories[:5])}, ...) is a "
+                        f"category of {instances.path}")
+    if unknown:
+        warn(f"{len(unknown)} categories of the word table are not in {instances.path} (such as "
+             f"{unknown[0]!r}); their words are ignored")
+
+
+def check_captions_name_objects(captions: dict, table, tokenizer) -> None:
+    """Reference and results mode: some caption must hold a word of the table, or nothing can be graded."""
+    for texts in captions.values():
+        for text in texts or ():
+            if find_mentions(table, [word for word, _, _ in tokenizer.words(tokenizer.encode(text))]):
+                return
+    raise UserError(f"no caption holds a word of the word table {table.path}: nothing to grade")
+
+
+def caption_ids(ids: list, ended: bool = True) -> list:
+    """A caption's tokens as teacher forcing reads them: [SEP] last, at most MAX_STEPS + 1 in all."""
+    return (list(ids)[: catr.MAX_STEPS] + [catr.SEP_ID]) if ended else list(ids)[: catr.MAX_STEPS + 1]
+
+
+def settings_record(args, methods: list, table) -> dict:
+    """What a cache's results depend on: a rerun with other settings must not mix with them."""
+    return {
+        "mode": "reference" if args.captions else "generated",
+        "captions": str(Path(args.captions or args.results).resolve()) if (args.captions or args.results) else None,
+        "search": search_description(args) if args.generate else None,
+        "max_steps": args.max_steps if args.generate else None,
+        "instances": str(Path(args.instances).resolve()),
+        "words": hashlib.sha256(Path(table.path).read_bytes()).hexdigest()[:16],
+        "weights": weights_description(args),
+        "config": args.config,
+        "methods": methods,
+        "deletion": not args.no_deletion,
+        "seed": args.seed,
+        "fractions": list(FRACTIONS),
+    }
+
+
+class ResultsCache:
+    """Per-image results, one JSON line each after a settings line, appended as images are done.
+
+    A line cut short by a crash is dropped when the file is read back (and rewritten without it).
+    """
+
+    def __init__(self, path, settings: dict):
+        self.path = Path(path) if path else None
+        self.images = {}
+        if self.path is None:
+            return
+        if self.path.exists():
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            records = []
+            for number, line in enumerate(lines):
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError:
+                    if number < len(lines) - 1:
+                        raise UserError(f"--cache {self.path}: line {number + 1} is not JSON; delete the "
+                                        f"file to start over") from None
+                    warn(f"--cache {self.path}: its last line was cut short; that image is redone")
+            if records and records[0].get("settings") != settings:
+                raise UserError(f"--cache {self.path} holds results of other settings; delete it or give "
+                                f"another --cache")
+            self.images = {record["image_id"]: record for record in records[1:]}
+            if len(records) < len(lines) or not records:
+                self._rewrite(settings)
+        else:
+            self._rewrite(settings)
+
+    def _rewrite(self, settings: dict) -> None:
+        lines = [json.dumps({"settings": settings})] + [json.dumps(r) for r in self.images.values()]
+        write_text_atomic(self.path, "\n".join(lines) + "\n")
+
+    def add(self, record: dict) -> None:
+        self.images[record["image_id"]] = record
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as out:
+                out.write(json.dumps(record) + "\n")
+
+
+class Grader:
+    """Grades the words of one image's captions with every method."""
+
+    def __init__(self, args, model, methods, table, instances, tokenizer, device):
+        self.model, self.methods, self.table, self.instances = model, methods, table, instances
+        self.tokenizer, self.device = tokenizer, device
+        self.generated = not args.captions
+        self.deletion = not args.no_deletion
+        self.seed = args.seed
+
+    def grade(self, image_id: int, image, captions: list) -> dict:
+        """`image` the resized RGB image; `captions` token id lists ([SEP] last where they ended)."""
+        present = self.instances.present[image_id]
+        info = self.instances.coco.imgs[image_id]
+        mentions, graded, hallucinated = [], [], 0
+        for index, ids in enumerate(captions):
+            words = self.tokenizer.words(ids)
+            found = [m for m in find_mentions(self.table, [word for word, _, _ in words])
+                     if m.category in self.instances.categories]
+            absent = {m.category for m in found if m.category not in present}
+            hallucinated += bool(absent)
+            mentions.append({"named": sorted({m.category for m in found}), "absent": sorted(absent)})
+            graded += [(index, m.category, words[m.last]) for m in found if m.category in present]
+        record = {"image_id": image_id, "captions": mentions, "words": []}
+        if not graded:
+            return record
+        tensor = catr.preprocess(image).to(self.device)
+        rows = sorted({index for index, _, _ in graded})
+        length = max(len(captions[index]) for index in rows)
+        ids = torch.zeros(len(rows), length, dtype=torch.long, device=self.device)
+        for row, index in enumerate(rows):
+            ids[row, : len(captions[index])] = torch.tensor(captions[index])
+        with torch.no_grad():
+            cells = self.model.image_cells(tensor[None])
+        maps = explain_captions(self.model, tensor, ids, cells=cells)
+        masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
+                 for category in {category for _, category, _ in graded}}
+        words = []
+        for index, category, (word, first, end) in graded:
+            row = rows.index(index)
+            word_maps = self._word_maps(maps, row, first, end, image_id * 10_000 + index * 128 + first)
+            upsampled = upsample(word_maps, (info["height"], info["width"]))
+            correctness = attention_correctness(upsampled, masks[category]).tolist()
+            pointing = pointing_hits(upsampled, masks[category]).tolist()
+            scores = {method: {"correctness": c, "pointing": p}
+                      for method, c, p in zip(self.methods, correctness, pointing)}
+            words.append({"category": category, "word": word, "caption": index, "row": row,
+                          "span": (first, end), "methods": scores, "maps": word_maps})
+        if self.deletion:
+            self._deletion(words, cells, ids, maps.log_probs)
+        for word in words:
+            del word["maps"], word["row"]
+        record["words"] = words
+        return record
+
+    def _word_maps(self, maps, row: int, first: int, end: int, random_index: int) -> torch.Tensor:
+        """(methods, h, w): each method's map of the word whose pieces are tokens first..end-1."""
+        grid = maps.relevancy.shape[-2:]
+        out = []
+        for method in self.methods:
+            if method.startswith("attention@"):
+                out.append(maps.attention[int(method.split("@")[1]), row, first:end].sum(dim=0))
+            elif method == "relevancy":
+                out.append(maps.relevancy[row, first:end].sum(dim=0))
+            elif method == "uniform":
+                out.append(torch.ones(grid, device=maps.relevancy.device))
+            else:
+                out.append(random_maps([random_index], grid, self.seed)[0].to(maps.relevancy.device))
+        return torch.stack(out).float()
+
+    def _deletion(self, words: list, cells: tuple, ids: torch.Tensor, intact_log_probs: torch.Tensor) -> None:
+        """Adds each method's two deletion curves to every word's scores (uniform has no order: None)."""
+        ordered = [m for m in self.methods if m != "uniform"]
+        jobs = []  # (word, method, key, removed masks (F, cells))
+        for word in words:
+            for method in self.methods:
+                word["methods"][method]["deletion_most"] = word["methods"][method]["deletion_least"] = None
+            stacked = word["maps"][[self.methods.index(m) for m in ordered]]
+            for key, first in (("deletion_most", True), ("deletion_least", False)):
+                for method, removed in zip(ordered, deletion_masks(stacked, first)):
+                    jobs.append((word, method, key, removed))
+        removed = torch.cat([job[3][1:] for job in jobs])  # fraction 0 is the intact image
+        captions = torch.cat([ids[job[0]["row"]].expand(len(FRACTIONS) - 1, -1) for job in jobs])
+        log_probs = []
+        with torch.no_grad():
+            for start in range(0, len(removed), DELETION_ROWS):
+                chunk = slice(start, start + DELETION_ROWS)
+                log_probs.append(token_log_probs(self.model, cells, captions[chunk], removed[chunk]))
+        log_probs = torch.cat(log_probs).view(len(jobs), len(FRACTIONS) - 1, -1)
+        for (word, method, key, _), scores in zip(jobs, log_probs):
+            first, end = word["span"]
+            intact = intact_log_probs[word["row"], first:end].sum()
+            curve = relative_probability(scores[:, first:end].sum(dim=-1), intact).tolist()
+            word["methods"][method][key] = [1.0] + curve
+
+
+def markdown_table(summary: dict) -> str:
+    lines = ["| method | attention correctness % | pointing game % | deletion AUC, most relevant first "
+             "(lower is better) | deletion AUC, least relevant first (higher is better) |",
+             "|---|---|---|---|---|"]
+    for method, scores in summary.items():
+        cells = [scores[key] for key in ("correctness", "pointing_game", "deletion_most_auc", "deletion_least_auc")]
+        lines.append(f"| {method} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def hallucination_rates(records: list) -> dict:
+    """CHAIR_i over object mentions (each category once per caption) and CHAIR_s over captions, in %."""
+    captions = [caption for record in records for caption in record["captions"]]
+    mentions = sum(len(caption["named"]) for caption in captions)
+    absent = sum(len(caption["absent"]) for caption in captions)
+    return {"chair_i": round(100 * absent / mentions, 2) if mentions else None,
+            "chair_s": round(100 * sum(bool(c["absent"]) for c in captions) / len(captions), 2) if captions else None,
+            "object_mentions": mentions, "captions": len(captions)}
+
+
+def generate_batches(model, paths: dict, pending: list, args, device):
+    """(image id, resized image or None, caption token ids) per image, --batch_size images at a time."""
+    for start in range(0, len(pending), args.batch_size):
+        opened = []
+        for image_id in pending[start: start + args.batch_size]:
+            try:
+                opened.append((image_id, catr.resize_longer_side(open_rgb(paths[image_id]))))
+            except UserError as err:
+                warn(f"{err}; skipped")
+                opened.append((image_id, None))
+        readable = [catr.preprocess(image).to(device) for _, image in opened if image is not None]
+        decoded = iter(catr.generate(model, readable, beam_size=args.beam, max_steps=args.max_steps,
+                                     length_penalty=args.length_penalty))
+        for image_id, image in opened:
+            if image is None:
+                yield image_id, None, None
+            else:
+                result = next(decoded)
+                yield image_id, image, [caption_ids(result.ids, result.ended)]
+
+
+def given_captions(paths: dict, pending: list, captions: dict, tokenizer):
+    for image_id in pending:
+        try:
+            image = catr.resize_longer_side(open_rgb(paths[image_id]))
+        except UserError as err:
+            warn(f"{err}; skipped")
+            yield image_id, None, None
+            continue
+        yield image_id, image, [caption_ids(tokenizer.encode(text)[1:-1]) for text in captions[image_id]]
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    methods = check_arguments(args)
+    table = load_word_table(args.words)
+    instances = load_instances(args.instances)
+    check_table(table, instances)
+    captions = caption_source(args, instances)
+    tokenizer = catr.load_tokenizer()
+    if not args.generate:
+        check_captions_name_objects(captions, table, tokenizer)
+    paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)
+    cache_path = args.cache or (args.out_json and Path(args.out_json).with_name(Path(args.out_json).stem
+                                                                             + ".images.jsonl"))
+    if not cache_path:
+        warn("no --cache or --out_json: an interrupted run starts over")
+    cache = ResultsCache(cache_path, settings_record(args, methods, table))
+    pending = [image_id for image_id in paths if image_id not in cache.images]
+    print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to grade "
+          f"({weights_description(args)}; {'reference captions' if args.captions else 'generated captions'})")
+    unreadable = 0
+    if pending:
+        device = resolve_device(args.device)
+        model = load_captioner(args, device)
+        grader = Grader(args, model, methods, table, instances, tokenizer, device)
+        source = (generate_batches(model, paths, pending, args, device) if args.generate
+                  else given_captions(paths, pending, captions, tokenizer))
+        for image_id, image, ids in tqdm(source, total=len(pending), desc="grounding", unit="image",
+                                         disable=args.no_progress):
+            if image is None:
+                unreadable += 1
+                continue
+            cache.add(grader.grade(image_id, image, ids))
+
+    records = [cache.images[image_id] for image_id in paths if image_id in cache.images]
+    words = [word for record in records for word in record["words"]]
+    if not words and not any(caption["named"] for record in records for caption in record["captions"]):
+        raise UserError("no caption holds a word of the word table: nothing to grade")
+    summary = summarize(words, methods, FRACTIONS)
+    categories = sorted({word["category"] for word in words})
+    print(f"{len(words)} words of {len(categories)} categories graded in {len(records)} images")
+    print(markdown_table(summary))
+    result = {"methods": summary, "words": len(words), "categories": len(categories), "images": len(records),
+              "unreadable_images": unreadable, "mode": "reference" if args.captions else "generated",
+              "fractions": list(FRACTIONS), "pointing_tolerance_px": POINTING_TOLERANCE,
+              "weights": weights_description(args), "word_table": str(table.path),
+              "date": datetime.date.today().isoformat()}
+    if not args.captions:
+        result["hallucination"] = hallucination_rates(records)
+        rates = result["hallucination"]
+        print(f"CHAIR_i {rates['chair_i']}% of {rates['object_mentions']} object mentions, CHAIR_s "
+              f"{rates['chair_s']}% of {rates['captions']} captions")
+    line = json.dumps(result)
+    if args.out_json:
+        write_text_atomic(args.out_json, line + "\n")
+        print(f"wrote {args.out_json}")
+    if args.out_png:
+        title = f"Grounding, {len(words)} words of {len(categories)} categories, {weights_description(args)}"
+        save_figure(grounding_figure(summary, FRACTIONS, title), args.out_png)
+        print(f"wrote {args.out_png}")
+    print(line)
+
+
+if __name__ == "__main__":
+    run_main(main)
