@@ -14,6 +14,7 @@ A resumed run takes every setting from RUN/config.json. It accepts again only th
 change what the model learns (--num_workers, --cache_images, --device, --no_progress, --compile,
 --attention, --grad_checkpointing, and --data_dir when the data has moved) and the two that say how
 long it trains: a larger --epochs and a new --patience. Any other flag with a new value is refused.
+The flags, RUN/config.json and RUN/last.pt's config obey the same rules (models/settings.py).
 """
 import argparse
 import json
@@ -39,9 +40,10 @@ from models.training.distributed import (ShardSampler, backend_name, broadcast_f
                                          init_distributed, is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import MAX_SEED, bf16_supported, default_num_workers, resolve_device
+from models.training.runtime import bf16_supported, default_num_workers, resolve_device
 from models.training.writer import BackgroundWriter
-from models.vit import MODEL_NAMES, build_vit, check_image_size
+from models.settings import PRECISIONS, check_resumed_checkpoint, check_run_config, check_settings
+from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
 SHOWN_CLASSES = 5  # how many classes without training images a warning names
 
@@ -87,7 +89,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("runtime")
     g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+    g.add_argument("--precision", choices=PRECISIONS, default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
     g.add_argument("--num_workers", type=int, default=None,
                    help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
@@ -112,16 +114,17 @@ def resolve_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     if args.resume:
-        if not (out / "config.json").is_file():
+        config_path = out / "config.json"
+        if not config_path.is_file():
             raise UserError(f"no run to resume in {out}: it holds no config.json")
         defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
-        args = argparse.Namespace(**resumed_settings(defaults, read_config(out / "config.json"),
-                                                     given_flags(argv)))
-        check_args(args)
-        return args
+        given = given_flags(argv)
+        settings = resumed_settings(defaults, check_run_config(read_config(config_path), config_path), given)
+        # Only the flags given can break a rule here: the rest come from the checked config.json.
+        return argparse.Namespace(**check_settings(settings, name=lambda key: f"--{key}" if key in given
+                                                   else f"{config_path}: {key!r}"))
     check_new_run_folder(out)
-    check_args(args)
-    return argparse.Namespace(**make_config(args))
+    return argparse.Namespace(**make_config(argparse.Namespace(**check_settings(vars(args)))))
 
 
 def given_flags(argv=None) -> dict:
@@ -130,24 +133,6 @@ def given_flags(argv=None) -> dict:
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     return vars(parser.parse_args(argv))
-
-
-def check_args(args) -> None:
-    """Every flag's range, before anything is written."""
-    at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "num_classes": 1, "patience": 0,
-                "num_workers": 0, "lr": 0, "momentum": 0, "weight_decay": 0, "warmup_epochs": 0, "clip_grad": 0}
-    for flag, low in at_least.items():
-        if getattr(args, flag) is None:  # --num_workers: chosen for the device at start
-            continue
-        if not getattr(args, flag) >= low:  # `not >=` also refuses NaN
-            raise UserError(f"--{flag} must be at least {low}, not {getattr(args, flag)}")
-    if not 0 <= args.label_smoothing < 1:
-        raise UserError(f"--label_smoothing must be in [0, 1), not {args.label_smoothing}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
-    if args.weights and args.no_pretrained:
-        raise UserError("--weights and --no_pretrained contradict each other; give one")
-    args.image_size = check_image_size(args.model, args.image_size)
 
 
 def warn_classes_without_images(labels, class_names, num_classes: int) -> None:
@@ -175,7 +160,10 @@ def main(argv=None):
         if is_main:
             for tmp in remove_stale_temporaries(out):
                 print(f"removed {tmp.name}, left by a run that was stopped while writing")
-        resumed = load_checkpoint(out / "last.pt") if args.resume and (out / "last.pt").exists() else None
+        resumed = None
+        if args.resume and (out / "last.pt").exists():
+            resumed = load_checkpoint(out / "last.pt")
+            check_resumed_checkpoint(resumed, vars(args), out / "last.pt", out / "config.json")
         if args.resume and resumed is None and is_main:
             print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
         # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
@@ -219,7 +207,7 @@ def train(args, device, resumed, writer: BackgroundWriter):
         model = build_vit(args.model, num_classes=args.num_classes, image_size=args.image_size,
                           pretrained=fresh and not args.no_pretrained, weights=args.weights if fresh else None)
     if not fresh:
-        model.load_state_dict(resumed["model"])
+        load_state_strict(model, resumed["model"], str(out / "last.pt"), args.model)
     set_attention(model, args.attention)
     if args.grad_checkpointing:
         enable_grad_checkpointing(model)
