@@ -40,7 +40,7 @@ from models.training.distributed import (ShardSampler, backend_name, broadcast_f
                                          init_distributed, is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import bf16_supported, default_num_workers, resolve_device
+from models.training.runtime import default_num_workers, resolve_device, run_precision
 from models.training.writer import BackgroundWriter
 from models.settings import PRECISIONS, check_resumed_checkpoint, check_run_config, check_settings
 from models.vit import MODEL_NAMES, build_vit, load_state_strict
@@ -181,12 +181,10 @@ def train(args, device, resumed, writer: BackgroundWriter):
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    if device.type != "cuda":
-        args.precision = "fp32"  # what the CPU runs; the config records what was really used
-    elif args.precision == "bf16" and not bf16_supported(device):
-        # fp16 training would need loss scaling; such GPUs train in fp32 instead.
-        warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in fp32")
-        args.precision = "fp32"
+    precision = run_precision(device, args.precision, training=True)
+    if device.type == "cuda" and precision != args.precision:
+        warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in {precision}")
+    args.precision = precision  # the config records what was really used
     config = dict(vars(args))
 
     data_dir = Path(args.data_dir)

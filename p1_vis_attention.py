@@ -24,25 +24,25 @@ similarity of any patch. It is one self-contained file: open it in a browser, no
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg dog.jpg --html maps.html
 """
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, warn
-from data.images import open_rgb
+from data.images import check_unique_stems, open_rgb
+from data.flags import layer_index
 from data.outputs import check_output_folder
-from data.pets import CLASS_NAMES
-from data.transforms import MEAN, STD, denormalize, eval_transform_from_config
+from data.pets import default_class_names
+from data.transforms import denormalize, eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
+from models.explain.maps import HEAD_FUSIONS, class_relevancy_maps, collect_attention, position_embedding_similarity
+from models.explain.methods import DRAWN, MAP_METHODS, MapOptions, compute_maps
 from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure, save_array
-from models.explain.maps import (HEAD_FUSIONS, attention_rollout, class_relevancy_maps, class_row_map,
-                                 cls_attention_map, collect_attention, head_maps, position_embedding_similarity,
-                                 relevancy_maps)
 from models.figures.explorer import check_html_path, vit_image_entry, write_explorer
 from models.figures.plots import save_figure
 from models.training.runtime import resolve_device
 from models.vit import grid_size
 
-METHODS = ("last", "rollout", "heads", "relevancy")
 REPORT_IMAGES = ("val/26_5064.jpg", "val/29_4718.jpg", "val/31_4838.jpg")  # Ragdoll, samoyed, shiba inu
 PAGE_CLASSES = 5  # the page's relevancy maps: the most probable classes
 
@@ -62,7 +62,7 @@ def parse_args(argv=None):
                    help="also (or instead) write one interactive page for all the images, a "
                         "self-contained FILE.html that opens offline; --method, --layer and the "
                         "rollout and relevancy flags apply to the PNGs only")
-    p.add_argument("--method", choices=METHODS, default="last", help="which map (default %(default)s)")
+    p.add_argument("--method", choices=DRAWN, default="last", help="which map (default %(default)s)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
                         "for rollout the last layer included; relevancy always uses every layer")
@@ -89,22 +89,8 @@ def image_paths(args) -> list:
         if missing:
             raise UserError(f"image not found: {missing[0]} (the report's images are looked up under "
                             f"--data_dir {args.data_dir}; pass --data_dir or --images)")
-    stems = [p.stem for p in paths]
-    repeated = sorted({s for s in stems if stems.count(s) > 1})
-    if repeated:
-        raise UserError(f"several images are named {repeated[0]!r}: their figures would overwrite each other")
+    check_unique_stems(paths)
     return paths
-
-
-def layer_index(layer: int, num_layers: int) -> int:
-    if not -num_layers <= layer < num_layers:
-        raise UserError(f"--layer {layer} is out of range: the model has {num_layers} layers, "
-                        f"use 0..{num_layers - 1} or -{num_layers}..-1")
-    return layer % num_layers
-
-
-def class_name(names, k: int) -> str:
-    return names[k] if k < len(names) else f"class {k}"
 
 
 def target_class(target, num_classes: int):
@@ -114,33 +100,6 @@ def target_class(target, num_classes: int):
     return target
 
 
-def draw_relevancy(relevancy_map, target: int, predicted: int, names, layers: int, image, heading):
-    whose = "the predicted class" if target == predicted else "not the predicted class"
-    title = (f"{heading}\nRelevancy for class {target} {class_name(names, target)} ({whose}), "
-             f"all {layers} layers")
-    return attention_figure(image, relevancy_map, title, map_title="Relevancy map"), relevancy_map
-
-
-def draw(method, attentions, layer, grid, image, heading, args):
-    """(figure, map array) for one image; `attentions` are the layers' (heads, N, N) scores."""
-    heads = attentions[layer].shape[0]
-    last = len(attentions) - 1
-    where = f"layer {layer}" + (" (last)" if layer == last else f" of 0-{last}")
-    if method == "heads":
-        maps = head_maps(attentions[layer], grid)
-        title = f"{heading}\n[class] attention per head, {where}, each scaled to its own range"
-        return heads_figure(image, maps, title), maps
-    if method == "last":
-        attn_map = cls_attention_map(attentions[layer], grid)
-        title = f"{heading}\n[class] attention to the patches, {where}, mean of {heads} heads"
-        return attention_figure(image, attn_map, title), attn_map
-    rollout = attention_rollout(attentions[: layer + 1], args.head_fusion, args.discard_ratio)
-    attn_map = class_row_map(rollout, grid)
-    detail = f", discard {args.discard_ratio:g}" if args.discard_ratio else ""
-    title = f"{heading}\nAttention rollout, layers 0-{layer}, heads fused by {args.head_fusion}{detail}"
-    return attention_figure(image, attn_map, title, map_title="Rollout map"), attn_map
-
-
 def page_entry(model, x, path, image, names, similarity) -> dict:
     """The interactive page's data for one image: every layer's attention and the top classes'
     relevancy."""
@@ -148,9 +107,20 @@ def page_entry(model, x, path, image, names, similarity) -> dict:
     probs = logits.float().softmax(-1)[0].cpu()
     top = probs.topk(min(PAGE_CLASSES, len(probs)))
     _, relevancy = class_relevancy_maps(model, x, top.indices.tolist())
-    top_classes = [(int(k), class_name(names, int(k)), float(p)) for p, k in zip(top.values, top.indices)]
+    top_classes = [(int(k), names[int(k)], float(p)) for p, k in zip(top.values, top.indices)]
     return vit_image_entry(path.name, image, [a[0].float().cpu() for a in attentions], relevancy.float().cpu(),
                            top_classes, similarity, grid_size(model))
+
+
+def map_options(args) -> MapOptions:
+    """The options of --method, with a warning for each map flag the method does not read."""
+    options = MapOptions(layer=args.layer, head_fusion=args.head_fusion, discard_ratio=args.discard_ratio,
+                         target_class=args.target_class)
+    ignored = [f"--{flag}" for flag in ("head_fusion", "discard_ratio", "target_class")
+               if getattr(options, flag) != getattr(MapOptions(), flag) and flag not in MAP_METHODS[args.method].flags]
+    if ignored:
+        warn(f"{' and '.join(ignored)} do{'es' * (len(ignored) == 1)} not apply to --method {args.method}; ignored")
+    return options
 
 
 def main(argv=None):
@@ -159,10 +129,7 @@ def main(argv=None):
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     if not 0.0 <= args.discard_ratio < 1.0:
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
-    if args.method != "rollout" and (args.head_fusion != "mean" or args.discard_ratio):
-        warn(f"--head_fusion and --discard_ratio apply to --method rollout; ignored for {args.method}")
-    if args.method != "relevancy" and args.target_class is not None:
-        warn(f"--target_class applies to --method relevancy; ignored for {args.method}")
+    options = map_options(args)
     paths = image_paths(args)
     html = check_html_path(args.html, inputs=[args.ckpt, *paths]) if args.html else None
     out_dir = check_output_folder(args.out_dir, "--out_dir") if args.out_dir is not None else None
@@ -170,13 +137,13 @@ def main(argv=None):
         open_rgb(path)
     device = resolve_device(args.device)
     model, config = model_from_checkpoint(args.ckpt)
-    layer = layer_index(args.layer, len(model.transformer.blocks))
-    target = target_class(args.target_class, config["num_classes"])
+    layers = len(model.transformer.blocks)
+    options = replace(options, layer=layer_index(args.layer, layers, "the model"),
+                      target_class=target_class(args.target_class, config["num_classes"]))
     model.to(device)
-    grid = grid_size(model)
     transform = eval_transform_from_config(config)
-    mean, std = config.get("mean", MEAN), config.get("std", STD)
-    names = config.get("class_names") or CLASS_NAMES
+    mean, std = normalization(config)
+    names = config.get("class_names") or default_class_names(config["num_classes"])
     similarity = position_embedding_similarity(model.positional_embedding.pos_embedding).cpu()
     entries = []
     for path in paths:
@@ -185,31 +152,31 @@ def main(argv=None):
         if html:
             entries.append(page_entry(model, x, path, image, names, similarity))
         if args.out_dir is not None:
-            draw_figure(model, x, path, image, names, layer, grid, target, args)
+            draw_figure(model, x, path, image, names, options, args)
     if html:
+        grid = grid_size(model)
         size = write_explorer(html, "vit", f"{config['model']} at {config['image_size']} px: "
-                              f"{len(model.transformer.blocks)} layers, {grid[0]}x{grid[1]} patches, "
-                              f"checkpoint {args.ckpt}", entries)
+                              f"{layers} layers, {grid[0]}x{grid[1]} patches, checkpoint {args.ckpt}", entries)
         print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
 
 
-def draw_figure(model, x, path, image, names, layer, grid, target, args) -> None:
+def draw_figure(model, x, path, image, names, options, args) -> None:
     """Write the figure of --method (and its .npy) for one image."""
-    if args.method == "relevancy":
-        logits, targets, maps = relevancy_maps(model, x, target)
-    else:
-        logits, attentions = collect_attention(model, x)
+    method = MAP_METHODS[args.method]
+    logits, maps = compute_maps(args.method, model, x, options)
     prob, pred = logits.float().softmax(-1)[0].max(0)
-    pred = int(pred)
-    name = class_name(names, pred)
+    name = names[int(pred)]
     heading = f"{path.name}: predicted {name} ({prob:.1%})"
-    if args.method == "relevancy":
-        fig, values = draw_relevancy(maps[0].float().cpu(), int(targets[0]), pred, names,
-                                     len(model.transformer.blocks), image, heading)
+    if args.method == "relevancy" and options.target_class is None:
+        options = replace(options, target_class=int(pred))
+    heads = model.transformer.blocks[0].attn.n_heads
+    title = f"{heading}\n{method.describe(options, len(model.transformer.blocks), heads, names)}"
+    values = maps[0].float().cpu()
+    if values.dim() == 3:
+        fig = heads_figure(image, values, title)
     else:
-        fig, values = draw(args.method, [a[0].float().cpu() for a in attentions], layer, grid,
-                           image, heading, args)
-    suffix = f"_class{target}" if args.method == "relevancy" and target is not None else ""
+        fig = attention_figure(image, values, title, map_title=method.map_title)
+    suffix = f"_class{args.target_class}" if args.method == "relevancy" and args.target_class is not None else ""
     out = Path(args.out_dir) / f"{path.stem}_{args.method}{suffix}.png"
     save_figure(fig, out, dpi=ATTENTION_DPI)
     print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")

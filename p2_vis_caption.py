@@ -26,6 +26,7 @@ import argparse
 from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.flags import layer_index
 from data.io import UserError
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, ch
 from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
 from catr.relevancy import word_relevancy
-from data.images import list_images
+from data.images import check_unique_stems, list_images
 from data.outputs import check_output_folder, refuse_inputs
 from models.figures.classifier import save_array
 from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
@@ -74,22 +75,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def check_layer(layer: int, num_layers: int) -> int:
-    if not -num_layers <= layer < num_layers:
-        raise UserError(f"--layer {layer} is out of range: the decoder has {num_layers} layers "
-                        f"(0..{num_layers - 1}, or -{num_layers}..-1)")
-    return layer % num_layers
-
-
-def check_output_names(paths: list) -> None:
-    """Two inputs with one stem (bike.jpg, bike.png) would overwrite each other's figure."""
-    by_stem = {}
-    for path in paths:
-        if path.stem in by_stem:
-            raise UserError(f"{by_stem[path.stem]} and {path} would both be written as {path.stem}.png")
-        by_stem[path.stem] = path
-
-
 def token_relevancy(model, image, decoded, device):
     """(tokens, h, w) relevancy of the generated tokens, [SEP] last where the caption ended."""
     ids = decoded.ids + ([catr.SEP_ID] if decoded.ended else [])
@@ -122,7 +107,7 @@ def main(argv=None) -> None:
         raise UserError("--heads all draws attention heads; relevancy averages them: use --method attention")
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
     html = check_html_path(args.html, inputs=paths) if args.html else None
-    check_output_names(paths)
+    check_unique_stems(paths)
     out_dir = None
     if args.out_dir is not None:
         out_dir = check_output_folder(args.out_dir, "--out_dir")
@@ -132,7 +117,7 @@ def main(argv=None) -> None:
     device = resolve_device(args.device)
     model = load_captioner(args, device)
     check_beam(args, model, device)
-    layer = check_layer(args.layer, len(model.transformer.decoder.layers))
+    layer = layer_index(args.layer, len(model.transformer.decoder.layers), "the decoder")
     tokenizer = catr.load_tokenizer()
     heads = "mean over heads" if args.heads == "mean" else "one row per head"
     shown = (f"cross-attention of decoder layer {layer}, {heads}" if args.method == "attention" else

@@ -122,3 +122,13 @@ def upright(image: Image.Image) -> Image.Image:
     except Exception:  # unreadable EXIF: viewers show such a photo as stored, and so do we
         pass
     return image
+
+
+def check_unique_stems(paths) -> None:
+    """Figures are named after their image's stem: bike.jpg and bike.png would overwrite each other's."""
+    by_stem = {}
+    for path in map(Path, paths):
+        if path.stem in by_stem:
+            raise UserError(f"{by_stem[path.stem]} and {path} are both named {path.stem!r}: their figures "
+                            "would overwrite each other")
+        by_stem[path.stem] = path

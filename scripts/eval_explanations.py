@@ -30,8 +30,8 @@ from data.outputs import check_output_file
 from data.masks import read_masks
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
-from models.explain.faithfulness import (FRACTIONS, METHODS, FaithfulnessTally, explanation_maps,
-                                         faithfulness_table, grid_mask, perturbation_curves)
+from models.explain.faithfulness import FRACTIONS, FaithfulnessTally, faithfulness_table, grid_mask, perturbation_curves
+from models.explain.methods import MEASURED, explanation_maps
 from models.figures.classifier import perturbation_figure
 from models.figures.plots import check_figure_path, save_figure
 from models.training.predict import inference_model, make_loader
@@ -47,8 +47,8 @@ def parse_args(argv=None):
                    help="object masks <image stem>.png of the image's size (non-zero = object, or Pets "
                         "trimaps); an image without one, or whose mask has another size or no object, is "
                         "left out of localisation only, with a warning")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), metavar="NAME",
-                   help=f"the maps to measure, any of: {' '.join(METHODS)} (default: all)")
+    p.add_argument("--methods", nargs="+", default=list(MEASURED), metavar="NAME",
+                   help=f"the maps to measure, any of: {' '.join(MEASURED)} (default: all)")
     p.add_argument("--limit", type=int, metavar="N",
                    help="measure N images spread evenly over the folder's sorted names (default: all)")
     p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per pass (default %(default)s)")
@@ -66,9 +66,9 @@ def parse_args(argv=None):
 
 
 def check_arguments(args) -> None:
-    unknown = [m for m in args.methods if m not in METHODS]
+    unknown = [m for m in args.methods if m not in MEASURED]
     if unknown:
-        raise UserError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
+        raise UserError(f"unknown method {unknown[0]!r}; choose from {', '.join(MEASURED)}")
     if len(set(args.methods)) != len(args.methods):
         raise UserError("a method is listed twice in --methods")
     for flag in ("limit", "batch_size"):

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.flags import layer_index
 from data.io import UserError, warn, write_text_atomic
 import torch
 from tqdm import tqdm
@@ -110,11 +111,7 @@ def check_arguments(args) -> list:
         raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
     num_layers = CONFIGS[args.config].dec_layers
     layers = range(num_layers) if args.layers is None else args.layers
-    for layer in layers:
-        if not -num_layers <= layer < num_layers:
-            raise UserError(f"--layers {layer} is out of range: the decoder has {num_layers} layers "
-                            f"(0..{num_layers - 1}, or -{num_layers}..-1)")
-    layers = sorted({layer % num_layers for layer in layers})
+    layers = sorted({layer_index(layer, num_layers, "the decoder", "--layers") for layer in layers})
     check_outputs(args)
     return [f"attention@{layer}" for layer in layers] + ["relevancy", *BASELINES]
 

@@ -178,7 +178,7 @@ def test_default_images_missing_names_data_dir(ckpt, tmp_path):
 def test_rollout_options_with_another_method_warn(ckpt, images, tmp_path, capsys):
     p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(images[0]), "--out_dir", str(tmp_path),
                            "--head_fusion", "max"])
-    assert "warning: --head_fusion and --discard_ratio apply to --method rollout" in capsys.readouterr().err
+    assert "warning: --head_fusion does not apply to --method last; ignored" in capsys.readouterr().err
 
 
 def write_text(path, text="not an image"):
@@ -192,10 +192,10 @@ def write_text(path, text="not an image"):
     ("decompression bomb", "100,000,000 pixels"),
     ("state dict", "not a checkpoint written by p1_train.py"),
     ("text as checkpoint", "not a readable PyTorch file"),
-    ("layer too high", r"--layer 2 is out of range: the model has 2 layers, use 0\.\.1 or -2\.\.-1"),
+    ("layer too high", r"--layer 2 is out of range: the model has 2 layers \(0\.\.1, or -2\.\.-1\)"),
     ("layer too low", r"--layer -3 is out of range"),
     ("discard 1", "discard_ratio"),
-    ("same stem", "several images are named 'cat'"),
+    ("same stem", "are both named 'cat': their figures would overwrite each other"),
 ])
 def test_bad_input_is_one_clear_error(ckpt, images, tmp_path, case, message):
     argv = {"--ckpt": str(ckpt), "--images": [str(images[0])], "--out_dir": str(tmp_path / "out")}

@@ -15,10 +15,7 @@ Maps are (B, gh, gw) with patch (r, c) at row r, column c of the model's grid.
 import torch
 import torch.nn.functional as F
 
-from .maps import attention_rollout, class_row_map, cls_attention_map, collect_attention, relevancy_maps
-from models.vit import grid_size
 
-METHODS = ("random", "last", "rollout", "relevancy")
 FRACTIONS = tuple(i / 10 for i in range(10))  # 0%, 10%, ..., 90% of the patches removed
 OBJECT_COVERAGE = 0.5  # a patch belongs to the object when at least half its pixels do
 
@@ -30,31 +27,6 @@ def random_maps(indices, grid, seed: int = 0) -> torch.Tensor:
     maps = [torch.rand(gh, gw, generator=torch.Generator().manual_seed(seed * 1_000_003 + int(i)))
             for i in indices]
     return torch.stack(maps)
-
-
-def explanation_maps(model, images, methods, indices, seed: int = 0) -> tuple:
-    """(predicted classes (B,), {method: maps (B, gh, gw)}) of a package ViT on a batch.
-
-    last: the last layer's [class] attention, mean of heads; rollout: attention rollout through all
-    layers, heads averaged; relevancy: the relevancy map of the predicted class; random: the baseline.
-    """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}")
-    grid = grid_size(model)
-    maps, predicted = {}, None
-    if "relevancy" in methods:
-        logits, predicted, maps["relevancy"] = relevancy_maps(model, images)
-    if "last" in methods or "rollout" in methods or predicted is None:
-        logits, attentions = collect_attention(model, images)
-        predicted = logits.argmax(dim=-1)
-        if "last" in methods:
-            maps["last"] = cls_attention_map(attentions[-1], grid)
-        if "rollout" in methods:
-            maps["rollout"] = class_row_map(attention_rollout(attentions), grid)
-    if "random" in methods:
-        maps["random"] = random_maps(indices, grid, seed).to(images.device)
-    return predicted, {m: maps[m].float() for m in methods}
 
 
 def removal_order(maps: torch.Tensor, most_relevant_first: bool) -> torch.Tensor:

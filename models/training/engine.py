@@ -27,7 +27,7 @@ class NonFiniteLoss(UserError):
 def make_loss_step(model, device, precision="bf16", label_smoothing=0.0):
     """forward + loss as one function of (images, labels) -> (loss, logits): what `--compile` compiles."""
     def loss_step(images, labels):
-        with autocast(device, precision):
+        with autocast(device, precision, training=True):
             logits = model(images)
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing), logits
     return loss_step

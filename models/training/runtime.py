@@ -34,17 +34,28 @@ def bf16_supported(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
 
 
-def autocast_dtype(device: torch.device, precision: str = "bf16"):
-    """The dtype `autocast` runs matmuls in: bf16, fp16 on GPUs without bf16, or None (fp32)."""
-    if device.type == "cuda" and precision == "bf16":
-        return torch.bfloat16 if bf16_supported(device) else torch.float16
-    return None
+def run_precision(device: torch.device, precision: str = "bf16", training: bool = False,
+                  cpu_bf16: bool = False) -> str:
+    """The one precision policy: what a run that asks for `precision` really computes in.
+
+    bf16 autocast on GPUs with fast bf16. GPUs without it infer in fp16 and train in fp32: fp16
+    training would need loss scaling. The CPU runs fp32 (bf16 there is slower without AMX), unless a
+    benchmark measures CPU bf16 on purpose (`cpu_bf16`).
+    """
+    if precision == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        return "bf16" if bf16_supported(device) else ("fp32" if training else "fp16")
+    return "bf16" if cpu_bf16 else "fp32"
 
 
-def autocast(device: torch.device, precision: str = "bf16"):
-    """Mixed precision on CUDA (bf16, or fp16 on GPUs without bf16); a no-op on the CPU."""
-    dtype = autocast_dtype(device, precision)
-    return contextlib.nullcontext() if dtype is None else torch.autocast("cuda", dtype=dtype)
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str = "bf16", training: bool = False, cpu_bf16: bool = False):
+    """The autocast context of `run_precision` (a no-op for fp32)."""
+    dtype = AUTOCAST_DTYPES.get(run_precision(device, precision, training, cpu_bf16))
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def available_cpus() -> int:

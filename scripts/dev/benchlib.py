@@ -29,7 +29,7 @@ from flops import forward_flops, training_flops
 from hardware import peak_tflops
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.training.optim import build_optimizer
-from models.training.runtime import autocast, autocast_dtype, resolve_device
+from models.training.runtime import autocast, resolve_device, run_precision
 from models.vit import MODEL_NAMES, check_model_name, native_image_size, random_vit
 
 TRAIN_IMAGES = 3680  # p1_data/train: one epoch of the course's Pets split
@@ -85,20 +85,6 @@ def random_model(name: str, image_size: int, device: torch.device) -> torch.nn.M
     return model
 
 
-def precision_context(device: torch.device, precision: str):
-    """bf16 autocast as training uses it on CUDA; on the CPU it is measured when asked for."""
-    if device.type == "cpu" and precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return autocast(device, precision)
-
-
-def precision_run(device: torch.device, precision: str) -> str:
-    """The precision the matmuls really run in: a GPU without bf16 autocasts to fp16 instead."""
-    if device.type == "cuda" and autocast_dtype(device, precision) == torch.float16:
-        return "fp16"
-    return precision
-
-
 def random_batch(batch_size: int, image_size: int, num_classes: int, device: torch.device):
     images = torch.randn(batch_size, 3, image_size, image_size, device=device)
     labels = torch.randint(0, num_classes, (batch_size,), device=device)
@@ -109,7 +95,7 @@ def training_step(model, optimizer, images, labels, device, precision):
     """One real training step as a closure: forward, loss, backward, optimizer step."""
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with precision_context(device, precision):
+        with autocast(device, precision, training=True, cpu_bf16=True):
             loss = F.cross_entropy(model(images), labels)
         loss.backward()
         optimizer.step()
@@ -118,7 +104,7 @@ def training_step(model, optimizer, images, labels, device, precision):
 
 def inference_step(model, images, device, precision):
     def step():
-        with torch.inference_mode(), precision_context(device, precision):
+        with torch.inference_mode(), autocast(device, precision, cpu_bf16=True):
             model(images)
     return step
 
@@ -334,7 +320,7 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
         "batch_size": batch_size,
         "max_batch": max_batch,
         "attention": args.attention,
-        "precision": precision_run(device, precision),
+        "precision": run_precision(device, precision, training=kind == "train", cpu_bf16=True),
         "compile": args.compile,
         "grad_checkpointing": getattr(args, "grad_checkpointing", False),
         "optimizer": getattr(args, "optimizer", None),

@@ -155,7 +155,7 @@ def test_target_class_out_of_range(ckpt, image, tmp_path, run_cli, target):
 def test_target_class_with_another_method_warns(ckpt, image, tmp_path, run_cli):
     code, _, err = run_cli(p1_vis_attention.main, ["--ckpt", ckpt, "--images", image, "--out_dir", tmp_path,
                                                    "--target_class", "2"])
-    assert code == 0 and "warning: --target_class applies to --method relevancy" in err
+    assert code == 0 and "warning: --target_class does not apply to --method last; ignored" in err
 
 
 # the benchmark --------------------------------------------------------------------------------

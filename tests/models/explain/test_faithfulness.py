@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models.explain.faithfulness import (FaithfulnessTally, curve_auc, explanation_maps, faithfulness_table, grid_mask,
+from models.explain.faithfulness import (FaithfulnessTally, curve_auc, faithfulness_table, grid_mask,
                                          perturbation_curves, pointing_game, random_maps, remove_patches,
                                          removal_order, top_patch_iou)
+from models.explain.methods import explanation_maps
 from models.vit import random_vit
 
 

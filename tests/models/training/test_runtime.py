@@ -6,7 +6,7 @@ import torch
 
 import models.training.runtime
 from data.io import UserError
-from models.training.runtime import autocast, default_num_workers, resolve_device
+from models.training.runtime import autocast, default_num_workers, resolve_device, run_precision
 
 
 def test_cpu_runs_fp32_and_a_missing_gpu_is_one_clear_error():
@@ -18,6 +18,25 @@ def test_cpu_runs_fp32_and_a_missing_gpu_is_one_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU is available"):
             resolve_device("cuda")
+
+
+@pytest.mark.parametrize("capability,training,expected", [
+    ((9, 0), True, "bf16"), ((9, 0), False, "bf16"),  # Hopper, Ampere: bf16 either way
+    ((7, 5), True, "fp32"), ((7, 5), False, "fp16"),  # T4: fp16 would need loss scaling to train
+])
+def test_one_precision_policy_for_every_gpu(monkeypatch, capability, training, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    cuda = torch.device("cuda")
+    assert run_precision(cuda, "bf16", training=training) == expected
+    assert run_precision(cuda, "fp32", training=training) == "fp32"
+
+
+def test_the_cpu_runs_fp32_unless_a_benchmark_measures_bf16():
+    cpu = torch.device("cpu")
+    assert run_precision(cpu, "bf16") == run_precision(cpu, "bf16", training=True) == "fp32"
+    assert run_precision(cpu, "bf16", cpu_bf16=True) == "bf16"
+    with autocast(cpu, "bf16", cpu_bf16=True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("cpus,local_world,expected", [(16, 1, 8), (16, 4, 4), (6, 1, 6), (3, 8, 1)])
