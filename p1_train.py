@@ -36,13 +36,13 @@ from data.run_files import check_new_run_folder, locked_run_folder, metrics_csv,
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import host_copy, load_checkpoint, model_config, save_checkpoint
+from models.settings import check_resumed_checkpoint, check_run_config, check_settings
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
                                          init_distributed, is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import default_num_workers, resolve_device, run_precision
+from models.training.runtime import PRECISIONS, default_num_workers, resolve_device, run_precision
 from models.training.writer import BackgroundWriter
-from models.settings import PRECISIONS, check_resumed_checkpoint, check_run_config, check_settings
 from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
 SHOWN_CLASSES = 5  # how many classes without training images a warning names

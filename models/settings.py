@@ -11,10 +11,9 @@ from data.resume import RESUME_FREE_FLAGS
 from data.transforms import AUGMENTATIONS
 from .attention import ATTENTION_MODES
 from .training.optim import OPTIMIZERS, SCHEDULES
-from .training.runtime import MAX_SEED
+from .training.runtime import MAX_SEED, PRECISIONS
 from .vit import MODEL_NAMES, native_image_size, patch_size
 
-PRECISIONS = ("bf16", "fp32")
 CHOICES = {"model": MODEL_NAMES, "augment": AUGMENTATIONS, "attention": ATTENTION_MODES,
            "optimizer": OPTIMIZERS, "schedule": SCHEDULES, "precision": PRECISIONS}
 WHOLE_NUMBERS = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "num_classes": 1, "patience": 0, "num_workers": 0}

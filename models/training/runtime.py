@@ -7,6 +7,7 @@ import torch
 
 from data.io import UserError
 
+PRECISIONS = ("bf16", "fp32")  # what a run may ask for; run_precision says what it computes in
 MAX_SEED = 2**32 - 1  # seeds derived from it (per epoch, per image) stay within torch.manual_seed's range
 
 
