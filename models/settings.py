@@ -103,22 +103,24 @@ def check_settings(settings: dict, name=lambda key: f"--{key}") -> dict:
     return settings
 
 
-def _check_required(config, required: tuple, what: str) -> None:
-    missing = [key for key in required if not isinstance(config, dict) or key not in config]
-    if missing:
-        raise UserError(f"{what} lacks {', '.join(map(repr, missing))}")
+def _missing(config, required: tuple) -> list:
+    return [key for key in required if not isinstance(config, dict) or key not in config]
 
 
 def check_run_config(config: dict, path) -> dict:
     """A run's config.json (`path`) by the flags' rules, its fields named as `path: 'field'`."""
-    _check_required(config, RUN_REQUIRED, str(path))
+    missing = _missing(config, RUN_REQUIRED)
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(map(repr, missing))}")
     return check_settings(config, name=lambda key: f"{path}: {key!r}")
 
 
 def check_checkpoint_config(config, path) -> dict:
     """The model part of a checkpoint's config by the flags' rules, fields named `path: config 'field'`;
     the rest of its settings (how it was trained) is not read by inference."""
-    _check_required(config, CHECKPOINT_REQUIRED, f"{path} is an incomplete checkpoint: its config")
+    missing = _missing(config, CHECKPOINT_REQUIRED)
+    if missing:
+        raise UserError(f"{path} is an incomplete checkpoint: it lacks {', '.join(f'config[{k!r}]' for k in missing)}")
     model = {key: config[key] for key in MODEL_SETTINGS if key in config}
     return {**config, **check_settings(model, name=lambda key: f"{path}: config {key!r}")}
 
@@ -127,7 +129,7 @@ def check_resumed_checkpoint(checkpoint: dict, settings: dict, path, config_path
     """A last.pt (`path`, as `models.checkpoint.load_checkpoint` read it) holds a whole training state
     and belongs to the run `settings` describe: the same model and training settings, but for how long
     it trains and how the program runs."""
-    missing = [key for key in TRAINING_STATE if key not in checkpoint]
+    missing = _missing(checkpoint, TRAINING_STATE)
     if missing:
         raise UserError(f"{path} lacks the training state ({', '.join(missing)}), as a best.pt does: --resume "
                         "continues from the run's own last.pt")
