@@ -19,29 +19,28 @@ The flags, RUN/config.json and RUN/last.pt's config obey the same rules (models/
 import argparse
 import json
 import math
-import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, warn, write_text_atomic
 import torch
-from torch.utils.data import DataLoader
 
 from data.datasets import ImageFolder, SeededSampler
 from data.pets import NUM_CLASSES, read_class_names
-from data.resume import differing_settings, resumed_settings
-from data.run_files import check_new_run_folder, locked_run_folder, metrics_csv, read_config, remove_stale_temporaries
+from data.resume import differing_settings
+from data.run_files import metrics_csv, read_config
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
-from models.checkpoint import host_copy, load_checkpoint, model_config, save_checkpoint
-from models.settings import check_resumed_checkpoint, check_run_config, check_settings
+from models.checkpoint import host_copy, load_checkpoint, model_config
+from models.settings import VIT_RUN_REQUIRED, check_vit_run
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
                                          init_distributed, is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import PRECISIONS, default_num_workers, resolve_device, run_precision
+from models.training.predict import make_loader
+from models.training.runtime import PRECISIONS, default_num_workers, resolve_device, training_precision
+from models.training.session import resolve_run_args, run_session, write_epoch_files
 from models.training.writer import BackgroundWriter
 from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
@@ -110,29 +109,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def resolve_args(argv=None) -> argparse.Namespace:
     """The flags, checked, with the model's config; on --resume the run's own settings from its config.json."""
-    parser = get_args_parser()
-    args = parser.parse_args(argv)
-    out = Path(args.output_dir)
-    if args.resume:
-        config_path = out / "config.json"
-        if not config_path.is_file():
-            raise UserError(f"no run to resume in {out}: it holds no config.json")
-        defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
-        given = given_flags(argv)
-        settings = resumed_settings(defaults, check_run_config(read_config(config_path), config_path), given)
-        # Only the flags given can break a rule here: the rest come from the checked config.json.
-        return argparse.Namespace(**check_settings(settings, name=lambda key: f"--{key}" if key in given
-                                                   else f"{config_path}: {key!r}"))
-    check_new_run_folder(out)
-    return argparse.Namespace(**make_config(argparse.Namespace(**check_settings(vars(args)))))
-
-
-def given_flags(argv=None) -> dict:
-    """The flags written on the command line (not their defaults), by their argparse name."""
-    parser = get_args_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return vars(parser.parse_args(argv))
+    return resolve_run_args(get_args_parser, argv, check_vit_run, make_config, required=VIT_RUN_REQUIRED)
 
 
 def warn_classes_without_images(labels, class_names, num_classes: int) -> None:
@@ -152,24 +129,8 @@ def make_config(args) -> dict:
 def main(argv=None):
     args = resolve_args(argv)
     device = resolve_device(args.device)
-    out = Path(args.output_dir)
-    is_main = int(os.environ.get("RANK", "0")) == 0  # torchrun's global rank: one process owns the folder
-    with locked_run_folder(out) if is_main else nullcontext():
-        if is_main and not args.resume:
-            check_new_run_folder(out)  # again under the lock: a training started at the same moment
-        if is_main:
-            for tmp in remove_stale_temporaries(out):
-                print(f"removed {tmp.name}, left by a run that was stopped while writing")
-        resumed = None
-        if args.resume and (out / "last.pt").exists():
-            resumed = load_checkpoint(out / "last.pt")
-            check_resumed_checkpoint(resumed, vars(args), out / "last.pt", out / "config.json")
-        if args.resume and resumed is None and is_main:
-            print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
-        # Rank 0 writes checkpoints in the background while the next epoch trains; leaving this block
-        # (normally, on an error or on Ctrl-C) finishes the pending write first, inside the lock.
-        with BackgroundWriter() as writer:
-            train(args, device, resumed, writer)
+    with run_session(args.output_dir, args.resume, load_checkpoint, vars(args)) as (resumed, writer):
+        train(args, device, resumed, writer)
 
 
 def train(args, device, resumed, writer: BackgroundWriter):
@@ -181,10 +142,7 @@ def train(args, device, resumed, writer: BackgroundWriter):
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    precision = run_precision(device, args.precision, training=True)
-    if device.type == "cuda" and precision != args.precision:
-        warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in {precision}")
-    args.precision = precision  # the config records what was really used
+    args.precision = training_precision(device, args.precision)  # the config records what was really used
     config = dict(vars(args))
 
     data_dir = Path(args.data_dir)
@@ -219,16 +177,12 @@ def train(args, device, resumed, writer: BackgroundWriter):
     if args.compile:
         compiled_step = make_loss_step(torch.compile(model), device, args.precision, args.label_smoothing)
 
-    pin = device.type == "cuda"
     # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
-    # uninterrupted one, whatever the workers, so they can persist across epochs.
+    # uninterrupted one, whatever the workers.
     train_sampler = SeededSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
-    train_loader = DataLoader(train_set, batch_size=args.batch_size, sampler=train_sampler,
-                              num_workers=args.num_workers, pin_memory=pin, drop_last=False,
-                              persistent_workers=args.num_workers > 0)
-    val_loader = DataLoader(val_set, batch_size=args.batch_size * 2, num_workers=args.num_workers,
-                            sampler=ShardSampler(len(val_set), rank, world_size), pin_memory=pin,
-                            persistent_workers=args.num_workers > 0)
+    train_loader = make_loader(train_set, args.batch_size, args.num_workers, device, train_sampler)
+    val_loader = make_loader(val_set, args.batch_size * 2, args.num_workers, device,
+                             ShardSampler(len(val_set), rank, world_size))
 
     steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay, args.momentum, device)
@@ -291,14 +245,6 @@ def train(args, device, resumed, writer: BackgroundWriter):
     if is_main:
         print(f"best val acc {best_acc:.2f}% at epoch {best_epoch}: {out / 'best.pt'}")
     cleanup_distributed()
-
-
-def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved) -> None:
-    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background."""
-    if improved:  # for inference and pictures: no optimizer state (it would double the file)
-        save_checkpoint(out / "best.pt", weights, config, **state)
-    save_checkpoint(out / "last.pt", weights, config, **state, optimizer=optimizer_state, scheduler=scheduler_state)
-    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"]))
 
 
 if __name__ == "__main__":

@@ -15,18 +15,27 @@ from .position_encoding import PositionEmbeddingSine
 RESNET101_LAYERS = (3, 4, 23, 3)
 
 
+def bottleneck_block(expansion: int) -> type:
+    """torchvision's Bottleneck, whose output has `expansion` times its 64..512 planes (4 in ResNet)."""
+    if expansion == Bottleneck.expansion:
+        return Bottleneck
+    return type(f"Bottleneck{expansion}x", (Bottleneck,), {"expansion": expansion})
+
+
 class Backbone(nn.Module):
-    """ResNet up to layer4: (B, 3, H, W) -> (B, 2048, ceil(H/16), ceil(W/16)).
+    """ResNet up to layer4: (B, 3, H, W) -> (B, 512 * expansion, ceil(H/16), ceil(W/16)), 2048 channels
+    in ResNet-101.
 
     Batch norm statistics and affine terms are buffers (FrozenBatchNorm2d, eps 1e-5); layer4 trades its
-    stride for dilation, so the output stride is 16 instead of 32.
+    stride for dilation, so the output stride is 16 instead of 32. A smaller `expansion` narrows the
+    output of every stage (a ResNet of the same classes, cheaper where its 1x1 convolutions dominate).
     """
 
-    num_channels = 512 * Bottleneck.expansion
-
-    def __init__(self, layers=RESNET101_LAYERS, width_per_group: int = 64):
+    def __init__(self, layers=RESNET101_LAYERS, width_per_group: int = 64, expansion: int = Bottleneck.expansion):
         super().__init__()
-        resnet = ResNet(Bottleneck, list(layers), width_per_group=width_per_group,
+        block = bottleneck_block(expansion)
+        self.num_channels = 512 * block.expansion
+        resnet = ResNet(block, list(layers), width_per_group=width_per_group,
                         replace_stride_with_dilation=[False, False, True], norm_layer=FrozenBatchNorm2d)
         stages = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
         self.body = nn.Sequential(OrderedDict((name, getattr(resnet, name)) for name in stages))
@@ -50,6 +59,7 @@ class Joiner(nn.Sequential):
         return features, mask, self[1](mask).to(features.dtype)
 
 
-def build_backbone(hidden_dim: int, layers=RESNET101_LAYERS, width_per_group: int = 64) -> Joiner:
-    return Joiner(Backbone(layers, width_per_group), PositionEmbeddingSine(hidden_dim // 2))
+def build_backbone(hidden_dim: int, layers=RESNET101_LAYERS, width_per_group: int = 64,
+                   expansion: int = Bottleneck.expansion) -> Joiner:
+    return Joiner(Backbone(layers, width_per_group, expansion), PositionEmbeddingSine(hidden_dim // 2))
 

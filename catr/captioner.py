@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backbone import RESNET101_LAYERS, build_backbone
+from .preprocess import MAX_SIDE
 from .tokenizer import PAD_ID
 from .transformer import Transformer
 
@@ -18,6 +19,7 @@ from .transformer import Transformer
 class CaptionConfig:
     resnet_layers: tuple = RESNET101_LAYERS
     resnet_width: int = 64  # torchvision's width_per_group: the bottleneck width of layer1
+    resnet_expansion: int = 4  # a stage's output channels per plane: 4 gives ResNet's 256..2048
     hidden_dim: int = 256
     nheads: int = 8
     enc_layers: int = 6
@@ -27,6 +29,7 @@ class CaptionConfig:
     dropout: float = 0.1
     vocab_size: int = 30522
     max_length: int = 128
+    image_size: int = MAX_SIDE  # images are resized so that their longer side is this many pixels
 
 
 CONFIGS = {
@@ -64,12 +67,18 @@ class Caption(nn.Module):
     """Image -> memory (`encode`), words + memory -> states and cross-attention (`decode`), -> logits."""
 
     def __init__(self, backbone: nn.Module, transformer: Transformer, hidden_dim: int, mlp_dim: int,
-                 vocab_size: int):
+                 vocab_size: int, config: CaptionConfig = CaptionConfig()):
         super().__init__()
+        self.config = config  # what it was built from; its image_size is the input side it takes
         self.backbone = backbone
         self.input_proj = nn.Conv2d(backbone.num_channels, hidden_dim, kernel_size=1)
         self.transformer = transformer
         self.mlp = MLP(hidden_dim, mlp_dim, vocab_size, 3)
+
+    @property
+    def image_size(self) -> int:
+        """The longer side, in pixels, of the images it takes (see catr.preprocess)."""
+        return self.config.image_size
 
     def encode(self, images: Tensor, pixel_mask: Tensor = None) -> EncodedImages:
         """Backbone, projection and encoder for (B, 3, H, W) images.
@@ -84,7 +93,11 @@ class Caption(nn.Module):
         and the grid (h, w). See `encode`."""
         if pixel_mask is None:
             pixel_mask = images.new_zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool)
-        features, mask, pos = self.backbone(images, pixel_mask)
+        return self.feature_cells(*self.backbone(images, pixel_mask))
+
+    def feature_cells(self, features: Tensor, mask: Tensor, pos: Tensor) -> tuple:
+        """`image_cells` from the backbone's output: features (B, C, h, w), their padding mask (B, h, w)
+        and positions (B, D, h, w); a frozen backbone's output can be computed once and kept."""
         src = self.input_proj(features)
         grid = tuple(src.shape[-2:])
         return src.flatten(2).transpose(1, 2), pos.flatten(2).transpose(1, 2), mask.flatten(1), grid
@@ -105,13 +118,21 @@ class Caption(nn.Module):
         return self.transformer.decode(captions, caption_mask, encoded.memory_kvs, encoded.padding_mask, past)
 
     def forward(self, images: Tensor, captions: Tensor, caption_mask: Tensor, return_attention: bool = False,
-                *, pixel_mask: Tensor = None, average_heads: bool = True):
+                *, pixel_mask: Tensor = None, average_heads: bool = True, from_features: bool = False):
         """Logits (B, L, vocab) for every position of `captions` (B, L); `caption_mask` is True on padding.
 
         With `return_attention`, also the list over decoder layers of the cross-attention weights:
         (B, L, h*w) averaged over heads, or (B, heads, L, h*w) with `average_heads=False`.
+        With `from_features`, `images` are the backbone's features (B, C, h, w) and `pixel_mask` their
+        padding mask (B, h, w), or None: what a frozen backbone gave once (see `feature_cells`).
         """
-        hidden, cross_weights, _ = self.decode(self.encode(images, pixel_mask), captions, caption_mask)
+        if from_features:
+            mask = pixel_mask if pixel_mask is not None else images.new_zeros(
+                images.shape[0], *images.shape[-2:], dtype=torch.bool)
+            encoded = self.encode_cells(*self.feature_cells(images, mask, self.backbone[1](mask).to(images.dtype)))
+        else:
+            encoded = self.encode(images, pixel_mask)
+        hidden, cross_weights, _ = self.decode(encoded, captions, caption_mask)
         logits = self.mlp(hidden)
         if not return_attention:
             return logits
@@ -124,7 +145,7 @@ def build_model(config="catr") -> Caption:
     """A randomly initialised captioner: a name from CONFIGS ("catr" is the published architecture) or
     a CaptionConfig."""
     cfg = config if isinstance(config, CaptionConfig) else CONFIGS[config]
-    backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width)
+    backbone = build_backbone(cfg.hidden_dim, cfg.resnet_layers, cfg.resnet_width, cfg.resnet_expansion)
     transformer = Transformer(cfg.hidden_dim, cfg.nheads, cfg.enc_layers, cfg.dec_layers, cfg.dim_feedforward,
                               cfg.dropout, cfg.vocab_size, cfg.max_length, PAD_ID)
-    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size)
+    return Caption(backbone, transformer, cfg.hidden_dim, cfg.mlp_dim, cfg.vocab_size, cfg)

@@ -6,7 +6,10 @@ import torch
 
 from data.io import UserError, warn
 
+from models.weights import read_torch_file
+
 from .captioner import CONFIGS, build_model
+from .checkpoint import checkpoint_config, is_caption_checkpoint
 from .decode import MAX_STEPS, search_memory_bytes, vocabulary_size
 from .weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 
@@ -81,6 +84,15 @@ def load_captioner(args, device: torch.device):
         torch.manual_seed(0)
         return build_model(args.config).to(device).eval()
     return load_model(args.version, args.weights, config=args.config, device=device)
+
+
+def captioner_config(args):
+    """The CaptionConfig the weight flags give: a train_captioner.py checkpoint's own, else --config's."""
+    if args.weights and not args.random_weights:
+        checkpoint = read_torch_file(args.weights, expected="a CATR checkpoint")
+        if is_caption_checkpoint(checkpoint):
+            return checkpoint_config(checkpoint, str(args.weights))
+    return CONFIGS[args.config]
 
 
 def weights_description(args) -> str:

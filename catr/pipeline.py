@@ -1,4 +1,5 @@
-"""From image files to captions, a batch at a time: open, resize, preprocess, `generate`."""
+"""From image files to captions, a batch at a time: open, resize (to the side the model takes), preprocess,
+`generate`."""
 from data.images import open_rgb
 from data.io import UserError, warn
 
@@ -15,7 +16,7 @@ def caption_files(model, paths: list, batch_size: int = 1, beam_size: int = 1, l
         opened = []
         for path in paths[start: start + batch_size]:
             try:
-                opened.append((path, resize_longer_side(open_rgb(path))))
+                opened.append((path, resize_longer_side(open_rgb(path), model.image_size)))
             except UserError as err:
                 warn(f"{err}; skipped")
                 opened.append((path, None))

@@ -24,10 +24,11 @@ def preprocess(image: Image.Image) -> Tensor:
 
 
 def batch_images(images: list) -> tuple:
-    """Pad (3, H, W) tensors at the bottom and right into one batch, with the mask of the padding."""
+    """Pad (C, H, W) tensors (images, or a backbone's features) with zeros at the bottom and right into
+    one batch, with the mask of the padding (B, H, W), True where a tensor has no pixel."""
     height = max(image.shape[1] for image in images)
     width = max(image.shape[2] for image in images)
-    batch = images[0].new_zeros(len(images), 3, height, width)
+    batch = images[0].new_zeros(len(images), images[0].shape[0], height, width)
     pixel_mask = torch.ones(len(images), height, width, dtype=torch.bool, device=batch.device)
     for image, padded, mask in zip(images, batch, pixel_mask):
         padded[:, : image.shape[1], : image.shape[2]] = image

@@ -1,5 +1,6 @@
-"""The files of a p1_train.py run folder: what marks a run, the lock that keeps a second training out,
-the temporaries a killed run left, and config.json and metrics.csv written and read back.
+"""The files of a training's run folder (p1_train.py, scripts/train_captioner.py): what marks a run,
+the lock that keeps a second training out, the temporaries a killed run left, and config.json and
+metrics.csv written and read back.
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
 A run whose lock is held is still training.
@@ -8,6 +9,7 @@ import csv
 import io
 import json
 import math
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +44,7 @@ def locked_run_folder(folder):
     path = folder / LOCK_FILE
     remove = False
     try:
-        with exclusive_lock(path, "p1_train.py", f"{folder} is in use by another training",
+        with exclusive_lock(path, Path(sys.argv[0]).name, f"{folder} is in use by another training",
                             "wait for it to end or choose another --output_dir"):
             try:
                 yield folder
@@ -88,13 +90,13 @@ class Run:
         return max(finite, key=lambda row: row["val_acc"]) if finite else None
 
 
-def metrics_csv(history: list) -> str:
-    """metrics.csv as text: one row per epoch, METRIC_COLUMNS, floats to 6 significant digits."""
+def metrics_csv(history: list, columns=METRIC_COLUMNS) -> str:
+    """metrics.csv as text: one row per epoch, `columns`, floats to 6 significant digits."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
+        writer.writerow({k: (f"{row[k]:.6g}" if isinstance(row[k], float) else row[k]) for k in columns})
     return buf.getvalue()
 
 

@@ -11,7 +11,7 @@ import torch
 from data.io import UserError, torch_save_atomic
 from data.pets import NUM_CLASSES, default_class_names
 from data.transforms import MEAN, STD
-from .settings import check_checkpoint_config
+from .settings import check_vit_checkpoint_config
 from .vit import build_vit, load_state_strict
 from .weights import read_torch_file
 
@@ -45,22 +45,30 @@ def host_copy(obj, copy: bool = True):
     return obj
 
 
-def save_checkpoint(path, model, config: dict, **state) -> None:
-    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy)."""
+def save_checkpoint(path, model, config: dict, format: str = CHECKPOINT_FORMAT, **state) -> None:
+    """Write a checkpoint atomically; `model` is a module or a state dict already copied (host_copy).
+    `format` marks which program's model it holds (the captioner's has its own)."""
     weights = unwrap(model).state_dict() if isinstance(model, torch.nn.Module) else model
-    torch_save_atomic(host_copy({"format": CHECKPOINT_FORMAT, "model": weights, "config": config, **state},
+    torch_save_atomic(host_copy({"format": format, "model": weights, "config": config, **state},
                                 copy=False), path)
 
 
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint of ours; anything else is reported as one line."""
+def load_checkpoint_file(path, format: str, program: str) -> dict:
+    """Read a checkpoint whose marker is `format`, written by `program`; anything else is one line."""
     ckpt = read_torch_file(path, "checkpoint")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path} is not a checkpoint written by p1_train.py "
+    if not isinstance(ckpt, dict) or ckpt.get("format") != format:
+        raise UserError(f"{path} is not a checkpoint written by {program} "
                         "(a bare state dict or another program's file)")
+    return ckpt
+
+
+def load_checkpoint(path) -> dict:
+    """Read a checkpoint of p1_train.py, its config checked by the rules of the flags; anything else is
+    reported as one line."""
+    ckpt = load_checkpoint_file(path, CHECKPOINT_FORMAT, "p1_train.py")
     if "model" not in ckpt:
         raise UserError(f"{path} is an incomplete checkpoint: it lacks 'model', the weights")
-    return {**ckpt, "config": check_checkpoint_config(ckpt.get("config"), path)}
+    return {**ckpt, "config": check_vit_checkpoint_config(ckpt.get("config"), path)}
 
 
 def model_from_checkpoint(ckpt) -> tuple:
@@ -69,7 +77,7 @@ def model_from_checkpoint(ckpt) -> tuple:
         source, ckpt = str(ckpt), load_checkpoint(ckpt)
     else:
         source = "the checkpoint"
-        ckpt = {**ckpt, "config": check_checkpoint_config(ckpt.get("config"), source)}
+        ckpt = {**ckpt, "config": check_vit_checkpoint_config(ckpt.get("config"), source)}
     config = ckpt["config"]
     with torch.device("meta"):  # no time spent on random initialisation that is overwritten
         model = build_vit(config["model"], num_classes=config["num_classes"],

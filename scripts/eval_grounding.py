@@ -46,9 +46,8 @@ import torch
 from tqdm import tqdm
 
 import catr
-from catr.captioner import CONFIGS
-from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, check_search_arguments,
-                      load_captioner, search_description, weights_description)
+from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_beam,
+                      check_search_arguments, load_captioner, search_description, weights_description)
 from catr.relevancy import explain_captions, token_log_probs
 from data.coco_captions import CaptionAnnotations, load_annotations, load_results
 from data.coco_instances import category_mask, load_instances
@@ -109,7 +108,7 @@ def check_arguments(args) -> list:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     if not 0 <= args.seed <= MAX_SEED:
         raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
-    num_layers = CONFIGS[args.config].dec_layers
+    num_layers = captioner_config(args).dec_layers
     layers = range(num_layers) if args.layers is None else args.layers
     layers = sorted({layer_index(layer, num_layers, "the decoder", "--layers") for layer in layers})
     check_outputs(args)
@@ -373,7 +372,7 @@ def generate_batches(model, paths: dict, pending: list, args, device):
         opened = []
         for image_id in pending[start: start + args.batch_size]:
             try:
-                opened.append((image_id, catr.resize_longer_side(open_rgb(paths[image_id]))))
+                opened.append((image_id, catr.resize_longer_side(open_rgb(paths[image_id]), model.image_size)))
             except UserError as err:
                 warn(f"{err}; skipped")
                 opened.append((image_id, None))
@@ -388,10 +387,10 @@ def generate_batches(model, paths: dict, pending: list, args, device):
                 yield image_id, image, [caption_ids(result.ids, result.ended)]
 
 
-def given_captions(paths: dict, pending: list, captions: dict, tokenizer):
+def given_captions(paths: dict, pending: list, captions: dict, tokenizer, image_size: int):
     for image_id in pending:
         try:
-            image = catr.resize_longer_side(open_rgb(paths[image_id]))
+            image = catr.resize_longer_side(open_rgb(paths[image_id]), image_size)
         except UserError as err:
             warn(f"{err}; skipped")
             yield image_id, None, None
@@ -425,7 +424,7 @@ def main(argv=None) -> None:
             check_beam(args, model, device)
         grader = Grader(args, model, methods, table, instances, tokenizer, device)
         source = (generate_batches(model, paths, pending, args, device) if args.generate
-                  else given_captions(paths, pending, captions, tokenizer))
+                  else given_captions(paths, pending, captions, tokenizer, model.image_size))
         for image_id, image, ids in tqdm(source, total=len(pending), desc="grounding", unit="image",
                                          disable=args.no_progress):
             if image is None:

@@ -9,6 +9,7 @@ from PIL import Image
 
 import data.datasets
 import models.checkpoint
+import models.training.session
 import p1_train
 from models.checkpoint import load_checkpoint
 from tests.support import FAST, ROOT, rows
@@ -52,11 +53,11 @@ def test_resume_after_an_interruption_gives_the_same_rows(synthetic_data, tmp_pa
         saves.append(path)
         if path.name == "last.pt" and len([p for p in saves if p.name == "last.pt"]) == 2:
             raise KeyboardInterrupt
-    monkeypatch.setattr(p1_train, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(models.training.session, "save_checkpoint", save_then_die)
     code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / "cut"])
     assert code == 130 and "interrupted" in err
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 2
-    monkeypatch.setattr(p1_train, "save_checkpoint", real_save)
+    monkeypatch.setattr(models.training.session, "save_checkpoint", real_save)
 
     code, _, err = run_cli(p1_train.main, ["--output_dir", tmp_path / "cut", "--resume", "--epochs", "4",
                                            "--patience", "0", "--device", "cpu", "--num_workers", workers,

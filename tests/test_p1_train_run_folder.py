@@ -206,7 +206,7 @@ CONFIG_EDITS = {  # field: (hand-edited value, what the one line says of it); No
     "patience": ("null", "must be a whole number, not null"),
     "class_names": (None, "lacks 'class_names'"),
     "mean": ([0, 0], "must be a list of 3 finite numbers, one per channel, not [0, 0]"),
-    "data_dir": ("null", "must be a path, not null"),
+    "data_dir": ("null", "must be a path or name, not null"),
     "optimizer": ("lamb", "must be one of sgd, adam, adamw, not \"lamb\""),
     "attention": ("flash", "must be one of fast, sdpa, explicit, not \"flash\""),
     "schedule": ("foo", "must be one of constant, cosine, not \"foo\""),

@@ -10,6 +10,11 @@ import torch
 import torch.distributed as dist
 
 
+def global_rank() -> int:
+    """This process's rank as torchrun sets it (0 alone), known before the process group exists."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_distributed(device: torch.device) -> tuple:
     """(rank, world_size, device); joins the process group when launched by torchrun, even as its
     only process (the NCCL path can then be checked on a machine with one GPU)."""
@@ -38,6 +43,15 @@ def all_reduce_sum(values: list, device: torch.device) -> list:
     if is_distributed():
         dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def merge_dicts(part: dict) -> dict:
+    """The union of every process's `part` (picklable values), the same dict in every process."""
+    if not is_distributed():
+        return dict(part)
+    parts = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, part)
+    return {key: value for each in parts for key, value in each.items()}
 
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:

@@ -4,6 +4,10 @@ Nothing here waits for the device inside the loop: losses and correct counts are
 device and read once per pass (and by the progress bar every `PROGRESS_EVERY` steps), images are
 counted on the host, and a non-finite loss is noted on the device as the first step it happened at,
 checked whenever the totals are read. A uint8 batch is converted and normalised on the device.
+
+The loop is the same for any model: a `batch_step` turns one batch from the loader into (mean loss,
+correct predictions, items the loss averages over), as `classification_step` does for images and
+labels (items: images) and the captioner's step for captions (items: caption tokens).
 """
 import contextlib
 import time
@@ -33,8 +37,28 @@ def make_loss_step(model, device, precision="bf16", label_smoothing=0.0):
     return loss_step
 
 
+def classification_step(model, device, precision="bf16", label_smoothing=0.0, mean=MEAN, std=STD,
+                        compiled_step=None, full_batch=None):
+    """The batch step for (images, labels) batches: (mean loss, correct predictions, images).
+
+    `compiled_step`, a make_loss_step over the compiled model, runs batches of `full_batch` images;
+    any other batch (a partial last one) runs the same model uncompiled, so a compiled graph only
+    ever sees one shape.
+    """
+    eager_step = make_loss_step(model, device, precision, label_smoothing)
+
+    def step(batch):
+        images, labels = batch
+        images = normalize_batch(images, device, mean, std)
+        labels = labels.to(device, non_blocking=True)
+        full = compiled_step is not None and len(labels) == full_batch
+        loss, logits = (compiled_step if full else eager_step)(images, labels)
+        return loss, (logits.detach().argmax(1) == labels).sum(), len(labels)
+    return step
+
+
 class _Totals:
-    """Loss sum and correct count on the device, the image count on the host, and the first step
+    """Loss sum and correct count on the device, the item count on the host, and the first step
     (0-based, -1 for none) whose loss was not finite."""
 
     def __init__(self, device):
@@ -42,11 +66,13 @@ class _Totals:
         self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
         self.seen = 0
 
-    def add(self, step, loss_sum, logits, labels):
-        self.sums += torch.stack([loss_sum.detach().double(), (logits.argmax(1) == labels).sum().double()])
-        bad = ~torch.isfinite(loss_sum.detach())
+    def add(self, step, loss, correct, items: int):
+        """`loss`: the mean over the batch's `items`."""
+        loss_sum = loss.detach().double() * items
+        self.sums += torch.stack([loss_sum, torch.as_tensor(correct, device=self.sums.device).double()])
+        bad = ~torch.isfinite(loss_sum)
         self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
-        self.seen += len(labels)
+        self.seen += items
 
     def read(self, epoch=None) -> tuple:
         """(loss sum, correct, seen, number of processes that saw a non-finite loss) over all processes."""
@@ -62,25 +88,24 @@ class _Totals:
 
 def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16", grad_accum=1,
                     label_smoothing=0.0, clip_grad=0.0, progress=True, desc="train", epoch=1,
-                    compiled_step=None, mean=MEAN, std=STD) -> dict:
+                    compiled_step=None, mean=MEAN, std=STD, batch_step=None) -> dict:
     """Train over `loader` once; returns the mean loss, accuracy (%), the last learning rate and the
-    seconds spent. `mean`/`std` normalise uint8 batches. Raises NonFiniteLoss, naming the epoch and
-    step, if a loss was NaN or infinite.
+    seconds spent. Raises NonFiniteLoss, naming the epoch and step, if a loss was NaN or infinite.
 
-    `compiled_step`, a make_loss_step over the compiled model, runs every full batch; a partial last
-    batch runs the same model uncompiled, so a compiled graph only ever sees one shape.
+    `batch_step` computes each batch's loss (see the module's docstring); by default the
+    classification step of `model`, with `label_smoothing`, `compiled_step` and the `mean`/`std`
+    that normalise uint8 batches.
     """
     model.train()
-    eager_step = make_loss_step(model, device, precision, label_smoothing)
+    batch_step = batch_step or classification_step(model, device, precision, label_smoothing, mean, std,
+                                                   compiled_step, loader.batch_size)
     totals = _Totals(device)
     optimizer.zero_grad(set_to_none=True)
     lr = optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
     steps = len(loader)
-    for step, (images, labels) in enumerate(bar):
-        images = normalize_batch(images, device, mean, std)
-        labels = labels.to(device, non_blocking=True)
+    for step, batch in enumerate(bar):
         update = (step + 1) % grad_accum == 0 or step + 1 == steps
         # The last group of an epoch may hold fewer micro-batches: divide by those really summed,
         # so that its update is as large as a full group's.
@@ -89,8 +114,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
         # Under DDP, gradients are all-reduced only on the micro-step that updates the weights.
         sync = contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
-            full = compiled_step is not None and len(labels) == loader.batch_size
-            loss, logits = (compiled_step if full else eager_step)(images, labels)
+            loss, correct, items = batch_step(batch)
             (loss / group_size).backward()
         if update:
             if clip_grad > 0:
@@ -100,7 +124,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
-            totals.add(step, loss * len(labels), logits, labels)
+            totals.add(step, loss, correct, items)
         if progress and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
     loss_sum, correct, seen = totals.read(epoch)
@@ -109,16 +133,13 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, precision="bf16", progress=True, mean=MEAN, std=STD) -> dict:
-    """Loss and accuracy (%) over every item of `loader`'s data set, summed over all processes."""
+def evaluate(model, loader, device, precision="bf16", progress=True, mean=MEAN, std=STD, batch_step=None) -> dict:
+    """Loss and accuracy (%) over every item of `loader`'s data set, summed over all processes;
+    `batch_step` as in `train_one_epoch` (`val_seen` counts its items)."""
     model.eval()
+    batch_step = batch_step or classification_step(model, device, precision, mean=mean, std=std)
     totals = _Totals(device)
-    for step, (images, labels) in enumerate(tqdm(loader, desc="val", disable=not progress, leave=False,
-                                                 dynamic_ncols=True)):
-        images = normalize_batch(images, device, mean, std)
-        labels = labels.to(device, non_blocking=True)
-        with autocast(device, precision):
-            logits = model(images)
-        totals.add(step, F.cross_entropy(logits.float(), labels, reduction="sum"), logits, labels)
+    for step, batch in enumerate(tqdm(loader, desc="val", disable=not progress, leave=False, dynamic_ncols=True)):
+        totals.add(step, *batch_step(batch))
     loss_sum, correct, seen = totals.read()
     return {"val_loss": loss_sum / seen, "val_acc": 100.0 * correct / seen, "val_seen": int(seen)}

@@ -8,9 +8,13 @@ SCHEDULES = ("constant", "cosine")
 
 
 def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float,
-                    momentum: float, device: torch.device) -> torch.optim.Optimizer:
-    """Weight decay on every parameter, as in the default recipe; on CUDA fused kernels do the step."""
-    params = [p for p in model.parameters() if p.requires_grad]
+                    momentum: float, device: torch.device, param_groups=None) -> torch.optim.Optimizer:
+    """Weight decay on every parameter, as in the default recipe; on CUDA fused kernels do the step.
+
+    `param_groups` (torch's list of {"params": ..., "lr": ...}) instead of all of `model`'s trainable
+    parameters at `lr`: a part of the model with its own learning rate.
+    """
+    params = param_groups or [p for p in model.parameters() if p.requires_grad]
     fused = {"fused": True} if device.type == "cuda" else {}
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, **fused)

@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from data.io import UserError
+from data.io import UserError, warn
 
 PRECISIONS = ("bf16", "fp32")  # what a run may ask for; run_precision says what it computes in
 MAX_SEED = 2**32 - 1  # seeds derived from it (per epoch, per image) stay within torch.manual_seed's range
@@ -48,6 +48,14 @@ def run_precision(device: torch.device, precision: str = "bf16", training: bool 
     if device.type == "cuda":
         return "bf16" if bf16_supported(device) else ("fp32" if training else "fp16")
     return "bf16" if cpu_bf16 else "fp32"
+
+
+def training_precision(device: torch.device, precision: str) -> str:
+    """`run_precision` of a training run, with a warning when the GPU cannot train in `precision`."""
+    chosen = run_precision(device, precision, training=True)
+    if device.type == "cuda" and chosen != precision:
+        warn(f"{torch.cuda.get_device_name(device)} has no fast bf16: training in {chosen}")
+    return chosen
 
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

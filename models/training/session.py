@@ -1,0 +1,90 @@
+"""What every training script does around its epoch loop: its settings, new or resumed from a run
+folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
+the background writer), and the files each epoch writes there."""
+import argparse
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+
+from data.io import UserError, write_text_atomic
+from data.resume import resumed_settings
+from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
+                            remove_stale_temporaries)
+from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from models.training.settings import check_required, check_resumed_checkpoint, flag_name
+from models.training.distributed import global_rank
+from models.training.writer import BackgroundWriter
+
+
+def given_flags(parser: argparse.ArgumentParser, argv=None) -> dict:
+    """The flags written on the command line (not their defaults), by their argparse name."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
+
+
+def resolve_run_args(make_parser, argv, check, make_config, required=()) -> argparse.Namespace:
+    """The settings of a training script: on --resume the run's own from its config.json (with the flags
+    that may change), else `make_config(args)` of the flags, for a new run in a folder that holds none.
+    `make_parser()` builds the script's parser (with --output_dir, --resume). `check(settings, name)`
+    checks a dict of settings by the script's rules (models/settings.py), calling a field `name(key)`,
+    and returns them resolved: the flags, config.json (which must hold every one of `required`) and the
+    two merged are checked alike, so a hand-edited config.json is one line naming the field."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    out = Path(args.output_dir)
+    if args.resume:
+        path = out / "config.json"
+        if not path.is_file():
+            raise UserError(f"no run to resume in {out}: it holds no config.json")
+        defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
+        saved = read_config(path)
+        check_required(saved, required, str(path))
+
+        def in_config(key):
+            return f"{path}: {key!r}"
+        given = given_flags(make_parser(), argv)
+        settings = resumed_settings(defaults, check(saved, in_config), given)
+        # Only a flag given can break a rule now: the rest come from the checked config.json.
+        return argparse.Namespace(**check(settings, lambda key: flag_name(key) if key in given else in_config(key)))
+    check_new_run_folder(out)
+    return argparse.Namespace(**make_config(argparse.Namespace(**check(vars(args), flag_name))))
+
+
+@contextmanager
+def run_session(out, resume: bool, load_last, settings: dict):
+    """Hold the run folder `out` for a training: yields (the last.pt checkpoint to continue from, or
+    None; the BackgroundWriter that writes each epoch's files).
+
+    torchrun's global rank 0 owns the folder: it takes the lock, checks again under it that a new run
+    finds the folder empty (a training started at the same moment) and removes the temporaries a
+    killed run left. `load_last(path)` reads last.pt, which must hold a training state written with
+    the run's `settings` (models.settings.check_resumed_checkpoint). Leaving the block (normally, on
+    an error or on Ctrl-C) finishes the pending write first, inside the lock.
+    """
+    out = Path(out)
+    is_main = global_rank() == 0
+    with locked_run_folder(out) if is_main else nullcontext():
+        if is_main and not resume:
+            check_new_run_folder(out)
+        if is_main:
+            for tmp in remove_stale_temporaries(out):
+                print(f"removed {tmp.name}, left by a run that was stopped while writing")
+        resumed = load_last(out / "last.pt") if resume and (out / "last.pt").exists() else None
+        if resumed is not None:
+            check_resumed_checkpoint(resumed, settings, out / "last.pt", out / "config.json")
+        if resume and resumed is None and is_main:
+            print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
+        with BackgroundWriter() as writer:
+            yield resumed, writer
+
+
+def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved,
+                      format: str = CHECKPOINT_FORMAT, columns=METRIC_COLUMNS) -> None:
+    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background.
+    `state` holds the epoch, the best result so far and the `history` of metric rows."""
+    if improved:  # for inference and pictures: no optimizer state (it would double the file)
+        save_checkpoint(out / "best.pt", weights, config, format=format, **state)
+    save_checkpoint(out / "last.pt", weights, config, format=format, **state, optimizer=optimizer_state,
+                    scheduler=scheduler_state)
+    # The rows live in last.pt too: a kill between its write and metrics.csv's loses no row.
+    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"], columns))

@@ -1,0 +1,284 @@
+"""Train or fine-tune the CATR captioner on COCO-format captions.
+
+    python scripts/train_captioner.py --data_dir coco --train_split train2017 --val_split val2017 \
+        --output_dir runs/catr_v2_ft                                  # fine-tune the published v2
+    python scripts/train_captioner.py --data_dir shapes --config tiny --no_pretrained --freeze_backbone \
+        --cache_features --lr 3e-3 --output_dir runs/tiny             # a small captioner from scratch
+    torchrun --nproc_per_node 4 scripts/train_captioner.py --data_dir coco ...
+
+A split S is DATA_DIR/annotations/captions_S.json (or DATA_DIR/captions_S.json) and the image folder
+DATA_DIR/S/. Teacher forcing: cross-entropy on each next caption token, [PAD] ignored; AdamW with the
+reference's lower backbone learning rate (its stem and layer1 stay frozen, as in CATR), or
+--freeze_backbone; linear warm-up then cosine decay; bf16 autocast on CUDA. Images are resized so
+that their longer side is --image_size, as CATR's inference resizes them, and not flipped (a flip
+would make "left of" wrong).
+
+Writes RUN/config.json (the settings and the CATR configuration), RUN/metrics.csv (per epoch: train
+and val loss and next-token accuracy, val BLEU-4 and CIDEr-D of greedy captions), RUN/best.pt (on
+each better val CIDEr-D, or lower val loss with --score_images 0) and RUN/last.pt (with the optimizer
+state, every epoch). The checkpoints load in p2_vis_caption.py and scripts/eval_captions.py with
+--weights. RUN/train.lock keeps a second training out while this one runs; --resume continues from
+last.pt with the settings of config.json, accepting again only the flags that do not change what the
+model learns (--data_dir, --num_workers, --device, --no_progress), a larger --epochs and a new
+--patience.
+"""
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.io import UserError, write_text_atomic
+import torch
+from torch.utils.data import DistributedSampler
+
+from catr.caption_data import CaptionPairs, read_caption_split
+from catr.captioner import CONFIGS, build_model
+from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
+from catr.decode import MAX_STEPS
+from catr.tokenizer import load_tokenizer
+from catr.training import BackboneFeatures, caption_step, loader, parameter_groups, set_trainable, validation_scores
+from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
+from data.resume import differing_settings
+from data.run_files import metrics_csv, read_config
+from models.checkpoint import host_copy, load_checkpoint_file
+from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
+                                         init_distributed, is_distributed, main_process_first)
+from models.training.engine import evaluate, train_one_epoch
+from models.training.optim import SCHEDULES, build_optimizer, build_scheduler
+from models.training.runtime import default_num_workers, resolve_device, training_precision
+from models.training.session import resolve_run_args, run_session, write_epoch_files
+
+MAX_SEED = 2**32 - 1
+COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("data")
+    g.add_argument("--data_dir", help="folder of the splits' annotations and image folders (required)")
+    g.add_argument("--train_split", default="train", help="training split name (default: %(default)s)")
+    g.add_argument("--val_split", default="val", help="validation split name (default: %(default)s)")
+    g.add_argument("--output_dir", required=True, help="run folder for config, metrics and checkpoints")
+    g = p.add_argument_group("model")
+    start = g.add_mutually_exclusive_group()
+    start.add_argument("--version", choices=sorted(WEIGHT_URLS), default=DEFAULT_VERSION,
+                       help="published CATR weights to fine-tune, downloaded once (default: %(default)s)")
+    start.add_argument("--weights", metavar="FILE",
+                       help="start from this file instead: a checkpoint of this script (its own configuration) "
+                            "or a dict with a state dict of --config under 'model'")
+    start.add_argument("--no_pretrained", action="store_true", help="start from random weights of --config")
+    g.add_argument("--config", choices=sorted(CONFIGS), default="catr",
+                   help="architecture: catr (the published one), or a small one for CPU runs (default: %(default)s)")
+    g.add_argument("--image_size", type=int, default=None,
+                   help="longer side of the images in pixels (default: the configuration's, 299 for catr)")
+    g.add_argument("--freeze_backbone", action="store_true", help="train everything but the ResNet")
+    g.add_argument("--cache_features", action="store_true",
+                   help="with --freeze_backbone: compute the ResNet's features of every image once and train "
+                        "on them (refused if they need more than half the memory)")
+    g = p.add_argument_group("optimisation (defaults: the reference's, saahiluppal/catr configuration.py)")
+    g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: %(default)s)")
+    g.add_argument("--lr_backbone", type=float, default=1e-5,
+                   help="peak learning rate of the ResNet's layer2..layer4 (default: %(default)s)")
+    g.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay (default: %(default)s)")
+    g.add_argument("--clip_grad", type=float, default=0.1, help="max gradient norm; 0 turns it off (default: %(default)s)")
+    g.add_argument("--epochs", type=int, default=30,
+                   help="(default: %(default)s); with --resume, a number larger than the run's extends it")
+    g.add_argument("--batch_size", type=int, default=32, help="captions per step per process (default: %(default)s)")
+    g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
+    g.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="lr after warm-up (default: %(default)s)")
+    g.add_argument("--warmup_epochs", type=float, default=1.0, help="linear lr warm-up length (default: %(default)s)")
+    g.add_argument("--patience", type=int, default=0,
+                   help="stop after this many epochs without a better val score; 0 never stops early (default: 0)")
+    g = p.add_argument_group("validation")
+    g.add_argument("--score_images", type=int, default=None,
+                   help="caption this many val images (the first, by file order) each epoch and score them; 0 "
+                        "scores none and keeps best.pt by val loss (default: all)")
+    g.add_argument("--max_steps", type=int, default=32,
+                   help=f"tokens at most in a val caption, 1..{MAX_STEPS} (default: %(default)s)")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
+    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+                   help="bf16 autocast on CUDA (default); the CPU always runs fp32")
+    g.add_argument("--num_workers", type=int, default=None,
+                   help="DataLoader worker processes (default: on a GPU the CPUs per process, at most 8; on the CPU 0)")
+    g.add_argument("--resume", action="store_true",
+                   help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
+    g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
+    return p
+
+
+def check_args(args) -> None:
+    if not args.data_dir:
+        raise UserError("--data_dir is required: the folder of the captions and images")
+    at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "patience": 0, "num_workers": 0, "lr": 0,
+                "lr_backbone": 0, "weight_decay": 0, "warmup_epochs": 0, "clip_grad": 0, "score_images": 0,
+                "image_size": 16, "max_steps": 1}
+    for flag, low in at_least.items():
+        if getattr(args, flag) is not None and not getattr(args, flag) >= low:  # `not >=` also refuses NaN
+            raise UserError(f"--{flag} must be at least {low}, not {getattr(args, flag)}")
+    if args.max_steps > MAX_STEPS:
+        raise UserError(f"--max_steps must be at most {MAX_STEPS}, not {args.max_steps}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
+    if args.cache_features and not args.freeze_backbone:
+        raise UserError("--cache_features needs --freeze_backbone: a backbone that trains changes its features")
+    if args.config != "catr" and not (args.no_pretrained or args.weights):
+        raise UserError(f"the published weights are of the catr configuration; --config {args.config} needs "
+                        "--no_pretrained or --weights")
+
+
+def checked_settings(settings: dict, name) -> dict:
+    args = argparse.Namespace(**settings)
+    check_args(args)
+    return vars(args)
+
+
+def make_config(args) -> dict:
+    return dict(vars(args))
+
+
+def split_paths(data_dir: Path, split: str) -> tuple:
+    """(annotations file, image folder) of a split, in COCO's layout or flat."""
+    coco = data_dir / "annotations" / f"captions_{split}.json"
+    return (coco if coco.is_file() else data_dir / f"captions_{split}.json"), data_dir / split
+
+
+def initial_model(args):
+    """The model to start from (on the CPU) and its CATR configuration, the image side applied."""
+    if args.no_pretrained:
+        model = build_model(CONFIGS[args.config])
+    else:
+        with main_process_first():  # one download per node
+            model = load_model(args.version, args.weights, config=args.config)
+    model.config = replace(model.config, image_size=args.image_size or model.config.image_size)
+    return model
+
+
+def main(argv=None):
+    args = resolve_run_args(get_args_parser, argv, checked_settings, make_config)
+    device = resolve_device(args.device)
+    with run_session(args.output_dir, args.resume, load_run_checkpoint, vars(args)) as (resumed, writer):
+        train(args, device, resumed, writer)
+
+
+def load_run_checkpoint(path) -> dict:
+    return load_checkpoint_file(path, CAPTION_FORMAT, "scripts/train_captioner.py")
+
+
+def train(args, device, resumed, writer):
+    rank, world_size, device = init_distributed(device)
+    if args.num_workers is None:
+        args.num_workers = default_num_workers(device)
+    is_main = rank == 0
+    progress = args.progress and is_main
+    out = Path(args.output_dir)
+    args.precision = training_precision(device, args.precision)  # the config records what was really used
+
+    torch.manual_seed(args.seed)
+    if resumed is None:
+        model = initial_model(args)
+    else:
+        model = build_model(config_from_record(read_config(out / "config.json")["catr"]))
+        model.load_state_dict(resumed["model"])
+    config = {**vars(args), "catr": config_record(model.config)}
+    set_trainable(model, args.freeze_backbone)
+    model.to(device)
+
+    encode = load_tokenizer().encode
+    splits = [read_caption_split(*split_paths(Path(args.data_dir), name), encode, MAX_STEPS)
+              for name in (args.train_split, args.val_split)]
+    train_pairs, val_pairs = (CaptionPairs(split, model.image_size) for split in splits)
+    train_set, val_set = train_pairs, val_pairs
+    if args.cache_features:
+        model.eval()
+        train_set, val_set = (BackboneFeatures(pairs, model, device, progress=progress) for pairs in (train_pairs, val_pairs))
+
+    plain_model = model
+    if is_distributed():
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    pin = device.type == "cuda"
+    train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
+    train_loader = loader(train_set, args.batch_size, train_sampler, args.num_workers, pin)
+    val_loader = loader(val_set, args.batch_size * 2, ShardSampler(len(val_set), rank, world_size), args.num_workers, pin)
+    steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
+    optimizer = build_optimizer(plain_model, "adamw", args.lr, args.weight_decay, 0.0, device,
+                                param_groups=parameter_groups(plain_model, args.lr, args.lr_backbone))
+    scheduler = build_scheduler(optimizer, args.schedule, total_steps=steps_per_epoch * args.epochs,
+                                warmup_steps=round(args.warmup_epochs * steps_per_epoch))
+    history, best_score, best_epoch, start_epoch = [], -math.inf, 0, 0
+    if resumed is not None:
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        history, best_score, best_epoch, start_epoch = (resumed["history"], resumed["best_score"],
+                                                        resumed["best_epoch"], resumed["epoch"])
+    if is_main:
+        if not args.resume or differing_settings([config, read_config(out / "config.json")]):
+            write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+        write_text_atomic(out / "metrics.csv", metrics_csv(history, COLUMNS))
+    scored = args.score_images != 0
+    criterion = "val CIDEr-D" if scored else "val loss"
+    stopped_early = start_epoch > 0 and start_epoch - best_epoch >= args.patience > 0
+    if start_epoch >= args.epochs or stopped_early:
+        if is_main:
+            how = (f"it stopped early, no better {criterion} for {args.patience} epochs; to train on, pass a larger "
+                   "--patience (0: never stop early)") if stopped_early else \
+                  f"to train on, pass --epochs larger than {start_epoch}"
+            print(f"{out} is already complete ({start_epoch} epochs): {how}")
+        cleanup_distributed()
+        return
+    if is_main:
+        trainable = sum(p.numel() for p in plain_model.parameters() if p.requires_grad)
+        print(f"CATR {args.config} at {plain_model.image_size}px on {device} x{world_size}{backend_name()}: "
+              f"{len(train_pairs.split.image_ids)} train images ({len(train_pairs)} captions), "
+              f"{len(val_pairs.split.image_ids)} val images, {trainable / 1e6:.2f}M trained parameters -> {out}")
+
+    step = caption_step(model, device, args.precision, from_features=args.cache_features)
+    val_step = caption_step(plain_model, device, args.precision, from_features=args.cache_features)
+    score_count = len(val_pairs.split.image_ids) if args.score_images is None else args.score_images
+    for epoch in range(start_epoch, args.epochs):
+        start = time.time()
+        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
+        train_sampler.set_epoch(epoch)
+        row = {"epoch": epoch + 1}
+        row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision, args.grad_accum,
+                                   clip_grad=args.clip_grad, progress=progress, desc=f"epoch {epoch + 1}/{args.epochs}",
+                                   epoch=epoch + 1, batch_step=step))
+        row.pop("train_seconds")
+        row.update(evaluate(plain_model, val_loader, device, args.precision, progress, batch_step=val_step))
+        row.pop("val_seen")
+        row.update(val_bleu4=None, val_cider=None)
+        if scored:
+            row.update(validation_scores(plain_model, val_pairs, score_count, rank, world_size, device,
+                                         max_steps=args.max_steps, progress=progress)[0])
+        row["seconds"] = round(time.time() - start, 2)
+        history.append(row)
+        score = row["val_cider"] if scored else -row["val_loss"]
+        improved = score > best_score
+        if improved:
+            best_score, best_epoch = score, epoch + 1
+        stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
+        if is_main:
+            state = dict(epoch=epoch + 1, best_score=best_score, best_epoch=best_epoch, history=list(history))
+            writer.submit(write_epoch_files, out, host_copy(plain_model.state_dict()), config, state,
+                          host_copy(optimizer.state_dict()), host_copy(scheduler.state_dict()), improved,
+                          format=CAPTION_FORMAT, columns=COLUMNS)
+            scores = f" | val BLEU-4 {row['val_bleu4']:.4f} CIDEr-D {row['val_cider']:.4f}" if scored else ""
+            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} "
+                  f"next-token acc {row['val_acc']:.2f}%{scores}{' *' if improved else ''} | {row['seconds']:.0f}s",
+                  flush=True)
+        if broadcast_flag(stop, device):
+            if is_main:
+                print(f"early stop: no better {criterion} for {args.patience} epochs")
+            break
+    if is_main:
+        print(f"best {criterion} at epoch {best_epoch}: {out / 'best.pt'}")
+    cleanup_distributed()
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,119 @@
+"""scripts/train_captioner.py: resuming, its checkpoints in the problem-2 scripts, one-line errors."""
+import csv
+import json
+import shutil
+
+import pytest
+import torch
+
+import eval_captions
+import eval_grounding
+import p2_vis_caption
+import train_captioner
+from data.synthetic_captions import make_captioned_set
+
+FAST = ["--config", "tiny", "--no_pretrained", "--image_size", "48", "--batch_size", "8", "--lr", "3e-3",
+        "--score_images", "2", "--max_steps", "4", "--device", "cpu", "--no_progress"]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return make_captioned_set(tmp_path_factory.mktemp("scenes") / "set", seed=3, n_train=4, n_val=2, size=48)
+
+
+@pytest.fixture(scope="module")
+def trained(scenes, tmp_path_factory):
+    """A finished 2-epoch run (frozen backbone, features cached) and its folder."""
+    run = tmp_path_factory.mktemp("runs") / "cached"
+    train_captioner.main([str(a) for a in ["--data_dir", scenes, "--output_dir", run, "--epochs", "2",
+                                           "--freeze_backbone", "--cache_features", *FAST]])
+    return run
+
+
+def _metrics(run):
+    with open(run / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def test_a_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(scenes, tmp_path, run_cli):
+    whole, halves = tmp_path / "whole", tmp_path / "halves"
+    assert run_cli(train_captioner.main, ["--data_dir", scenes, "--output_dir", whole, "--epochs", "2", *FAST])[0] == 0
+    assert run_cli(train_captioner.main, ["--data_dir", scenes, "--output_dir", halves, "--epochs", "1", *FAST])[0] == 0
+    code, out, err = run_cli(train_captioner.main, ["--output_dir", halves, "--resume", "--epochs", "2",
+                                                    "--data_dir", scenes, "--no_progress"])
+    assert code == 0, err
+    assert _metrics(halves) == _metrics(whole) and len(_metrics(whole)) == 2
+    assert set(_metrics(whole)[0]) >= {"train_loss", "val_loss", "val_bleu4", "val_cider"}
+    config = json.loads((whole / "config.json").read_text())
+    assert config["catr"]["image_size"] == 48 and config["catr"]["hidden_dim"] == 32
+
+
+def test_the_checkpoint_loads_in_every_problem_2_script(trained, scenes, tmp_path, run_cli):
+    weights = ["--weights", trained / "best.pt", "--device", "cpu", "--max_steps", "4"]
+    val = scenes / "val"
+    image = sorted(val.iterdir())[0]
+    code, out, err = run_cli(p2_vis_caption.main, ["--images", image, "--out_dir", tmp_path / "fig", "--save_npy",
+                                                   *weights])
+    assert code == 0, err
+    assert (tmp_path / "fig" / f"{image.stem}.png").is_file()
+    # 48 px as trained, not CATR's 299: a 3 x 3 feature grid
+    import numpy as np
+    assert np.load(tmp_path / "fig" / f"{image.stem}.npy").shape[1:] == (3, 3)
+    code, out, err = run_cli(eval_captions.main, ["--annotations", scenes / "annotations" / "captions_val.json",
+                                                  "--img_dir", val, "--out_results", tmp_path / "r.json", *weights])
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["images"] == 2
+    code, out, err = run_cli(eval_grounding.main, [
+        "--img_dir", val, "--instances", scenes / "annotations" / "instances_val.json",
+        "--captions", scenes / "annotations" / "captions_val.json",
+        "--words", scenes / "annotations" / "object_words.txt", "--no_deletion", "--no_progress",
+        "--out_json", tmp_path / "g.json", "--weights", trained / "best.pt", "--device", "cpu"])
+    assert code == 0, err
+
+
+def _one_line_error(run_cli, main, argv, *phrases):
+    code, out, err = run_cli(main, argv)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    for phrase in phrases:
+        assert phrase in err, err
+
+
+def _edited_set(scenes, tmp_path, edit):
+    data = tmp_path / "set"
+    shutil.copytree(scenes, data)
+    path = data / "annotations" / "captions_train.json"
+    captions = json.loads(path.read_text())
+    edit(captions)
+    path.write_text(json.dumps(captions))
+    return data
+
+
+@pytest.mark.parametrize("edit, phrase", [
+    (lambda c: c.update(images=[], annotations=[]), "lists no images"),
+    (lambda c: c.update(annotations=[a for a in c["annotations"] if a["image_id"] != c["images"][0]["id"]]),
+     "has no captions"),
+    (lambda c: c["annotations"][0].update(caption="red " * 130), "tokens"),
+])
+def test_bad_captions_are_one_line(scenes, tmp_path, run_cli, edit, phrase):
+    data = _edited_set(scenes, tmp_path, edit)
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
+                    phrase)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_checkpoint_of_another_configuration_is_one_line(trained, tmp_path, run_cli):
+    ckpt = torch.load(trained / "best.pt", weights_only=True)
+    ckpt["config"]["catr"]["dec_layers"] = 2  # the weights hold 3 decoder layers
+    torch.save(ckpt, tmp_path / "other.pt")
+    bare = {"model": ckpt["model"]}  # a published-style file of the tiny weights, read as the catr architecture
+    torch.save(bare, tmp_path / "bare.pt")
+    for path, phrase in ((tmp_path / "other.pt", "configuration it records"), (tmp_path / "bare.pt", "architecture")):
+        _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights", path],
+                        "does not match", phrase)
+
+
+def test_a_classifier_checkpoint_is_one_line(tmp_path, run_cli):
+    from models.checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / "vit.pt", {"w": torch.zeros(1)}, {"model": "tiny"})
+    _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
+                                                   tmp_path / "vit.pt"], "another model")
