@@ -2,21 +2,25 @@
 
 The model is rebuilt from the checkpoint alone (architecture, image size and normalisation come from
 its config). The CSV has the header `filename,label` and one row per .jpg/.jpeg/.png file, sorted by
-name; it is written atomically, so a failed run leaves no partial file. When every file name carries
-a label (`{label}_{id}.jpg`, like p1_data/val), accuracy and per-class accuracy are printed too.
+name; it is written atomically, so a failed run leaves no partial file. A folder holding a file name
+that is not valid UTF-8 (which a UTF-8 CSV cannot name) is refused before any work. When every file
+name carries a label (`{label}_{id}.jpg`, like p1_data/val), accuracy and per-class accuracy are
+printed too.
 
     python p1_inference.py --ckpt checkpoints/p1_best.pt --img_dir p1_data/val --out_csv pred.csv
 """
 import argparse
 import csv
+import os
 import time
-from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, atomic_path
 import torch
 
 from data.datasets import ImageFolder
+from data.images import list_images, some_names
+from data.outputs import check_output_file
 from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
@@ -47,14 +51,12 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if args.batch_size < 1 or (args.num_workers or 0) < 0:
         raise UserError("--batch_size must be at least 1 and --num_workers at least 0")
-    out_csv = Path(args.out_csv)
-    if out_csv.is_dir():
-        raise UserError(f"--out_csv {out_csv} is a folder; give a file name such as {out_csv / 'pred.csv'}")
-    existing = next(p for p in out_csv.absolute().parents if p.exists())
-    if not existing.is_dir():
-        raise UserError(f"cannot write {out_csv}: {existing} is a file, not a folder")
+    inputs = [args.ckpt, args.img_dir]
+    out_csv = check_output_file(args.out_csv, "--out_csv", inputs)
     if args.confusion:
-        check_figure_path(args.confusion, "--confusion")
+        check_figure_path(args.confusion, "--confusion", inputs)
+    files = list_images(args.img_dir)
+    check_csv_names(files, args.img_dir)
     device = resolve_device(args.device)
     start = time.perf_counter()
     model, config = model_from_checkpoint(args.ckpt)
@@ -66,7 +68,7 @@ def main(argv=None):
         # Every image is decoded once here, so a corrupt file is named before the model runs.
         # Workers hand over uint8 images; predict() normalises them on the device with the config's values.
         dataset = ImageFolder(args.img_dir, eval_transform_from_config(config, to_float=False), labeled=False,
-                              skip_bad_images=args.skip_bad_images)
+                              files=files, skip_bad_images=args.skip_bad_images)
         labels = folder_labels(dataset.files, config["num_classes"])
         if args.confusion and labels is None:
             raise UserError(f"--confusion needs every file name in {args.img_dir} to be {{label}}_{{id}}")
@@ -100,6 +102,20 @@ def folder_labels(files, num_classes: int):
     if any(label is None or not 0 <= label < num_classes for label in labels):
         return None
     return torch.tensor(labels)
+
+
+def check_csv_names(files, folder) -> None:
+    """Refuse, before any work, file names the UTF-8 CSV cannot hold: bytes that are not UTF-8, which
+    Python keeps as lone surrogates."""
+    unwritable = []
+    for path in files:
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:
+            unwritable.append(os.fsencode(path.name).decode("utf-8", "backslashreplace"))
+    if unwritable:
+        raise UserError(f"{len(unwritable)} file name(s) in {folder} are not valid UTF-8, so the CSV cannot "
+                        f"name them ({some_names(unwritable)}); rename them, e.g. with convmv")
 
 
 def write_predictions(path, filenames, labels) -> None:

@@ -14,6 +14,7 @@ A resumed run takes every setting from RUN/config.json. It accepts again only th
 change what the model learns (--num_workers, --cache_images, --device, --no_progress, --compile,
 --attention, --grad_checkpointing, and --data_dir when the data has moved) and the two that say how
 long it trains: a larger --epochs and a new --patience. Any other flag with a new value is refused.
+The flags, RUN/config.json and RUN/last.pt's config obey the same rules (models/settings.py).
 """
 import argparse
 import math
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, warn
+from data.io import warn
 import torch
 
 from data.datasets import ImageFolder, SeededSampler
@@ -29,18 +30,18 @@ from data.pets import NUM_CLASSES, read_class_names
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import host_copy, load_checkpoint, model_config
+from models.settings import VIT_RUN_REQUIRED, check_vit_run
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.training.predict import make_loader
-from models.training.runtime import resolve_device
+from models.training.runtime import PRECISIONS, resolve_device
 from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
                                      start_training_process, write_epoch_files, write_run_start)
 from models.training.writer import BackgroundWriter
-from models.vit import MODEL_NAMES, build_vit, check_image_size
+from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
-MAX_SEED = 2**32 - 1  # the per-epoch seeds derived from it stay within torch.manual_seed's range
 SHOWN_CLASSES = 5  # how many classes without training images a warning names
 
 
@@ -85,7 +86,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("runtime")
     g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+    g.add_argument("--precision", choices=PRECISIONS, default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
     g.add_argument("--num_workers", type=int, default=None,
                    help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
@@ -106,25 +107,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def resolve_args(argv=None) -> argparse.Namespace:
     """The flags, checked, with the model's config; on --resume the run's own settings from its config.json."""
-    return resolve_run_args(get_args_parser, argv, check_args, make_config)
-
-
-def check_args(args) -> None:
-    """Every flag's range, before anything is written."""
-    at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "num_classes": 1, "patience": 0,
-                "num_workers": 0, "lr": 0, "momentum": 0, "weight_decay": 0, "warmup_epochs": 0, "clip_grad": 0}
-    for flag, low in at_least.items():
-        if getattr(args, flag) is None:  # --num_workers: chosen for the device at start
-            continue
-        if not getattr(args, flag) >= low:  # `not >=` also refuses NaN
-            raise UserError(f"--{flag} must be at least {low}, not {getattr(args, flag)}")
-    if not 0 <= args.label_smoothing < 1:
-        raise UserError(f"--label_smoothing must be in [0, 1), not {args.label_smoothing}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
-    if args.weights and args.no_pretrained:
-        raise UserError("--weights and --no_pretrained contradict each other; give one")
-    args.image_size = check_image_size(args.model, args.image_size)
+    return resolve_run_args(get_args_parser, argv, check_vit_run, make_config, required=VIT_RUN_REQUIRED)
 
 
 def warn_classes_without_images(labels, class_names, num_classes: int) -> None:
@@ -144,7 +127,7 @@ def make_config(args) -> dict:
 def main(argv=None):
     args = resolve_args(argv)
     device = resolve_device(args.device)
-    with run_session(args.output_dir, args.resume, load_checkpoint) as (resumed, writer):
+    with run_session(args.output_dir, args.resume, load_checkpoint, vars(args)) as (resumed, writer):
         train(args, device, resumed, writer)
 
 
@@ -175,7 +158,7 @@ def train(args, device, resumed, writer: BackgroundWriter):
         model = build_vit(args.model, num_classes=args.num_classes, image_size=args.image_size,
                           pretrained=fresh and not args.no_pretrained, weights=args.weights if fresh else None)
     if not fresh:
-        model.load_state_dict(resumed["model"])
+        load_state_strict(model, resumed["model"], str(out / "last.pt"), args.model)
     set_attention(model, args.attention)
     if args.grad_checkpointing:
         enable_grad_checkpointing(model)

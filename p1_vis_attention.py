@@ -31,6 +31,7 @@ from data.entry import run_main  # first: Ctrl-C during the slow imports below i
 from data.io import UserError, warn
 from data.images import check_unique_stems, open_rgb
 from data.flags import layer_index
+from data.outputs import check_output_folder, refuse_inputs
 from data.pets import default_class_names
 from data.transforms import denormalize, eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
@@ -126,11 +127,16 @@ def main(argv=None):
     args = parse_args(argv)
     if args.out_dir is None and args.html is None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
-    html = check_html_path(args.html) if args.html else None
     if not 0.0 <= args.discard_ratio < 1.0:
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
     options = map_options(args)
     paths = image_paths(args)
+    html = check_html_path(args.html, inputs=[args.ckpt, *paths]) if args.html else None
+    if args.out_dir is not None:
+        check_output_folder(args.out_dir, "--out_dir")
+        figures = [figure_path(args, path) for path in paths]
+        npys = [figure.with_suffix(".npy") for figure in figures] if args.save_npy else []
+        refuse_inputs([*figures, *npys], [args.ckpt, *paths], "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)
     device = resolve_device(args.device)
@@ -174,12 +180,17 @@ def draw_figure(model, x, path, image, names, options, args) -> None:
         fig = heads_figure(image, values, title)
     else:
         fig = attention_figure(image, values, title, map_title=method.map_title)
-    suffix = f"_class{args.target_class}" if args.method == "relevancy" and args.target_class is not None else ""
-    out = Path(args.out_dir) / f"{path.stem}_{args.method}{suffix}.png"
+    out = figure_path(args, path)
     save_figure(fig, out, dpi=ATTENTION_DPI)
     print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
     if args.save_npy:
         save_array(out.with_suffix(".npy"), values.numpy())
+
+
+def figure_path(args, path) -> Path:
+    """Where the figure of the image `path` goes: OUT_DIR/<stem>_<method>[_class<k>].png."""
+    suffix = f"_class{args.target_class}" if args.method == "relevancy" and args.target_class is not None else ""
+    return Path(args.out_dir) / f"{path.stem}_{args.method}{suffix}.png"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError
+from data.outputs import check_output_file
 from models.checkpoint import model_from_checkpoint
 from models.figures.classifier import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
 from models.explain.maps import position_embedding_similarity
@@ -59,6 +60,10 @@ def main(argv=None):
     args = parse_args(argv)
     if Path(args.out).suffix.lower() not in FIGURE_FORMATS:
         raise UserError(f"--out {args.out}: the figure must end in one of {', '.join(FIGURE_FORMATS)}")
+    inputs = [path for path in (args.ckpt, args.weights) if path]
+    check_output_file(args.out, "--out", inputs)
+    if args.save_npy:
+        check_output_file(args.save_npy, "--save_npy", inputs)
     model, origin = load_model(args)
     gh, gw = grid_size(model)
     similarity = position_embedding_similarity(model.positional_embedding.pos_embedding,

@@ -33,12 +33,13 @@ import torch
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments, load_captioner,
+from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, check_search_arguments, load_captioner,
                       search_description, weights_description)
 from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
 from catr.relevancy import word_relevancy
 from data.images import check_unique_stems, list_images
+from data.outputs import check_output_folder, refuse_inputs
 from models.figures.classifier import save_array
 from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
 from models.figures.plots import save_figure
@@ -101,14 +102,21 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.out_dir is None and args.html is None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
-    html = check_html_path(args.html) if args.html else None
     check_search_arguments(args)
     if args.method == "relevancy" and args.heads == "all":
         raise UserError("--heads all draws attention heads; relevancy averages them: use --method attention")
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
+    html = check_html_path(args.html, inputs=paths) if args.html else None
     check_unique_stems(paths)
+    out_dir = None
+    if args.out_dir is not None:
+        out_dir = check_output_folder(args.out_dir, "--out_dir")
+        suffixes = (".png", ".npy") if args.save_npy else (".png",)
+        refuse_inputs([out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes], paths,
+                      "--out_dir")
     device = resolve_device(args.device)
     model = load_captioner(args, device)
+    check_beam(args, model, device)
     layer = layer_index(args.layer, len(model.transformer.decoder.layers), "the decoder")
     tokenizer = catr.load_tokenizer()
     heads = "mean over heads" if args.heads == "mean" else "one row per head"
@@ -116,7 +124,6 @@ def main(argv=None) -> None:
              "relevancy (Chefer et al. 2021), all layers, teacher-forced")
     note = f"{weights_description(args)}; {search_description(args)}; {shown}"
 
-    out_dir = Path(args.out_dir) if args.out_dir is not None else None
     unreadable, entries = [], []
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,

@@ -1,5 +1,6 @@
 """Flags the captioning scripts share: which weights to load, and how to search for captions."""
 import argparse
+import os
 
 import torch
 
@@ -9,7 +10,7 @@ from models.weights import read_torch_file
 
 from .captioner import CONFIGS, build_model
 from .checkpoint import checkpoint_config, is_caption_checkpoint
-from .decode import MAX_STEPS
+from .decode import MAX_STEPS, search_memory_bytes, vocabulary_size
 from .weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 
 
@@ -47,6 +48,27 @@ def check_search_arguments(args) -> None:
         raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
     if not 1 <= args.max_steps <= MAX_STEPS:
         raise UserError(f"--max_steps must be in 1..{MAX_STEPS}, got {args.max_steps}")
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for new tensors: the GPU's free memory, or the memory the system can still give."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def check_beam(args, model, device: torch.device) -> None:
+    """Refuse a beam wider than the vocabulary (no search can keep more hypotheses than words), and a
+    beam and batch whose search would not fit in the memory free now, naming the size needed."""
+    vocab = vocabulary_size(model)
+    if args.beam > vocab:
+        raise UserError(f"--beam {args.beam} is wider than the vocabulary ({vocab} words); give at most {vocab}")
+    needed = search_memory_bytes(model, args.beam, args.batch_size, args.max_steps)
+    free = available_memory(device)
+    if needed > free:
+        raise UserError(f"--beam {args.beam} with --batch_size {args.batch_size} needs about {needed / 2**30:.1f} GiB "
+                        f"for the search, and {device} has {free / 2**30:.1f} GiB free: give a smaller --beam or "
+                        "--batch_size")
 
 
 def search_description(args) -> str:

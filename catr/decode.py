@@ -66,6 +66,25 @@ def best_hypothesis(hypotheses: list, length_penalty: float) -> Hypothesis:
     return max(hypotheses, key=lambda hypothesis: normalized_score(hypothesis, length_penalty))
 
 
+def vocabulary_size(model) -> int:
+    return model.mlp.layers[-1].out_features
+
+
+def search_memory_bytes(model, beam_size: int, batch_size: int, max_steps: int = MAX_STEPS,
+                        grid_cells: int = 19 * 19) -> int:
+    """An upper estimate of the bytes `generate` holds for a batch: per decoder row (an image's
+    hypothesis) every step's cross-attention rows, the self-attention keys and values of its words
+    and its copy of the image's keys and values; per image the scores of every extension (beam x
+    vocabulary, float64). `grid_cells` is the feature grid of the largest image (19 x 19: a 299-px
+    square at output stride 16). Temporaries of the reordering double the per-row share."""
+    layers = model.transformer.decoder.layers
+    heads, width = layers[0].self_attn.nheads, model.input_proj.out_channels
+    per_row = 4 * len(layers) * (max_steps * heads * grid_cells + 2 * max_steps * width + 2 * grid_cells * width)
+    per_row += 12 * vocabulary_size(model)  # the logits (float32) and log-probabilities (float64) of its next word
+    per_image = 8 * 3 * beam_size * vocabulary_size(model)  # extension scores, their top-k and indices
+    return batch_size * (2 * beam_size * per_row + per_image)
+
+
 def _check_model(model, max_steps: int):
     if model.training:
         raise ValueError("call model.eval() first: dropout would make the caption random")

@@ -11,10 +11,11 @@ def resize_longer_side(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Im
     """Scale so the longer side is `max_side`, small images up as well.
 
     Each side is computed as side * (max_side / longer) in floating point and truncated, as the
-    reference does: a 275-pixel side becomes 298, not 299. Pillow's default resampling.
+    reference does: a 275-pixel side becomes 298, not 299. Pillow's default resampling. A side that
+    would truncate to 0 (a 4000x10 strip) keeps 1 pixel: an empty image cannot be captioned.
     """
     scale = max_side / max(image.size)
-    return image.resize(tuple(int(side * scale) for side in image.size))
+    return image.resize(tuple(max(1, int(side * scale)) for side in image.size))
 
 
 def preprocess(image: Image.Image) -> Tensor:

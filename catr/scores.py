@@ -56,6 +56,10 @@ def score_captions(references: dict, captions: dict) -> dict:
     if missing:
         raise ValueError(f"no reference captions for image ids {missing[:5]}")
     ground_truth = {image_id: [tokenize(reference) for reference in references[image_id]] for image_id in captions}
+    if not any(reference for tokens in ground_truth.values() for reference in tokens):
+        # CIDEr's document frequencies would be empty (pycocoevalcap raises ValueError from max()).
+        raise UserError(f"the reference captions of the {len(captions)} images scored all tokenise to nothing "
+                        "(punctuation or symbols only): there is nothing to score against")
     candidates = {image_id: [tokenize(caption)] for image_id, caption in captions.items()}
     bleu, _ = Bleu(4).compute_score(ground_truth, candidates, verbose=0)
     rouge, _ = Rouge().compute_score(ground_truth, candidates)

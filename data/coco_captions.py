@@ -8,7 +8,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .io import UserError, read_text, write_text_atomic
+from .io import UserError, read_text, warn, write_text_atomic
+
+SHOWN = 3  # how many examples a warning names
 
 
 @dataclass
@@ -50,15 +52,34 @@ def load_annotations(path) -> CaptionAnnotations:
     for index, entry in enumerate(data["annotations"]):
         check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
         annotations.references.setdefault(entry["image_id"], []).append(entry["caption"])
+    repeated_ids = []
     for index, entry in enumerate(data["images"]):
         check_entry(entry, index, {"id": int, "file_name": str}, f"{where}, 'images'")
-        if entry["id"] in annotations.references:
+        if entry["id"] in annotations.file_names:
+            repeated_ids.append(entry["id"])
+        elif entry["id"] in annotations.references:
             annotations.file_names[entry["id"]] = entry["file_name"]
             if isinstance(entry.get("width"), int) and isinstance(entry.get("height"), int):
                 annotations.sizes[entry["id"]] = (entry["width"], entry["height"])
     if not annotations.references:
         raise UserError(f"{where} holds no captions")
+    if repeated_ids:
+        warn(f"{where}: {len(repeated_ids)} 'images' entries repeat an image id (such as "
+             f"{', '.join(map(str, repeated_ids[:SHOWN]))}); the first entry of each id is used")
+    shared = shared_file_names(annotations.file_names)
+    if shared:
+        examples = "; ".join(f"{name}: ids {', '.join(map(str, ids))}" for name, ids in list(shared.items())[:SHOWN])
+        warn(f"{where}: {len(shared)} file names are listed under more than one image id ({examples}); "
+             "each such image is captioned once and its caption given to every id")
     return annotations
+
+
+def shared_file_names(file_names: dict) -> dict:
+    """File name -> its image ids, for the names that more than one image id lists."""
+    ids = {}
+    for image_id, name in sorted(file_names.items()):
+        ids.setdefault(name, []).append(image_id)
+    return {name: listed for name, listed in ids.items() if len(listed) > 1}
 
 
 def load_results(path, annotations: CaptionAnnotations) -> dict:

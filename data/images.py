@@ -45,9 +45,9 @@ def list_images(folder) -> list:
         else:
             warn(f"skipping {path} (not a .jpg/.jpeg/.png image)")
     if hidden:
-        warn(f"skipping {_count(hidden, 'hidden file')} in {folder}: {_some(hidden)}")
+        warn(f"skipping {_count(hidden, 'hidden file')} in {folder}: {some_names(hidden)}")
     if dangling:
-        warn(f"skipping {_count(dangling, 'link')} to nothing in {folder}: {_some(dangling)}")
+        warn(f"skipping {_count(dangling, 'link')} to nothing in {folder}: {some_names(dangling)}")
     if not images:
         raise UserError(f"no .jpg/.jpeg/.png images in {folder}")
     return images
@@ -57,7 +57,8 @@ def _count(names: list, what: str) -> str:
     return f"{len(names)} {what}{'s' if len(names) > 1 else ''}"
 
 
-def _some(names: list) -> str:
+def some_names(names: list) -> str:
+    """The first SHOWN_NAMES names, and how many more."""
     more = len(names) - SHOWN_NAMES
     return ", ".join(names[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
 
@@ -71,7 +72,7 @@ def open_rgb(path) -> Image.Image:
             with Image.open(path) as image:
                 _check_size(path, image.size)
                 image.load()  # decode now so a truncated file fails here, naming the file
-                image = _upright(image)
+                image = upright(image)
                 if image.mode == "P" and "transparency" in image.info:
                     image = image.convert("RGBA")  # palette transparency must go through RGBA
                 if image.mode.startswith(("I", "F")):  # 16-bit or float grayscale: scale 0..65535 to 0..255
@@ -95,7 +96,26 @@ def _check_size(path, size: tuple) -> None:
                         f"more than the limit of {MAX_PIXELS / 1e6:.0f} (data.images.MAX_PIXELS)")
 
 
-def _upright(image: Image.Image) -> Image.Image:
+# EXIF orientations that turn an image by 90 degrees: its upright width is its stored height.
+TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)
+ORIENTATION_TAG = 0x0112
+
+
+def upright_size(path) -> tuple:
+    """(width, height) of an image file as `open_rgb` returns it, read from its header alone."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            try:
+                orientation = image.getexif().get(ORIENTATION_TAG)
+            except Exception:  # unreadable EXIF: shown as stored (see upright)
+                orientation = None
+    except Exception as err:  # as in open_rgb: a malformed file can make PIL raise almost any type
+        raise UserError(f"cannot read image {path}: {err or type(err).__name__}") from None
+    return (height, width) if orientation in TRANSPOSED_ORIENTATIONS else (width, height)
+
+
+def upright(image: Image.Image) -> Image.Image:
     """The image rotated and flipped as its EXIF orientation tag says."""
     try:
         ImageOps.exif_transpose(image, in_place=True)

@@ -3,9 +3,13 @@
 A `UserError` is a problem with what the user gave us (a missing folder, a corrupt image, a checkpoint
 of another model). Entry points report it as one line through `data.entry.run_main`.
 """
+import fcntl
 import os
+import socket
+import struct
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -65,6 +69,68 @@ def atomic_path(path, durable: bool = True) -> Iterator[Path]:
             _fsync(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def exclusive_lock(path, program: str, in_use: str, advice: str) -> Iterator[Path]:
+    """Hold a lock on the file `path` (created if needed) for the block, with `program`, the process and
+    the time written in it. While another process holds it, UserError "`in_use` (what it wrote); `advice`".
+
+    It is a POSIX record lock: it belongs to this process alone (forked DataLoader workers do not
+    inherit it), and the system releases it when the process ends, even by `kill -9`, so a lock is
+    never stale.
+    """
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise UserError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by system
+            raise UserError(f"{in_use} ({_holder_text(fd)}); {advice}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{program}, process {os.getpid()} on {socket.gethostname()}, since "
+                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
+# Linux's struct flock (l_type, l_whence, l_start, l_len, l_pid), for asking about a lock without taking it.
+_FLOCK = "hhqqi4x"
+
+
+def lock_holder(path) -> str | None:
+    """What the process holding `exclusive_lock(path)` wrote in it, or None when no other process holds
+    it (or there is no such file). It only asks (F_GETLK): a lock taken to test would, for that instant,
+    keep the holder's rightful successor out."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        query = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+        if struct.unpack(_FLOCK, fcntl.fcntl(fd, fcntl.F_GETLK, query))[0] == fcntl.F_UNLCK:
+            return None
+        return _holder_text(fd)
+    finally:
+        os.close(fd)
+
+
+def _holder_text(fd: int) -> str:
+    """The line `exclusive_lock` wrote in the lock file open as `fd`."""
+    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+
+
+def remove_temporaries(path) -> list:
+    """Delete the temporaries of `path` that a killed process left (`temporaries_of`); only safe while
+    holding a lock that keeps every other writer of `path` out. Returns the removed paths."""
+    stale = temporaries_of(path)
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def temporaries_of(path) -> list:

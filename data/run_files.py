@@ -3,20 +3,18 @@ the lock that keeps a second training out, the temporaries a killed run left, an
 metrics.csv written and read back.
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
+A run whose lock is held is still training.
 """
 import csv
-import fcntl
 import io
 import json
-import os
-import socket
+import math
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import UserError, make_folder, temporaries_of
+from .io import UserError, exclusive_lock, lock_holder, make_folder, remove_temporaries
 
 RUN_FILES = ("config.json", "metrics.csv", "best.pt", "last.pt")
 LOCK_FILE = "train.lock"
@@ -38,36 +36,23 @@ def check_new_run_folder(folder) -> None:
 
 @contextmanager
 def locked_run_folder(folder):
-    """Create `folder` and hold its lock file for the block: a second training into it stops with one
-    line naming the holder. It is a POSIX record lock: it belongs to this process alone (forked
-    DataLoader workers do not inherit it), and the system releases it when the process ends, even by
-    `kill -9`, so a lock is never stale. A folder this call created is removed again when the block
-    fails before writing any of RUN_FILES."""
+    """Create `folder` and hold its lock file for the block (`data.io.exclusive_lock`): a second
+    training into it stops with one line naming the holder. A folder this call created is removed
+    again when the block fails before writing any of RUN_FILES."""
     created = not Path(folder).exists()
     folder = make_folder(folder, purpose=f"create the run folder {folder}")
     path = folder / LOCK_FILE
+    remove = False
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as err:
-        raise UserError(f"cannot write in the run folder {folder}: {err.strerror or err}") from None
-    locked = False
-    try:
-        try:
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
-        except (BlockingIOError, PermissionError):  # EAGAIN or EACCES, by system
-            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
-            raise UserError(f"{folder} is in use by another training ({holder}); wait for it to end "
-                            "or choose another --output_dir") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{Path(sys.argv[0]).name}, process {os.getpid()} on {socket.gethostname()}, since "
-                      f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
-        yield folder
+        with exclusive_lock(path, Path(sys.argv[0]).name, f"{folder} is in use by another training",
+                            "wait for it to end or choose another --output_dir"):
+            try:
+                yield folder
+            finally:
+                remove = created and not run_files(folder)
+                if remove:
+                    path.unlink(missing_ok=True)  # still locked: a process that opened it meanwhile cannot lock it
     finally:
-        remove = locked and created and not run_files(folder)
-        if remove:
-            path.unlink(missing_ok=True)  # still locked: a process that opened it meanwhile cannot lock it
-        os.close(fd)  # releases the lock
         if remove:
             try:
                 folder.rmdir()
@@ -78,14 +63,16 @@ def locked_run_folder(folder):
 def remove_stale_temporaries(folder) -> list:
     """Delete the temporaries of RUN_FILES that a killed run left (a last.pt one of a ViT-L run holds
     gigabytes). Only safe under the folder's lock. Returns the removed paths."""
-    stale = [tmp for name in RUN_FILES for tmp in temporaries_of(Path(folder) / name)]
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
-    return stale
+    return [tmp for name in RUN_FILES for tmp in remove_temporaries(Path(folder) / name)]
 
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
 REQUIRED_COLUMNS = ("epoch", "train_loss", "val_acc")  # what the comparison reads
+
+
+class NoFinishedEpoch(UserError):
+    """The run folder holds no epoch to compare yet: a training before its first epoch ends, or one
+    stopped then."""
 
 
 @dataclass
@@ -93,11 +80,14 @@ class Run:
     path: Path
     config: dict
     metrics: list  # one dict per epoch, values as numbers, in file order
+    in_progress: str | None = None  # while it trains, what its train.lock says of the training
 
     @property
-    def best(self) -> dict:
-        """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps best.pt."""
-        return max(self.metrics, key=lambda row: row["val_acc"])
+    def best(self) -> dict | None:
+        """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps
+        best.pt: a NaN accuracy never improves on another. None when no epoch has a finite accuracy."""
+        finite = [row for row in self.metrics if math.isfinite(row["val_acc"])]
+        return max(finite, key=lambda row: row["val_acc"]) if finite else None
 
 
 def metrics_csv(history: list, columns=METRIC_COLUMNS) -> str:
@@ -114,7 +104,8 @@ def read_run(folder) -> Run:
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"run folder not found: {folder}")
-    return Run(folder, read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"))
+    return Run(folder, read_config(folder / "config.json"), _read_metrics(folder / "metrics.csv"),
+               lock_holder(folder / LOCK_FILE))
 
 
 def read_config(path: Path) -> dict:
@@ -144,11 +135,11 @@ def _read_metrics(path: Path) -> list:
                                     f"its header {len(reader.fieldnames)}")
                 rows.append({k: _number(v) for k, v in row.items()})
     except FileNotFoundError:
-        raise UserError(f"{path} not found: the run has not finished an epoch yet") from None
+        raise NoFinishedEpoch(f"{path} not found: the run has not finished an epoch yet") from None
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read {path}: {err}") from None
     if not rows:
-        raise UserError(f"{path} holds no epochs yet")
+        raise NoFinishedEpoch(f"{path} holds no epochs yet")
     return rows
 
 

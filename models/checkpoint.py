@@ -11,11 +11,11 @@ import torch
 from data.io import UserError, torch_save_atomic
 from data.pets import NUM_CLASSES, default_class_names
 from data.transforms import MEAN, STD
-from .vit import MODEL_NAMES, build_vit, load_state_strict
+from .settings import check_vit_checkpoint_config
+from .vit import build_vit, load_state_strict
 from .weights import read_torch_file
 
 CHECKPOINT_FORMAT = "vit-pets-checkpoint-v1"
-REQUIRED_CONFIG = ("model", "image_size", "num_classes")  # the rest of model_config has defaults
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -63,17 +63,12 @@ def load_checkpoint_file(path, format: str, program: str) -> dict:
 
 
 def load_checkpoint(path) -> dict:
-    """Read a checkpoint of p1_train.py; anything else is reported as one line."""
+    """Read a checkpoint of p1_train.py, its config checked by the rules of the flags; anything else is
+    reported as one line."""
     ckpt = load_checkpoint_file(path, CHECKPOINT_FORMAT, "p1_train.py")
-    config = ckpt.get("config")
-    missing = [k for k in REQUIRED_CONFIG if not isinstance(config, dict) or k not in config]
-    if "model" not in ckpt or missing:
-        what = ", ".join(["model"] * ("model" not in ckpt) + [f"config[{k!r}]" for k in missing])
-        raise UserError(f"{path} is an incomplete checkpoint: it lacks {what}")
-    name = config["model"]
-    if name not in MODEL_NAMES:
-        raise UserError(f"{path} names an unknown model {name!r}")
-    return ckpt
+    if "model" not in ckpt:
+        raise UserError(f"{path} is an incomplete checkpoint: it lacks 'model', the weights")
+    return {**ckpt, "config": check_vit_checkpoint_config(ckpt.get("config"), path)}
 
 
 def model_from_checkpoint(ckpt) -> tuple:
@@ -82,6 +77,7 @@ def model_from_checkpoint(ckpt) -> tuple:
         source, ckpt = str(ckpt), load_checkpoint(ckpt)
     else:
         source = "the checkpoint"
+        ckpt = {**ckpt, "config": check_vit_checkpoint_config(ckpt.get("config"), source)}
     config = ckpt["config"]
     with torch.device("meta"):  # no time spent on random initialisation that is overwritten
         model = build_vit(config["model"], num_classes=config["num_classes"],

@@ -2,11 +2,14 @@
 
 Captioning (--out_results): caption every image of the annotations file (COCO's captions_val2017.json
 format) that is in --img_dir, write a COCO results file ([{"image_id", "caption"}], sorted by image
-id) after every batch, then score it. It resumes: image ids already in --out_results are skipped, so
-an interrupted run picks up where it stopped. --limit N takes the first N annotated images found,
-by image id (the same N on every run).
+id) after every batch, then score the images of this run. It resumes: image ids already in
+--out_results are skipped, so an interrupted run picks up where it stopped. The settings that make
+the captions (weights, --beam, --length_penalty, --max_steps) are kept beside it in
+RESULTS.settings.json (RESULTS without its suffix), and a resume with other settings is refused.
+A hidden .RESULTS.lock keeps a second captioning of the same file out while one runs. --limit N takes
+the first N annotated images found, by image id (the same N on every run); only those are scored.
 Scoring (--results): score any results file, ours or another captioner's, against the annotations.
-Only the images in the results file are scored.
+The images in the results file are scored, or with --limit N the first N of them by image id.
 
 Metrics: BLEU-1..4, ROUGE-L and CIDEr-D (reported as CIDEr, as COCO does), computed by pycocoevalcap's
 scorers. Captions and references are tokenised in Python as COCO's evaluation does (its Java PTB
@@ -25,15 +28,16 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, warn
+from data.io import UserError, exclusive_lock, make_folder, remove_temporaries, warn, write_text_atomic
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, check_search_arguments,
+from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, check_search_arguments,
                       load_captioner, search_description, weights_description)
 from catr.pipeline import caption_files
 from catr.scores import METRICS, TOKENIZATION, score_captions
-from data.coco_captions import load_annotations, load_results, write_results
+from data.coco_captions import load_annotations, load_results, read_json, write_results
+from data.outputs import check_output_file
 from models.training.runtime import resolve_device
 
 
@@ -48,7 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     mode.add_argument("--results", metavar="FILE", help="only score this COCO results file")
     parser.add_argument("--img_dir", metavar="DIR", help="the annotated images, e.g. val2017/ (captioning)")
     parser.add_argument("--limit", type=int, default=None, metavar="N",
-                        help="caption only the first N annotated images found, by image id")
+                        help="caption and score only the first N annotated images found, by image id; with "
+                             "--results, score only its first N images by image id (default: all)")
     add_weight_arguments(parser)
     add_search_arguments(parser, batch_size=8)
     return parser.parse_args(argv)
@@ -61,6 +66,9 @@ def images_to_caption(annotations, img_dir: Path, limit) -> dict:
     found = {image_id: img_dir / name for image_id, name in sorted(annotations.file_names.items())
              if (img_dir / name).is_file()}
     total = len(annotations.file_names)
+    if not total:
+        raise UserError(f"{annotations.path}: no 'images' entry has the id of a captioned image (captions for "
+                        f"{len(annotations.references)} ids, such as {min(annotations.references)}): nothing to caption")
     if not found:
         example = next(iter(annotations.file_names.values()))
         raise UserError(f"{img_dir} holds none of the {total} images of {annotations.path} (such as {example})")
@@ -69,49 +77,115 @@ def images_to_caption(annotations, img_dir: Path, limit) -> dict:
     return dict(list(found.items())[:limit])
 
 
+def settings_path(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.settings.json")
+
+
+def caption_settings(args) -> dict:
+    """What decides the captions: the weights and the search (not the batch size, nor the device)."""
+    if args.random_weights:
+        weights = f"random weights, {args.config} configuration"
+    elif args.weights:
+        weights = str(Path(args.weights).resolve())
+    else:
+        weights = f"CATR {args.version}"
+    return {"weights": weights, "beam": args.beam,
+            "length_penalty": args.length_penalty if args.beam > 1 else None, "max_steps": args.max_steps}
+
+
+def check_settings(out: Path, settings: dict, has_captions: bool) -> None:
+    """Refuse to complete `out` with settings other than those it was begun with; record them when new."""
+    path = settings_path(out)
+    if path.exists() and has_captions:  # without captions there is nothing the settings must match
+        recorded = read_json(path, "settings file")
+        differing = [key for key in settings if not isinstance(recorded, dict) or recorded.get(key) != settings[key]]
+        if differing:
+            key = differing[0]
+            was = recorded.get(key) if isinstance(recorded, dict) else None
+            raise UserError(f"{out} was begun with {key} {was!r} ({path}), this run asks for {settings[key]!r}: "
+                            "give the same settings to complete it, or another --out_results")
+        return
+    if has_captions:
+        warn(f"{out} has no record of the settings it was made with ({path}); taking this run's as its own")
+    write_text_atomic(path, json.dumps(settings, indent=1) + "\n")
+
+
 def caption_images(args, annotations) -> dict:
-    """Caption what --out_results lacks; returns all its captions, image id -> caption."""
+    """Caption what --out_results lacks; returns the captions of this run's images, image id -> caption."""
     out = Path(args.out_results)
-    if args.img_dir is None:
-        raise UserError("captioning needs --img_dir, the folder of the annotated images")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
     paths = images_to_caption(annotations, Path(args.img_dir), args.limit)
-    captions = load_results(out, annotations) if out.exists() else {}
-    # Same-size images side by side, so that batches are decoded whole (see catr.generate).
-    pending = sorted((image_id for image_id in paths if image_id not in captions),
-                     key=lambda image_id: (annotations.sizes.get(image_id, (0, 0)), image_id))
-    print(f"{len(paths)} images: {len(paths) - len(pending)} already in {out}, {len(pending)} to caption "
-          f"({weights_description(args)}, {search_description(args)})")
-    if not pending:
-        return captions
-    device = resolve_device(args.device)
-    model = load_captioner(args, device)
-    tokenizer = catr.load_tokenizer()
-    image_ids = {paths[image_id]: image_id for image_id in pending}
-    unreadable = 0
-    with tqdm(total=len(pending), desc="captioning", unit="image") as progress:
-        for batch in caption_files(model, [paths[image_id] for image_id in pending], args.batch_size, args.beam,
-                                   args.length_penalty, args.max_steps, device):
-            for path, _, decoded in batch:
-                if decoded is None:
-                    unreadable += 1
-                else:
-                    captions[image_ids[path]] = tokenizer.decode(decoded.ids)
-            write_results(out, captions)
-            progress.update(len(batch))
+    lock = make_folder(out.parent, purpose=f"write {out}") / f".{out.name}.lock"
+    with exclusive_lock(lock, "eval_captions.py", f"{out} is being written by another run",
+                        "wait for it to end or choose another --out_results"):
+        for tmp in remove_temporaries(out):
+            print(f"removed {tmp.name}, left by a run that was stopped while writing")
+        captions = load_results(out, annotations) if out.exists() else {}
+        check_settings(out, caption_settings(args), bool(captions))
+        unreadable = caption_pending(args, annotations, paths, captions, out)
+    others = len(captions) - sum(image_id in captions for image_id in paths)
+    if others:
+        print(f"{out} also holds {others} captions of images outside this run (--limit or --img_dir); "
+              f"scoring the {len(paths)} of this run")
     if unreadable:
         raise UserError(f"{unreadable} images could not be read (see the warnings above); {out} holds the "
                         f"others, and a rerun retries only those")
-    return captions
+    return {image_id: captions[image_id] for image_id in paths}
+
+
+def caption_pending(args, annotations, paths: dict, captions: dict, out: Path) -> int:
+    """Caption the images of `paths` that `captions` lacks, into `captions` and `out` after every batch;
+    an image listed under several ids is captioned once for all of them. Returns how many could not
+    be read."""
+    pending = [image_id for image_id in paths if image_id not in captions]
+    print(f"{len(paths)} images: {len(paths) - len(pending)} already in {out}, {len(pending)} to caption "
+          f"({weights_description(args)}, {search_description(args)})")
+    if not pending:
+        return 0
+    image_ids = {}
+    for image_id in pending:
+        image_ids.setdefault(paths[image_id], []).append(image_id)
+    # Same-size images side by side, so that batches are decoded whole (see catr.generate).
+    files = sorted(image_ids, key=lambda path: (annotations.sizes.get(image_ids[path][0], (0, 0)), image_ids[path][0]))
+    device = resolve_device(args.device)
+    model = load_captioner(args, device)
+    check_beam(args, model, device)
+    tokenizer = catr.load_tokenizer()
+    unreadable = 0
+    with tqdm(total=len(files), desc="captioning", unit="image") as progress:
+        for batch in caption_files(model, files, args.batch_size, args.beam, args.length_penalty, args.max_steps,
+                                   device):
+            for path, _, decoded in batch:
+                if decoded is None:
+                    unreadable += len(image_ids[path])
+                else:
+                    captions.update(dict.fromkeys(image_ids[path], tokenizer.decode(decoded.ids)))
+            write_results(out, captions)
+            progress.update(len(batch))
+    return unreadable
+
+
+def first_results(captions: dict, limit, path) -> dict:
+    """The first `limit` captions of a results file by image id (all of them without --limit)."""
+    if limit is None or limit >= len(captions):
+        return captions
+    print(f"--limit {limit}: scoring the first {limit} of the {len(captions)} images of {path}, by image id")
+    return {image_id: captions[image_id] for image_id in sorted(captions)[:limit]}
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     check_search_arguments(args)
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if args.out_results:
+        if args.img_dir is None:
+            raise UserError("captioning needs --img_dir, the folder of the annotated images")
+        inputs = [args.annotations, args.img_dir]
+        out = check_output_file(args.out_results, "--out_results", inputs)
+        check_output_file(settings_path(out), "--out_results", inputs)
     annotations = load_annotations(args.annotations)
     if args.results:
-        captions = load_results(args.results, annotations)
+        captions = first_results(load_results(args.results, annotations), args.limit, args.results)
     else:
         captions = caption_images(args, annotations)
     scores = score_captions(annotations.references, captions)

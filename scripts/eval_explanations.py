@@ -14,18 +14,20 @@ method and, as the last line, one JSON object (also written to --out_json).
 import argparse
 import datetime
 import json
+import math
 import os
 import sys
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, warn, write_text_atomic
+from data.io import UserError, write_text_atomic
 import torch
 from tqdm import tqdm
 
 from data.datasets import ImageFolder
 from data.images import list_images
-from data.masks import mask_paths, read_mask
+from data.outputs import check_output_file
+from data.masks import read_masks
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
 from models.explain.faithfulness import FRACTIONS, FaithfulnessTally, faithfulness_table, grid_mask, perturbation_curves
@@ -33,7 +35,7 @@ from models.explain.methods import MEASURED, explanation_maps
 from models.figures.classifier import perturbation_figure
 from models.figures.plots import check_figure_path, save_figure
 from models.training.predict import inference_model, make_loader
-from models.training.runtime import default_num_workers, resolve_device
+from models.training.runtime import MAX_SEED, default_num_workers, resolve_device
 from models.vit import grid_size
 
 
@@ -42,8 +44,9 @@ def parse_args(argv=None):
     p.add_argument("--ckpt", required=True, metavar="FILE", help="a checkpoint written by p1_train.py")
     p.add_argument("--img_dir", required=True, metavar="DIR", help="the images (.jpg/.jpeg/.png, any names)")
     p.add_argument("--masks_dir", metavar="DIR",
-                   help="object masks <image stem>.png (non-zero = object, or Pets trimaps); an image "
-                        "without one is left out of localisation only, with a warning")
+                   help="object masks <image stem>.png of the image's size (non-zero = object, or Pets "
+                        "trimaps); an image without one, or whose mask has another size or no object, is "
+                        "left out of localisation only, with a warning")
     p.add_argument("--methods", nargs="+", default=list(MEASURED), metavar="NAME",
                    help=f"the maps to measure, any of: {' '.join(MEASURED)} (default: all)")
     p.add_argument("--limit", type=int, metavar="N",
@@ -51,8 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per pass (default %(default)s)")
     p.add_argument("--fill", type=float, default=0.0, metavar="X",
                    help="value, in normalised units, that replaces removed pixels (default 0: mid-grey "
-                        "for mean = std = 0.5)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random maps (default %(default)s)")
+                        "for mean = std = 0.5); a finite number")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random maps, 0..2^32-1 (default %(default)s)")
     p.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
     p.add_argument("--out_png", metavar="FILE", help="draw both perturbation curves of every method here")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -72,8 +75,19 @@ def check_arguments(args) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UserError(f"--{flag} must be at least 1, not {value}")
+    if not math.isfinite(args.fill):  # NaN or infinite pixels make every prediction the same: flat curves
+        raise UserError(f"--fill must be a finite number, not {args.fill}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
+
+
+def check_outputs(args, files: list) -> None:
+    """--out_json and --out_png can be written and are none of the inputs, before any work."""
+    inputs = [args.ckpt, *files]
+    if args.out_json:
+        check_output_file(args.out_json, "--out_json", inputs)
     if args.out_png:
-        check_figure_path(args.out_png, "--out_png")
+        check_figure_path(args.out_png, "--out_png", inputs)
 
 
 def spread(files: list, limit: int | None) -> list:
@@ -84,25 +98,20 @@ def spread(files: list, limit: int | None) -> list:
 
 
 def object_patches(files: list, masks_dir, grid) -> tuple:
-    """((N, gh, gw) object patches, (N,) whether each image has a mask), warning about missing ones."""
-    paths = mask_paths(masks_dir, files)
-    missing = [f.name for f, p in zip(files, paths) if p is None]
-    if len(missing) == len(files):
-        raise UserError(f"--masks_dir {masks_dir} holds no <stem>.png mask for any of the images")
-    if missing:
-        warn(f"no mask in {masks_dir} for {len(missing)} of {len(files)} images (e.g. {missing[0]}); "
-             "they are left out of localisation only")
+    """((N, gh, gw) object patches, (N,) whether each image has a usable mask; see data.masks)."""
     masks = torch.zeros(len(files), *grid, dtype=torch.bool)
-    for i, path in enumerate(paths):
-        if path is not None:
-            masks[i] = grid_mask(torch.from_numpy(read_mask(path)), grid)
-    return masks, torch.tensor([p is not None for p in paths])
+    found = read_masks(masks_dir, files)
+    for i, mask in enumerate(found):
+        if mask is not None:
+            masks[i] = grid_mask(torch.from_numpy(mask), grid)
+    return masks, torch.tensor([mask is not None for mask in found])
 
 
 def main(argv=None):
     args = parse_args(argv)
     check_arguments(args)
     files = spread(list_images(args.img_dir), args.limit)
+    check_outputs(args, files)
     device = resolve_device(args.device)
     model, config = model_from_checkpoint(args.ckpt)
     model = inference_model(model, device)

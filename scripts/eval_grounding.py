@@ -46,19 +46,20 @@ import torch
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_search_arguments,
-                      load_captioner, search_description, weights_description)
+from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_beam,
+                      check_search_arguments, load_captioner, search_description, weights_description)
 from catr.relevancy import explain_captions, token_log_probs
 from data.coco_captions import CaptionAnnotations, load_annotations, load_results
 from data.coco_instances import category_mask, load_instances
 from data.images import open_rgb
 from data.object_words import find_mentions, load_word_table
+from data.outputs import check_output_file
 from models.explain.faithfulness import FRACTIONS, random_maps
 from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,
                                       pointing_hits, relative_probability, summarize, upsample)
 from models.figures.grounding import grounding_figure
 from models.figures.plots import check_figure_path, save_figure
-from models.training.runtime import resolve_device
+from models.training.runtime import MAX_SEED, resolve_device
 
 BASELINES = ("uniform", "random")
 DELETION_ROWS = 128  # teacher-forced re-scorings run together in the deletion test
@@ -87,7 +88,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no_deletion", action="store_true",
                         help="skip the deletion test (it re-scores each word 18 times per method)")
     parser.add_argument("--limit", type=int, metavar="N", help="grade only the first N images, by image id")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random maps (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random maps, 0..2^32-1 (default: %(default)s)")
     parser.add_argument("--cache", metavar="FILE",
                         help="per-image results, appended as each image is done; a rerun continues it "
                              "(default: beside --out_json, named <its stem>.images.jsonl)")
@@ -105,15 +106,37 @@ def check_arguments(args) -> list:
     check_search_arguments(args)
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
     num_layers = captioner_config(args).dec_layers
     layers = range(num_layers) if args.layers is None else args.layers
     layers = sorted({layer_index(layer, num_layers, "the decoder", "--layers") for layer in layers})
-    if args.out_png:
-        check_figure_path(args.out_png, "--out_png")
-    for flag in ("out_json", "cache"):
-        if getattr(args, flag) and Path(getattr(args, flag)).is_dir():
-            raise UserError(f"--{flag} {getattr(args, flag)} is a folder; give a file name")
+    check_outputs(args)
     return [f"attention@{layer}" for layer in layers] + ["relevancy", *BASELINES]
+
+
+def cache_file(args):
+    """--cache, or the file beside --out_json; None without either."""
+    if args.cache:
+        return Path(args.cache)
+    return args.out_json and Path(args.out_json).with_name(Path(args.out_json).stem + ".images.jsonl")
+
+
+def check_outputs(args) -> None:
+    """Every file written can be written, none is an input, and no two are one file: before any work.
+    The cache is read back by a rerun, so it is an output only."""
+    inputs = [path for path in (args.img_dir, args.instances, args.captions, args.results, args.words) if path]
+    outputs = {"--out_json": args.out_json, "--cache": cache_file(args), "--out_png": args.out_png}
+    if args.out_png:
+        check_figure_path(args.out_png, "--out_png", inputs)
+    for flag, path in outputs.items():
+        if path and flag != "--out_png":
+            check_output_file(path, flag, inputs)
+    named = [(flag, Path(path).absolute()) for flag, path in outputs.items() if path]
+    for i, (flag, path) in enumerate(named):
+        for other, other_path in named[i + 1:]:
+            if path == other_path:
+                raise UserError(f"{flag} and {other} name the same file {path}; give each its own")
 
 
 def caption_source(args, instances) -> dict:
@@ -386,8 +409,7 @@ def main(argv=None) -> None:
     if not args.generate:
         check_captions_name_objects(captions, table, tokenizer)
     paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)
-    cache_path = args.cache or (args.out_json and Path(args.out_json).with_name(Path(args.out_json).stem
-                                                                             + ".images.jsonl"))
+    cache_path = cache_file(args)
     if not cache_path:
         warn("no --cache or --out_json: an interrupted run starts over")
     cache = ResultsCache(cache_path, settings_record(args, methods, table))
@@ -398,6 +420,8 @@ def main(argv=None) -> None:
     if pending:
         device = resolve_device(args.device)
         model = load_captioner(args, device)
+        if args.generate:
+            check_beam(args, model, device)
         grader = Grader(args, model, methods, table, instances, tokenizer, device)
         source = (generate_batches(model, paths, pending, args, device) if args.generate
                   else given_captions(paths, pending, captions, tokenizer, model.image_size))

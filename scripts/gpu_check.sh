@@ -17,7 +17,9 @@
 # scripts/dev/bench_table.py) and OUT_DIR/logs/. A failed or skipped step is recorded and the run goes on.
 # --dry_run runs the same steps on the CPU with the micro model and tiny counts (36 s on 2 idle cores);
 # there TORCHDYNAMO_DISABLE=1 makes the --compile rows run eagerly (compiling is what takes time).
-# Set PYTHON to choose the interpreter (default: python3).
+# Set PYTHON to choose the interpreter (default: python3). An OUT_DIR holding bench.jsonl or
+# checks.jsonl of an earlier run is refused: its results are never overwritten. Nothing is written
+# there before the interpreter, the packages and the device have been checked.
 set -u
 PY=${PYTHON:-python3}
 
@@ -28,14 +30,17 @@ DRY=0
 if [[ $# -eq 2 ]]; then [[ $2 == --dry_run ]] && DRY=1 || usage; fi
 [[ $OUT == --dry_run ]] && usage
 case $OUT in -*) OUT=./$OUT ;; esac  # a name starting with '-' must not read as an option
+for earlier in bench.jsonl checks.jsonl; do
+  if [[ -e $OUT/$earlier ]]; then
+    echo "error: $OUT already holds $earlier of an earlier run; give a new OUT_DIR or move it away" >&2; exit 2
+  fi
+done
 # OUT_DIR is taken from the folder the script is called from, before moving to the repository.
 mkdir -p -- "$OUT/logs" 2>/dev/null || { echo "error: cannot create $OUT" >&2; exit 2; }
 OUT=$(cd -- "$OUT" && pwd)
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 BENCH=$OUT/bench.jsonl
 CHECKS=$OUT/checks.jsonl
-: >"$BENCH"
-: >"$CHECKS"
 
 # 1. Packages: install what is missing from WHEELS (into OUT_DIR/site-packages, nothing else is
 # touched), else name what is missing and stop.
@@ -82,6 +87,8 @@ else
   DEV=cuda; MODEL=L_16_imagenet1k; SIZE=384; TIMING="--steps 10 --warmup 3"
   TRAIN_IMAGES=3680; VAL_IMAGES=1500; TEST_IMAGES=2169; DATA_ARGS="--image_size 384 --count 150 --rounds 2"
 fi
+: >"$BENCH"  # only now: a wrong PYTHON, a missing package or no GPU leaves no empty results behind
+: >"$CHECKS"
 BUDGET_S=${BUDGET_S:-470}
 START=$SECONDS
 now() { echo "${EPOCHREALTIME/,/.}"; }

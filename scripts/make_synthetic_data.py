@@ -12,6 +12,7 @@ from pathlib import Path
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError
+from data.outputs import check_output_folder
 from data.synthetic import make_synthetic_split, write_pets_sized_jpegs
 from data.synthetic_captions import DEFAULT_SIZE, DEFAULT_TRAIN, DEFAULT_VAL, make_captioned_set
 
@@ -48,6 +49,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    check_output_folder(args.out, "--out")
     if args.captions:
         unused = [flag for flag, value in (("--pets_sized", args.pets_sized), ("--masks", args.masks or None),
                                            ("--train_per_class", args.train_per_class),

@@ -4,16 +4,19 @@ the best run marked as the final result, and a figure of validation accuracy and
     python scripts/summarize_runs.py runs/l16_sgd runs/l16_adamw --out_md results.md --out_png curves.png
 
 Settings that only say where or how a run was executed (output_dir, device, num_workers, attention
-kernel, compile, ...: data/resume.py IGNORED_SETTINGS) are left out of the comparison.
+kernel, compile, ...: data/resume.py IGNORED_SETTINGS) are left out of the comparison. A run still
+training (its train.lock held) is marked in progress; a run without a finished epoch, or without a
+finite validation accuracy, is left out with a warning. A NaN accuracy never counts as the best.
 """
 import argparse
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, write_text_atomic
+from data.io import UserError, warn, write_text_atomic
 from data.resume import IGNORED_SETTINGS, differing_settings
-from data.run_files import read_run
+from data.outputs import check_output_file
+from data.run_files import NoFinishedEpoch, read_run
 
 
 def get_args_parser():
@@ -29,10 +32,12 @@ def main(argv=None):
     args = get_args_parser().parse_args(argv)
     if len(set(map(str, map(Path, args.run_dirs)))) != len(args.run_dirs):
         raise UserError("a run folder is listed twice")
+    if args.out_md:
+        check_output_file(args.out_md, "--out_md", args.run_dirs)
     if args.out_png:
         from models.figures.plots import check_figure_path
-        check_figure_path(args.out_png, "--out_png")
-    runs = [read_run(d) for d in args.run_dirs]
+        check_figure_path(args.out_png, "--out_png", args.run_dirs)
+    runs = comparable_runs(args.run_dirs)
     table = summary_markdown(runs)
     print(table, end="")
     if args.out_md:
@@ -41,6 +46,27 @@ def main(argv=None):
     if args.out_png:
         save_curves(runs, args.out_png)
         print(f"wrote {args.out_png}")
+
+
+def comparable_runs(folders: list) -> list:
+    """The runs of `folders` that have a best epoch; the others are left out with a warning each, unless
+    none is left, which is one error."""
+    runs, left_out = [], []
+    for folder in folders:
+        try:
+            run = read_run(folder)
+        except NoFinishedEpoch as err:
+            left_out.append(f"{folder}: {err}")
+            continue
+        if run.best is None:
+            left_out.append(f"{folder}: no epoch in its metrics.csv has a finite val_acc")
+        else:
+            runs.append(run)
+    if not runs:
+        raise UserError(f"no run to compare: {'; '.join(left_out)}")
+    for reason in left_out:
+        warn(f"left out {reason}")
+    return runs
 
 
 def shared_settings(configs: list) -> dict:
@@ -79,13 +105,17 @@ def summary_markdown(runs: list) -> str:
         best = run.best
         mark = "**final**" if i == final else ""
         acc = f"{best['val_acc']:.2f}"
+        epochs = f"{len(run.metrics)}, in progress" if run.in_progress else str(len(run.metrics))
         cells = [f"**{name}**" if i == final else name,
                  *(format_value(run.config.get(k)) for k in settings),
-                 str(len(run.metrics)), str(best["epoch"]), f"**{acc}**" if i == final else acc, mark]
+                 epochs, str(best["epoch"]), f"**{acc}**" if i == final else acc, mark]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     best = runs[final].best
     lines += ["", f"Final result: **{names[final]}**, validation accuracy {best['val_acc']:.2f}% at epoch "
                   f"{best['epoch']} (checkpoint `{runs[final].path / 'best.pt'}`)."]
+    training = [f"{name} ({run.in_progress})" for run, name in zip(runs, names) if run.in_progress]
+    if training:
+        lines += ["", f"Still training, their numbers may change: {', '.join(training)}."]
     shared = shared_settings(configs)
     if shared:
         lines += ["", "Settings shared by all runs: "
@@ -106,6 +136,8 @@ def save_curves(runs, path) -> None:
         label = f"{name} ({detail})" if detail else name
         if i == final:
             label += " - final"
+        if run.in_progress:
+            label += " (in progress)"
         width = 2.6 if i == final else 1.4
         line, = ax_acc.plot(epochs, [row["val_acc"] for row in run.metrics], marker="o", ms=3,
                             lw=width, label=label)

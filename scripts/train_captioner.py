@@ -131,6 +131,12 @@ def check_args(args) -> None:
                         "--no_pretrained or --weights")
 
 
+def checked_settings(settings: dict, name) -> dict:
+    args = argparse.Namespace(**settings)
+    check_args(args)
+    return vars(args)
+
+
 def make_config(args) -> dict:
     return dict(vars(args))
 
@@ -153,9 +159,9 @@ def initial_model(args):
 
 
 def main(argv=None):
-    args = resolve_run_args(get_args_parser, argv, check_args, make_config)
+    args = resolve_run_args(get_args_parser, argv, checked_settings, make_config)
     device = resolve_device(args.device)
-    with run_session(args.output_dir, args.resume, load_run_checkpoint) as (resumed, writer):
+    with run_session(args.output_dir, args.resume, load_run_checkpoint, vars(args)) as (resumed, writer):
         train(args, device, resumed, writer)
 
 

@@ -242,6 +242,22 @@ def test_any_name_is_predicted_even_with_a_unicode_digit(micro, tmp_path, capsys
     assert "accuracy" not in out  # not every name carries a label
 
 
+def test_item_06_a_name_that_is_not_utf8_is_refused_before_any_work(micro, tmp_path, capsys, monkeypatch):
+    """Item 6: a file named b'\\xffd.jpg' crashed with UnicodeEncodeError after predicting, leaving no CSV."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    random_image(np.random.default_rng(1)).save(folder / "0_1.png")
+    try:
+        random_image(np.random.default_rng(2)).save(os.fsdecode(bytes(folder) + b"/\xffd.jpg"))
+    except OSError:  # a file system that allows only UTF-8 names cannot hold the case
+        pytest.skip("this file system refuses names that are not UTF-8")
+    monkeypatch.setattr(p1_inference, "model_from_checkpoint", None)  # refused before the model loads
+    code, _, err = run(["--ckpt", micro[0], "--img_dir", folder, "--out_csv", tmp_path / "pred.csv"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "1 file name(s) in" in err and "are not valid UTF-8" in err and "(\\xffd.jpg)" in err
+    assert not (tmp_path / "pred.csv").exists()
+
+
 def test_failed_run_keeps_the_previous_csv(micro, tmp_path, capsys):
     out_csv = tmp_path / "pred.csv"
     out_csv.write_text("filename,label\nold.jpg,3\n")

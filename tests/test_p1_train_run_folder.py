@@ -13,7 +13,8 @@ import p1_train
 from data.io import UserError
 from data.resume import resumed_settings
 from data.run_files import LOCK_FILE, locked_run_folder
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, model_config, save_checkpoint
+from models.vit import random_vit
 from tests.support import FAST, ROOT, rows
 
 
@@ -186,3 +187,76 @@ def test_classes_txt_not_utf8_is_one_line(synthetic_data, tmp_path, run_cli):
     code, _, err = train(run_cli, "--data_dir", data, "--output_dir", tmp_path / "run", "--epochs", "1", *FAST)
     assert code == 2 and "classes.txt is not UTF-8" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def fresh_run(synthetic_data, tmp_path):
+    """A run folder holding the config.json p1_train.py writes for the micro model, and no epoch yet."""
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = vars(p1_train.resolve_args(["--data_dir", str(synthetic_data), "--output_dir", str(run), *FAST,
+                                           "--epochs", "1"]))
+    (run / "config.json").write_text(json.dumps(settings, indent=2))
+    return run, settings
+
+
+CONFIG_EDITS = {  # field: (hand-edited value, what the one line says of it); None deletes the field
+    "lr": ("0.1", "must be a finite number, not \"0.1\""),
+    "batch_size": (8.5, "must be a whole number, not 8.5"),
+    "patience": ("null", "must be a whole number, not null"),
+    "class_names": (None, "lacks 'class_names'"),
+    "mean": ([0, 0], "must be a list of 3 finite numbers, one per channel, not [0, 0]"),
+    "data_dir": ("null", "must be a path or name, not null"),
+    "optimizer": ("lamb", "must be one of sgd, adam, adamw, not \"lamb\""),
+    "attention": ("flash", "must be one of fast, sdpa, explicit, not \"flash\""),
+    "schedule": ("foo", "must be one of constant, cosine, not \"foo\""),
+    "augment": ("foo", "must be one of basic, light, strong, not \"foo\""),
+    "precision": ("fp16", "must be one of bf16, fp32, not \"fp16\""),
+    "clip_grad": (True, "must be a finite number, not true"),
+    "epochs": ("10", "must be a whole number, not \"10\""),
+    "seed": (-1, "must be in 0..4294967295, not -1"),
+}
+
+
+@pytest.mark.parametrize("field", CONFIG_EDITS)
+def test_item_08_a_hand_edited_config_json_is_one_line_naming_the_field(fresh_run, run_cli, field):
+    """Item 8: 13 of 25 hand edits of config.json gave tracebacks on --resume and 4 invalid values passed
+    silently; config.json is checked by the rules of the flags, before anything is written."""
+    run, settings = fresh_run
+    value, says = CONFIG_EDITS[field]
+    edited = dict(settings)
+    if value is None:
+        del edited[field]
+    else:
+        edited[field] = None if value == "null" else value
+    (run / "config.json").write_text(json.dumps(edited))
+    code, _, err = train(run_cli, "--output_dir", run, "--resume", "--epochs", "2")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    where = f"{run / 'config.json'}" + ("" if value is None else f": '{field}'")
+    assert err.strip() == f"error: {where} {says}"
+    assert sorted(p.name for p in run.iterdir()) == ["config.json"]
+
+
+def test_the_unedited_config_json_passes_the_same_rules(fresh_run):
+    run, settings = fresh_run
+    assert vars(p1_train.resolve_args(["--output_dir", str(run), "--resume"])) == {**settings, "resume": True}
+
+
+def test_item_08_another_models_last_pt_on_resume_is_one_line(fresh_run, run_cli, tmp_path):
+    """Item 8: another model's last.pt in the run folder gave a size-mismatch traceback on --resume; so
+    did weights of another size under this run's config, and a best.pt copied to last.pt lacked the state."""
+    run, settings = fresh_run
+    state = dict(epoch=1, best_acc=10.0, best_epoch=1, history=[], optimizer={}, scheduler={})
+    tiny = random_vit("tiny")
+    save_checkpoint(run / "last.pt", tiny, {**settings, **model_config("tiny", 64)}, **state)
+    code, _, err = train(run_cli, "--output_dir", run, "--resume")
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"last.pt was written with model = \"tiny\", but {run / 'config.json'} says \"micro\"" in err
+
+    save_checkpoint(run / "last.pt", tiny, settings, **state)  # the run's config over tiny weights
+    code, _, err = train(run_cli, "--output_dir", run, "--resume")
+    assert code == 2 and len(err.splitlines()) == 1 and "last.pt does not hold a micro model" in err, err
+
+    save_checkpoint(run / "last.pt", random_vit("micro"), settings, epoch=1)  # as best.pt is written
+    code, _, err = train(run_cli, "--output_dir", run, "--resume")
+    assert code == 2 and len(err.splitlines()) == 1 and "lacks the training state" in err, err

@@ -242,3 +242,18 @@ def test_scripts_report_errors_as_one_line(ckpt, tmp_path):
         assert proc.returncode == 2
         lines = stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+
+
+def test_item_01_a_figure_never_replaces_an_input_image(ckpt, tmp_path, monkeypatch):
+    """Item 1: with --out_dir the images' folder, a.png's figure a_last.png would replace the input
+    image a_last.png; refused before the model loads."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "a_last.png"):
+        Image.new("RGB", (32, 32), (90, 120, 200)).save(folder / name)
+    before = (folder / "a_last.png").read_bytes()
+    monkeypatch.setattr(p1_vis_attention, "model_from_checkpoint", None)  # refused before the model loads
+    with pytest.raises(UserError, match="would overwrite the input"):
+        p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(folder / "a.png"), str(folder / "a_last.png"),
+                               "--out_dir", str(folder)])
+    assert (folder / "a_last.png").read_bytes() == before

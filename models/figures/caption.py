@@ -7,6 +7,9 @@ from models.figures.plots import blend_map, subplots
 
 COLUMNS = 5
 PANEL_INCHES = 2.4
+# A panel is at most this many times taller than wide (or wider than tall): a 50x4000 strip would
+# otherwise make a figure of tens of thousands of pixels; its image is drawn narrower in its panel.
+MAX_PANEL_ASPECT = 3.0
 
 
 def caption_figure(image, title: str, labels: list, maps: np.ndarray, note: str = ""):
@@ -20,8 +23,9 @@ def caption_figure(image, title: str, labels: list, maps: np.ndarray, note: str 
         cols = min(COLUMNS, len(panels))
         rows = math.ceil(len(panels) / cols)
     width, height = image.size
+    aspect = min(max(height / width, 1 / MAX_PANEL_ASPECT), MAX_PANEL_ASPECT)
     fig, axes = subplots(rows, cols, squeeze=False, layout="constrained",
-                         figsize=(cols * PANEL_INCHES, rows * (PANEL_INCHES * height / width + 0.3) + 0.6))
+                         figsize=(cols * PANEL_INCHES, rows * (PANEL_INCHES * aspect + 0.3) + 0.6))
     for index, ax in enumerate(axes.flat):
         row, col = divmod(index, cols)
         if per_head:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from data.io import UserError, write_text_atomic
+from data.outputs import check_output_file
 from models.explain.maps import class_row_map, fuse_heads, head_maps, layer_rollouts, patch_row_maps
 
 LEVELS = 255  # codes 0..255
@@ -35,14 +36,15 @@ WEB = Path(__file__).with_name("web")
 KINDS = ("vit", "caption")
 
 
-def check_html_path(path, flag: str = "--html") -> Path:
-    """Refuse, before any work, a page path that does not end in .html or lies in a missing folder."""
+def check_html_path(path, flag: str = "--html", inputs=()) -> Path:
+    """Refuse, before any work, a page path that does not end in .html, lies in a missing folder, or
+    cannot be written (`data.outputs.check_output_file`)."""
     path = Path(path)
     if path.suffix.lower() != ".html":
         raise UserError(f"{flag} {path}: the page must be a file ending in .html")
     if not path.parent.is_dir():
         raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
-    return path
+    return check_output_file(path, flag, inputs)
 
 
 def _b64(array: np.ndarray) -> str:

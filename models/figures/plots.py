@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from data.io import UserError, atomic_path
+from data.outputs import check_output_file
 
 
 def subplots(*grid, figsize, layout=None, **kwargs):
@@ -44,12 +45,14 @@ def blend_map(image, attn_map, alpha: float = 0.5, cmap: str = "jet") -> np.ndar
     return (1 - alpha) * rgb + alpha * heat
 
 
-def check_figure_path(path, flag: str) -> None:
-    """Refuse, before any work, a figure path whose suffix names no format matplotlib can write."""
+def check_figure_path(path, flag: str, inputs=()) -> None:
+    """Refuse, before any work, a figure path whose suffix names no format matplotlib can write, or
+    that cannot be written (see `data.outputs.check_output_file`)."""
     formats = FigureCanvasAgg.get_supported_filetypes()
     if Path(path).suffix.lower().lstrip(".") not in formats:
         raise UserError(f"{flag} {path}: a figure must end in one of "
                         f"{', '.join('.' + f for f in sorted(formats))}")
+    check_output_file(path, flag, inputs)
 
 
 def save_figure(fig, path, dpi: int = 150) -> None:

@@ -104,13 +104,18 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
     lr = optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    steps = len(loader)
     for step, batch in enumerate(bar):
-        update = (step + 1) % grad_accum == 0 or step + 1 == len(loader)
+        update = (step + 1) % grad_accum == 0 or step + 1 == steps
+        # The last group of an epoch may hold fewer micro-batches: divide by those really summed,
+        # so that its update is as large as a full group's.
+        group_start = step - step % grad_accum
+        group_size = min(grad_accum, steps - group_start)
         # Under DDP, gradients are all-reduced only on the micro-step that updates the weights.
         sync = contextlib.nullcontext() if update or not hasattr(model, "no_sync") else model.no_sync()
         with sync:
             loss, correct, items = batch_step(batch)
-            (loss / grad_accum).backward()
+            (loss / group_size).backward()
         if update:
             if clip_grad > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)

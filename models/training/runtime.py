@@ -7,6 +7,9 @@ import torch
 
 from data.io import UserError, warn
 
+PRECISIONS = ("bf16", "fp32")  # what a run may ask for; run_precision says what it computes in
+MAX_SEED = 2**32 - 1  # seeds derived from it (per epoch, per image) stay within torch.manual_seed's range
+
 
 def resolve_device(name: str | None = None) -> torch.device:
     """'cuda', 'cuda:1', 'cpu', or None for the best available; a missing GPU is one clear error."""

@@ -13,6 +13,7 @@ from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_fol
 from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from models.training.distributed import global_rank, init_distributed
 from models.training.runtime import default_num_workers, training_precision
+from models.training.settings import check_required, check_resumed_checkpoint, flag_name
 from models.training.writer import BackgroundWriter
 
 
@@ -23,35 +24,44 @@ def given_flags(parser: argparse.ArgumentParser, argv=None) -> dict:
     return vars(parser.parse_args(argv))
 
 
-def resolve_run_args(make_parser, argv, check_args, make_config) -> argparse.Namespace:
-    """The flags of a training script, checked by `check_args`: on --resume the run's own settings
-    from its config.json (with the flags that may change), else `make_config(args)` for a new run in
-    a folder that holds none. `make_parser()` builds the script's parser (with --output_dir, --resume)."""
+def resolve_run_args(make_parser, argv, check, make_config, required=()) -> argparse.Namespace:
+    """The settings of a training script: on --resume the run's own from its config.json (with the flags
+    that may change), else `make_config(args)` of the flags, for a new run in a folder that holds none.
+    `make_parser()` builds the script's parser (with --output_dir, --resume). `check(settings, name)`
+    checks a dict of settings by the script's rules (models/settings.py), calling a field `name(key)`,
+    and returns them resolved: the flags, config.json (which must hold every one of `required`) and the
+    two merged are checked alike, so a hand-edited config.json is one line naming the field."""
     parser = make_parser()
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
     if args.resume:
-        if not (out / "config.json").is_file():
+        path = out / "config.json"
+        if not path.is_file():
             raise UserError(f"no run to resume in {out}: it holds no config.json")
         defaults = vars(parser.parse_args(["--output_dir", args.output_dir]))
-        args = argparse.Namespace(**resumed_settings(defaults, read_config(out / "config.json"),
-                                                     given_flags(make_parser(), argv)))
-        check_args(args)
-        return args
+        saved = read_config(path)
+        check_required(saved, required, str(path))
+
+        def in_config(key):
+            return f"{path}: {key!r}"
+        given = given_flags(make_parser(), argv)
+        settings = resumed_settings(defaults, check(saved, in_config), given)
+        # Only a flag given can break a rule now: the rest come from the checked config.json.
+        return argparse.Namespace(**check(settings, lambda key: flag_name(key) if key in given else in_config(key)))
     check_new_run_folder(out)
-    check_args(args)
-    return argparse.Namespace(**make_config(args))
+    return argparse.Namespace(**make_config(argparse.Namespace(**check(vars(args), flag_name))))
 
 
 @contextmanager
-def run_session(out, resume: bool, load_last):
+def run_session(out, resume: bool, load_last, settings: dict):
     """Hold the run folder `out` for a training: yields (the last.pt checkpoint to continue from, or
     None; the BackgroundWriter that writes each epoch's files).
 
     torchrun's global rank 0 owns the folder: it takes the lock, checks again under it that a new run
     finds the folder empty (a training started at the same moment) and removes the temporaries a
-    killed run left. `load_last(path)` reads last.pt. Leaving the block (normally, on an error or on
-    Ctrl-C) finishes the pending write first, inside the lock.
+    killed run left. `load_last(path)` reads last.pt, which must hold a training state written with
+    the run's `settings` (models.settings.check_resumed_checkpoint). Leaving the block (normally, on
+    an error or on Ctrl-C) finishes the pending write first, inside the lock.
     """
     out = Path(out)
     is_main = global_rank() == 0
@@ -62,6 +72,8 @@ def run_session(out, resume: bool, load_last):
             for tmp in remove_stale_temporaries(out):
                 print(f"removed {tmp.name}, left by a run that was stopped while writing")
         resumed = load_last(out / "last.pt") if resume and (out / "last.pt").exists() else None
+        if resumed is not None:
+            check_resumed_checkpoint(resumed, settings, out / "last.pt", out / "config.json")
         if resume and resumed is None and is_main:
             print(f"{out} holds no finished epoch (no last.pt): starting it again with its config.json settings")
         with BackgroundWriter() as writer:

@@ -29,12 +29,11 @@ from flops import forward_flops, training_flops
 from hardware import peak_tflops
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.training.optim import build_optimizer
-from models.training.runtime import autocast, resolve_device, run_precision
+from models.training.runtime import PRECISIONS, autocast, resolve_device, run_precision
 from models.vit import MODEL_NAMES, check_model_name, native_image_size, random_vit
 
 TRAIN_IMAGES = 3680  # p1_data/train: one epoch of the course's Pets split
 TEST_IMAGES = 2169   # the private test set that inference must label within 10 minutes
-PRECISIONS = ("bf16", "fp32")
 BOTH = ("fast", "explicit")  # what --attention both compares
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from data.io import UserError
-from data.masks import mask_paths, object_mask, read_mask
+from data.masks import mask_paths, object_mask, read_mask, read_masks
 from data.synthetic import draw_example, draw_example_with_mask, make_synthetic_split
 from tests.support import huge_png
 
@@ -47,3 +47,44 @@ def test_synthetic_masks_line_up_with_the_shapes(tmp_path):
         assert np.median(saturation[mask]) > 0.55 and np.median(saturation[~mask]) < 0.35, path.name
     image, mask = draw_example_with_mask(5, 32, random.Random(0))
     assert image.tobytes() == draw_example(5, 32, random.Random(0)).tobytes()
+
+
+def test_item_05_grey_alpha_masks_are_read_by_their_grey_values(tmp_path):
+    """Item 5: an LA mask (grey + alpha) counted every opaque pixel as object."""
+    grey = np.array([[0, 255], [0, 0]], dtype=np.uint8)
+    la = Image.merge("LA", (Image.fromarray(grey), Image.new("L", (2, 2), 255)))
+    la.save(tmp_path / "la.png")
+    assert read_mask(tmp_path / "la.png").tolist() == [[False, True], [False, False]]
+    palette = Image.fromarray(grey).convert("P").convert("PA")
+    assert object_mask(np.asarray(palette))[0].tolist() == [False, True]
+
+
+def test_item_05_a_mask_is_turned_upright_by_its_exif_orientation(tmp_path):
+    """Item 5: masks follow their EXIF orientation as images do (6: turned 90 degrees clockwise to show)."""
+    stored = np.zeros((2, 3), dtype=np.uint8)
+    stored[0, 0] = 255  # top left as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(stored).save(tmp_path / "m.png", exif=exif)
+    mask = read_mask(tmp_path / "m.png")
+    assert mask.shape == (3, 2) and mask[0, 1] and mask.sum() == 1  # top right once upright
+
+
+def test_item_05_masks_of_another_size_or_without_object_are_left_out_with_a_warning(tmp_path, capsys):
+    """Item 5: a mask whose size is not its image's, or that holds no object, is warned about and left out."""
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for name in ("good", "small", "empty"):
+        Image.new("RGB", (8, 6)).save(images / f"{name}.jpg")
+    full = np.zeros((6, 8), dtype=np.uint8)
+    full[2:4, 2:4] = 1
+    Image.fromarray(full * 255).save(masks / "good.png")
+    Image.fromarray(full[:3, :4] * 255).save(masks / "small.png")
+    Image.fromarray(full * 0).save(masks / "empty.png")
+    found = read_masks(masks, sorted(images.iterdir()))  # empty, good, small
+    assert found[0] is None and found[2] is None and found[1].sum() == 4
+    err = capsys.readouterr().err
+    assert "1 of 3 images have a mask of another size" in err and "small.png 4x3 for 8x6" in err
+    assert "1 of 3 images have a mask without any object" in err
+    assert len(err.strip().splitlines()) == 2

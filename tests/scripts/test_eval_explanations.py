@@ -175,3 +175,48 @@ def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
 def test_benchmark_bad_input(run_cli):
     code, _, err = run_cli(bench_explanations.main, ["--model", "micro", "--steps", "0"])
     assert code == 2 and err.strip() == "error: --steps must be at least 1, not 0"
+
+
+@pytest.mark.parametrize("where, message", [
+    ("folder", "is a folder; give a file name"),
+    ("file/r.json", "a file stands where its folder should be"),
+    ("image", "would overwrite the input"),
+])
+def test_item_10_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli, monkeypatch, where, message):
+    """Item 10: --out_json into a folder, under a file, or onto an input is refused before the model loads."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "file").write_text("x")
+    target = sorted((data / "val").iterdir())[0] if where == "image" else tmp_path / where
+    monkeypatch.setattr(eval_explanations, "model_from_checkpoint", lambda *a: pytest.fail("the model was loaded"))
+    code, _, err = run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", data / "val",
+                                                    "--out_json", target, "--no_progress"])
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_item_05_grey_alpha_masks_are_not_all_object(ckpt, data, tmp_path, run_cli):
+    """Item 5: LA masks (grey + opaque alpha) gave a pointing game of 100 for every method, `random` included."""
+    la_masks = tmp_path / "la"
+    la_masks.mkdir()
+    for path in sorted((data / "val_masks").iterdir()):
+        with Image.open(path) as mask:
+            grey = mask.convert("L")
+            Image.merge("LA", (grey, Image.new("L", grey.size, 255))).save(la_masks / path.name)
+    argv = ["--ckpt", ckpt, "--img_dir", data / "val", "--limit", "6", "--methods", "random", "--no_progress",
+            "--masks_dir", la_masks]
+    random_scores = last_json(run_cli(eval_explanations.main, argv)[1])["methods"]["random"]
+    assert random_scores["pointing_game"] < 100
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--seed", "99999999999999999999", "--seed must be in 0..4294967295, not 99999999999999999999"),
+    ("--seed", "-1", "--seed must be in 0..4294967295, not -1"),
+    ("--fill", "nan", "--fill must be a finite number, not nan"),
+    ("--fill", "-inf", "--fill must be a finite number, not -inf"),
+])
+def test_item_14_seed_out_of_range_and_fill_not_finite_are_one_line(ckpt, data, run_cli, monkeypatch, flag,
+                                                                    value, message):
+    """Item 14: a huge --seed overflowed torch.manual_seed (traceback); --fill nan or inf made flat curves."""
+    monkeypatch.setattr(eval_explanations, "model_from_checkpoint", None)  # refused before the model loads
+    argv = ["--ckpt", ckpt, "--img_dir", data / "val", f"{flag}={value}", "--no_progress"]
+    code, _, err = run_cli(eval_explanations.main, argv)
+    assert code == 2 and err.strip() == f"error: {message}"

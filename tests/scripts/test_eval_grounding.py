@@ -178,3 +178,28 @@ def test_bad_input_is_one_line_and_exit_2(coco, tmp_path, run_cli):
     for argv, message in cases:
         code, _, stderr = run_cli(eval_grounding.main, argv)
         assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, (argv, stderr)
+
+
+def test_outputs_checked_before_any_work_and_inputs_never_overwritten(coco, tmp_path, run_cli, monkeypatch):
+    """Item 1, 9, 10 and 14 in eval_grounding: an output onto an input, into a folder, under a file or onto
+    another output, a seed out of range and a beam wider than the vocabulary: one line before any grading."""
+    monkeypatch.setattr(eval_grounding, "load_instances", None)  # every check below comes before the data
+    (tmp_path / "file").write_text("")
+    captions = ["--captions", coco / "captions.json"]
+    before = (coco / "captions.json").read_bytes()
+    cases = [
+        (["--out_json", coco / "captions.json"], "would overwrite the input"),
+        (["--cache", coco / "instances.json"], "would overwrite the input"),
+        (["--out_png", coco / "images" / "000000000001.jpg"], "would overwrite the input"),
+        (["--out_json", tmp_path], "is a folder"),
+        (["--cache", tmp_path / "file" / "c.jsonl"], "a file stands where its folder should be"),
+        (["--out_json", tmp_path / "r.json", "--cache", tmp_path / "r.json"], "name the same file"),
+        (["--seed", 2**64], "--seed must be in 0..4294967295"),
+    ]
+    for extra, message in cases:
+        code, _, stderr = run_cli(eval_grounding.main, _args(coco, *captions, *extra))
+        assert code == 2 and message in stderr and len(stderr.strip().splitlines()) == 1, (extra, stderr)
+    assert (coco / "captions.json").read_bytes() == before
+    monkeypatch.undo()
+    code, _, stderr = run_cli(eval_grounding.main, _args(coco, "--generate", "--beam", 40000, "--limit", 1))
+    assert code == 2 and stderr.strip().splitlines()[-1].startswith("error: --beam 40000 is wider than the vocabulary")

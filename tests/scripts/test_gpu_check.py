@@ -73,3 +73,23 @@ def test_without_a_gpu_it_asks_for_dry_run(tmp_path):
     done = gpu_check(tmp_path)
     assert done.returncode == 2 and "no CUDA GPU" in done.stderr and "--dry_run" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "bench.jsonl").exists() and not (tmp_path / "checks.jsonl").exists()  # item 3
+
+
+@pytest.mark.parametrize("earlier", ["bench.jsonl", "checks.jsonl"])
+def test_item_03_earlier_results_are_refused_never_emptied(tmp_path, earlier):
+    """Item 3: a folder holding an earlier run's bench.jsonl or checks.jsonl was emptied before the checks
+    (no GPU, wrong PYTHON) failed. Refused as one line before anything runs: no benchmark is started."""
+    (tmp_path / earlier).write_text('{"benchmark": "train"}\n')
+    done = gpu_check(tmp_path, "--dry_run", env={"PYTHON": str(tmp_path / "no_python")})
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"already holds {earlier} of an earlier run" in done.stderr
+    assert (tmp_path / earlier).read_text() == '{"benchmark": "train"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [earlier]
+
+
+def test_item_03_a_wrong_python_writes_no_results(tmp_path):
+    """Item 3: the interpreter is checked before bench.jsonl and checks.jsonl are created."""
+    done = gpu_check(tmp_path / "out", "--dry_run", env={"PYTHON": str(tmp_path / "no_python")})
+    assert done.returncode == 2 and "set PYTHON" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out" / "bench.jsonl").exists() and not (tmp_path / "out" / "checks.jsonl").exists()

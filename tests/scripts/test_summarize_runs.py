@@ -1,5 +1,9 @@
 """scripts/summarize_runs.py, data/run_files.py and data/resume.py on two real short p1_train.py runs of the 'micro' model."""
 import csv
+import json
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ from data.run_files import Run
 from data.synthetic import make_synthetic_split
 import summarize_runs
 from summarize_runs import final_run_index, summary_markdown
+from tests.support import ROOT
 
 # Two runs that differ in optimizer and learning rate only.
 RUN_SETTINGS = {"adamw_3e-3": ["--optimizer", "adamw", "--lr", "3e-3"],
@@ -118,3 +123,66 @@ def test_bad_run_folder_one_line(runs, tmp_path, capsys, case):
         assert "line 3 has" in err
     if case == "figure as text":
         assert "--out_png" in err and out == ""  # refused before the table is printed
+
+
+def write_run(folder, val_accs, **config):
+    """A run folder as p1_train.py leaves it: config.json and metrics.csv (its header only when no epoch ended)."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model": "micro", "output_dir": str(folder), **config}))
+    rows = "".join(f"{i + 1},1.0,{acc}\n" for i, acc in enumerate(val_accs))
+    (folder / "metrics.csv").write_text("epoch,train_loss,val_acc\n" + rows)
+    return folder
+
+
+@contextmanager
+def training_holds_lock(folder):
+    """Another process holding the folder's train.lock, as a running p1_train.py does."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom data.io import exclusive_lock\n"
+         f"with exclusive_lock({str(folder / 'train.lock')!r}, 'p1_train.py', 'in use', ''):\n"
+         "    print('locked', flush=True)\n    time.sleep(60)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_item_15_a_run_still_training_is_marked_in_progress(tmp_path, run_cli):
+    """Item 15: a run whose train.lock is held was marked final with no hint that it still trains."""
+    done = write_run(tmp_path / "done", [40.0, 50.0], lr=0.1)
+    training = write_run(tmp_path / "training", [60.0], lr=0.2)
+    (done / "train.lock").write_text("p1_train.py, process 1 on host, since earlier\n")  # left unlocked
+    with training_holds_lock(training):
+        code, out, err = run_cli(summarize_runs.main, [done, training])
+    assert code == 0, err
+    rows = table_rows(out)
+    assert [(row["run"], row["epochs run"], row["final result"]) for row in rows] == [
+        ("done", "2", ""), ("training", "1, in progress", "final")]
+    assert "Still training, their numbers may change: training (p1_train.py, process" in out
+
+
+def test_item_15_a_run_before_its_first_epoch_is_left_out_with_a_warning(tmp_path, run_cli):
+    """Item 15: a run that had not finished its first epoch (metrics.csv a header only, or none yet) made
+    the whole comparison fail; so did a run whose every val_acc is NaN."""
+    runs = [write_run(tmp_path / "done", [40.0]), write_run(tmp_path / "starting", []),
+            write_run(tmp_path / "nan", ["nan"])]
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "config.json").write_text("{}")
+    code, out, err = run_cli(summarize_runs.main, [*runs, tmp_path / "new"])
+    assert code == 0, err
+    assert [row["run"] for row in table_rows(out)] == ["done"]
+    assert err.count("warning: left out") == 3 and len(err.strip().splitlines()) == 3, err
+    assert "holds no epochs yet" in err and "no epoch in its metrics.csv has a finite val_acc" in err
+    code, _, err = run_cli(summarize_runs.main, [runs[1]])
+    assert code == 2 and err.startswith("error: no run to compare:") and len(err.strip().splitlines()) == 1
+
+
+def test_item_15_a_nan_accuracy_never_wins():
+    """Item 15: a NaN val_acc row won "final" (max() keeps a NaN met first)."""
+    nan_first, steady = make_run("a", [float("nan"), 40.0]), make_run("b", [50.0])
+    assert nan_first.best["epoch"] == 2
+    assert final_run_index([nan_first, steady]) == 1
+    assert [row["final result"] for row in table_rows(summary_markdown([nan_first, steady]))] == ["", "final"]

@@ -117,3 +117,31 @@ def test_compile_builds_one_graph_for_every_epoch(small_data, tmp_path, run_cli,
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     assert torch._dynamo.utils.counters["frames"]["ok"] == 1
     torch._dynamo.reset()
+
+
+def _sgd_weights_after(loader_batches, grad_accum):
+    torch.manual_seed(0)
+    model = Flatten()
+    optimizer = build_optimizer(model, "sgd", 0.1, 0.0, 0.0, torch.device("cpu"))
+    scheduler = build_scheduler(optimizer, "constant", total_steps=10, warmup_steps=0)
+    loader = Loader(loader_batches)
+    loader.batch_size = len(loader_batches[0][1])
+    train_one_epoch(model, loader, optimizer, scheduler, torch.device("cpu"), progress=False,
+                    grad_accum=grad_accum)
+    return model.fc.weight.detach().clone()
+
+
+def _joined(parts):
+    return torch.cat([images for images, _ in parts]), torch.cat([labels for _, labels in parts])
+
+
+@pytest.mark.parametrize("count, grad_accum", [(2, 5), (3, 2), (5, 3)])
+def test_item_04_grad_accum_partial_group_updates_as_one_big_batch(count, grad_accum):
+    """Item 4: a group of fewer micro-batches than --grad_accum (more than the batches left, or the
+    last group of an epoch) divides by the micro-batches really summed: each update equals the one
+    a single batch of those images gives."""
+    micro = batches(count)
+    groups = [_joined(micro[start: start + grad_accum]) for start in range(0, count, grad_accum)]
+    accumulated = _sgd_weights_after(micro, grad_accum)
+    big = _sgd_weights_after(groups, 1)
+    torch.testing.assert_close(accumulated, big, rtol=1e-5, atol=1e-6)
