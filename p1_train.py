@@ -17,30 +17,28 @@ long it trains: a larger --epochs and a new --patience. Any other flag with a ne
 The flags, RUN/config.json and RUN/last.pt's config obey the same rules (models/settings.py).
 """
 import argparse
-import json
 import math
 import time
 from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, warn, write_text_atomic
+from data.io import warn
 import torch
 
 from data.datasets import ImageFolder, SeededSampler
 from data.pets import NUM_CLASSES, read_class_names
-from data.resume import differing_settings
-from data.run_files import metrics_csv, read_config
 from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_transform
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import host_copy, load_checkpoint, model_config
 from models.settings import VIT_RUN_REQUIRED, check_vit_run
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
-                                         init_distributed, is_distributed, main_process_first)
+                                         is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 from models.training.predict import make_loader
-from models.training.runtime import PRECISIONS, default_num_workers, resolve_device, training_precision
-from models.training.session import resolve_run_args, run_session, write_epoch_files
+from models.training.runtime import PRECISIONS, resolve_device
+from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
+                                     start_training_process, write_epoch_files, write_run_start)
 from models.training.writer import BackgroundWriter
 from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
@@ -136,13 +134,10 @@ def main(argv=None):
 def train(args, device, resumed, writer: BackgroundWriter):
     """Train into args.output_dir, continuing from the `resumed` last.pt checkpoint when given;
     `writer` writes each epoch's files."""
-    rank, world_size, device = init_distributed(device)
-    if args.num_workers is None:
-        args.num_workers = default_num_workers(device)
+    rank, world_size, device = start_training_process(args, device)
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    args.precision = training_precision(device, args.precision)  # the config records what was really used
     config = dict(vars(args))
 
     data_dir = Path(args.data_dir)
@@ -188,24 +183,13 @@ def train(args, device, resumed, writer: BackgroundWriter):
     optimizer = build_optimizer(model, args.optimizer, args.lr, args.weight_decay, args.momentum, device)
     scheduler = build_scheduler(optimizer, args.schedule, total_steps=steps_per_epoch * args.epochs,
                                 warmup_steps=round(args.warmup_epochs * steps_per_epoch))
-    history, best_acc, best_epoch, start_epoch = [], -1.0, 0, 0
-    if resumed is not None:
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        history, best_acc, best_epoch, start_epoch = (resumed["history"], resumed["best_acc"],
-                                                      resumed["best_epoch"], resumed["epoch"])
+    history, best_acc, best_epoch, start_epoch = restore_progress(resumed, optimizer, scheduler, "best_acc", -1.0)
     if is_main:
-        if not args.resume or differing_settings([config, read_config(out / "config.json")]):
-            write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-        # The rows live in last.pt: a kill between its write and metrics.csv's loses no row.
-        write_text_atomic(out / "metrics.csv", metrics_csv(history))
-    stopped_early = start_epoch > 0 and start_epoch - best_epoch >= args.patience > 0
-    if start_epoch >= args.epochs or stopped_early:
+        write_run_start(out, config, args.resume, history)
+    complete = completion_message(start_epoch, best_epoch, args.epochs, args.patience, "val acc")
+    if complete:
         if is_main:
-            how = (f"it stopped early, no better val acc for {args.patience} epochs; to train on, pass a larger "
-                   "--patience (0: never stop early)") if stopped_early else \
-                  f"to train on, pass --epochs larger than {start_epoch}"
-            print(f"{out} is already complete ({start_epoch} epochs, best val acc {best_acc:.2f}%): {how}")
+            print(f"{out} is already complete ({start_epoch} epochs, best val acc {best_acc:.2f}%): {complete}")
         cleanup_distributed()
         return
     if is_main:

@@ -23,7 +23,6 @@ model learns (--data_dir, --num_workers, --device, --no_progress), a larger --ep
 --patience.
 """
 import argparse
-import json
 import math
 import time
 from dataclasses import replace
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, write_text_atomic
+from data.io import UserError
 import torch
 from torch.utils.data import DistributedSampler
 
@@ -43,16 +42,16 @@ from catr.tokenizer import load_tokenizer
 from catr.training import (BackboneFeatures, caption_step, check_run, loader, parameter_groups, set_trainable,
                            validation_scores)
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
-from data.resume import differing_settings
-from data.run_files import metrics_csv, read_config
+from data.run_files import read_config
 from models.checkpoint import host_copy, load_checkpoint_file
 from models.weights import state_dict_mismatch
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
-                                         init_distributed, is_distributed, main_process_first)
+                                         is_distributed, main_process_first)
 from models.training.engine import evaluate, train_one_epoch
 from models.training.optim import SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import PRECISIONS, default_num_workers, resolve_device, training_precision
-from models.training.session import resolve_run_args, run_session, write_epoch_files
+from models.training.runtime import PRECISIONS, resolve_device
+from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
+                                     start_training_process, write_epoch_files, write_run_start)
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
 
@@ -146,13 +145,10 @@ def load_run_checkpoint(path) -> dict:
 
 
 def train(args, device, resumed, writer):
-    rank, world_size, device = init_distributed(device)
-    if args.num_workers is None:
-        args.num_workers = default_num_workers(device)
+    rank, world_size, device = start_training_process(args, device)
     is_main = rank == 0
     progress = args.progress and is_main
     out = Path(args.output_dir)
-    args.precision = training_precision(device, args.precision)  # the config records what was really used
 
     torch.manual_seed(args.seed)
     if resumed is None:
@@ -189,25 +185,16 @@ def train(args, device, resumed, writer):
                                 param_groups=parameter_groups(plain_model, args.lr, args.lr_backbone))
     scheduler = build_scheduler(optimizer, args.schedule, total_steps=steps_per_epoch * args.epochs,
                                 warmup_steps=round(args.warmup_epochs * steps_per_epoch))
-    history, best_score, best_epoch, start_epoch = [], -math.inf, 0, 0
-    if resumed is not None:
-        optimizer.load_state_dict(resumed["optimizer"])
-        scheduler.load_state_dict(resumed["scheduler"])
-        history, best_score, best_epoch, start_epoch = (resumed["history"], resumed["best_score"],
-                                                        resumed["best_epoch"], resumed["epoch"])
+    history, best_score, best_epoch, start_epoch = restore_progress(resumed, optimizer, scheduler, "best_score",
+                                                                    -math.inf)
     if is_main:
-        if not args.resume or differing_settings([config, read_config(out / "config.json")]):
-            write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-        write_text_atomic(out / "metrics.csv", metrics_csv(history, COLUMNS))
+        write_run_start(out, config, args.resume, history, COLUMNS)
     scored = args.score_images != 0
     criterion = "val CIDEr-D" if scored else "val loss"
-    stopped_early = start_epoch > 0 and start_epoch - best_epoch >= args.patience > 0
-    if start_epoch >= args.epochs or stopped_early:
+    complete = completion_message(start_epoch, best_epoch, args.epochs, args.patience, criterion)
+    if complete:
         if is_main:
-            how = (f"it stopped early, no better {criterion} for {args.patience} epochs; to train on, pass a larger "
-                   "--patience (0: never stop early)") if stopped_early else \
-                  f"to train on, pass --epochs larger than {start_epoch}"
-            print(f"{out} is already complete ({start_epoch} epochs): {how}")
+            print(f"{out} is already complete ({start_epoch} epochs): {complete}")
         cleanup_distributed()
         return
     if is_main:

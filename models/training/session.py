@@ -2,16 +2,18 @@
 folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
 the background writer), and the files each epoch writes there."""
 import argparse
+import json
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from data.io import UserError, write_text_atomic
-from data.resume import resumed_settings
+from data.resume import differing_settings, resumed_settings
 from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
                             remove_stale_temporaries)
 from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from models.training.distributed import global_rank, init_distributed
+from models.training.runtime import default_num_workers, training_precision
 from models.training.settings import check_required, check_resumed_checkpoint, flag_name
-from models.training.distributed import global_rank
 from models.training.writer import BackgroundWriter
 
 
@@ -58,8 +60,8 @@ def run_session(out, resume: bool, load_last, settings: dict):
     torchrun's global rank 0 owns the folder: it takes the lock, checks again under it that a new run
     finds the folder empty (a training started at the same moment) and removes the temporaries a
     killed run left. `load_last(path)` reads last.pt, which must hold a training state written with
-    the run's `settings` (models.settings.check_resumed_checkpoint). Leaving the block (normally, on
-    an error or on Ctrl-C) finishes the pending write first, inside the lock.
+    the run's `settings` (models.training.settings.check_resumed_checkpoint). Leaving the block
+    (normally, on an error or on Ctrl-C) finishes the pending write first, inside the lock.
     """
     out = Path(out)
     is_main = global_rank() == 0
@@ -88,3 +90,42 @@ def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_st
                     scheduler=scheduler_state)
     # The rows live in last.pt too: a kill between its write and metrics.csv's loses no row.
     write_text_atomic(out / "metrics.csv", metrics_csv(state["history"], columns))
+
+
+def restore_progress(resumed, optimizer, scheduler, best_key: str, worst: float) -> tuple:
+    """(history, best, best_epoch, start_epoch): a new run's, or the `resumed` checkpoint's with the
+    optimizer and schedule restored; `best_key` names the checkpoint's best score."""
+    if resumed is None:
+        return [], worst, 0, 0
+    optimizer.load_state_dict(resumed["optimizer"])
+    scheduler.load_state_dict(resumed["scheduler"])
+    return resumed["history"], resumed[best_key], resumed["best_epoch"], resumed["epoch"]
+
+
+def write_run_start(out, config: dict, resume: bool, history: list, columns=METRIC_COLUMNS) -> None:
+    """config.json (unless a resume changes nothing in it) and metrics.csv rebuilt from the kept rows:
+    the rows live in last.pt, so a kill between its write and metrics.csv's loses no row."""
+    out = Path(out)
+    if not resume or differing_settings([config, read_config(out / "config.json")]):
+        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+    write_text_atomic(out / "metrics.csv", metrics_csv(history, columns))
+
+
+def completion_message(start_epoch: int, best_epoch: int, epochs: int, patience: int, criterion: str):
+    """Why a run has nothing left to train (its epochs done, or stopped early), or None."""
+    if start_epoch > 0 and start_epoch - best_epoch >= patience > 0:
+        return (f"it stopped early, no better {criterion} for {patience} epochs; to train on, pass a larger "
+                "--patience (0: never stop early)")
+    if start_epoch >= epochs:
+        return f"to train on, pass --epochs larger than {start_epoch}"
+    return None
+
+
+def start_training_process(args, device) -> tuple:
+    """(rank, world_size, device) of this process, in torchrun's group when launched by it, with
+    `args.num_workers` and `args.precision` settled (the config records what was really used)."""
+    rank, world_size, device = init_distributed(device)
+    if args.num_workers is None:
+        args.num_workers = default_num_workers(device)
+    args.precision = training_precision(device, args.precision)
+    return rank, world_size, device
