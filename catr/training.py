@@ -1,5 +1,6 @@
-"""Training the captioner: the teacher-forced loss step, the optimizer's parameter groups, the features
-of a frozen backbone computed once, and the validation captions and their scores.
+"""Training the captioner: its run's settings and their rules, the teacher-forced loss step, the
+optimizer's parameter groups, the features of a frozen backbone computed once, and the validation
+captions and their scores.
 
 Teacher forcing: the decoder reads [CLS] w1 ... wn and, at each position, is scored by cross-entropy
 on the next token (w1 ... wn [SEP]); [PAD] targets are ignored, so the loss is the mean over the
@@ -16,13 +17,48 @@ from data.io import UserError
 from data.transforms import normalize_batch
 from models.training.distributed import merge_dicts
 from models.training.runtime import autocast
+from models.training.settings import (TRAINING_RULES, check_settings, finite_number, flag_name, one_of, switch,
+                                      text, whole_number)
 
 from .caption_data import CaptionPairs, collate_captions
-from .decode import generate
+from .captioner import CONFIGS
+from .checkpoint import MIN_IMAGE_SIZE, checked_config
+from .decode import MAX_STEPS, generate
 from .scores import score_captions
 from .tokenizer import PAD_ID, load_tokenizer
+from .weights import WEIGHT_URLS
 
 MEAN = STD = (0.5, 0.5, 0.5)  # CATR's Normalize
+
+
+def _data_dir(value, settings):
+    return None if isinstance(value, str) and value else "must name the folder of the captions and images"
+
+
+RUN_RULES = {
+    **TRAINING_RULES, "data_dir": _data_dir, "train_split": text(), "val_split": text(),
+    "version": one_of(sorted(WEIGHT_URLS)), "weights": text(unset=True), "no_pretrained": switch,
+    "config": one_of(sorted(CONFIGS)), "image_size": whole_number(MIN_IMAGE_SIZE, unset=True),
+    "freeze_backbone": switch, "cache_features": switch, "lr_backbone": finite_number(0),
+    "score_images": whole_number(0, unset=True), "max_steps": whole_number(1, MAX_STEPS),
+}  # the rules of scripts/train_captioner.py's settings
+
+
+def check_run(settings: dict, name=flag_name) -> dict:
+    """The captioner run's settings by RUN_RULES, its recorded CATR configuration (config.json's `catr`)
+    and how the settings go together."""
+    check_settings(settings, RUN_RULES, name)
+    if "catr" in settings:
+        checked_config(settings["catr"], name("catr"))
+    if settings.get("cache_features") and not settings.get("freeze_backbone"):
+        raise UserError(f"{name('cache_features')} needs {name('freeze_backbone')}: a backbone that trains "
+                        "changes its features")
+    if settings.get("config") != "catr" and not (settings.get("no_pretrained") or settings.get("weights")):
+        raise UserError(f"the published weights are of the catr configuration; {name('config')} "
+                        f"{settings.get('config')} needs {name('no_pretrained')} or {name('weights')}")
+    return settings
+
+
 # The reference (DETR's backbone rule) trains layer2..layer4 of the ResNet; its stem and layer1 stay frozen.
 TRAINED_STAGES = ("layer2", "layer3", "layer4")
 

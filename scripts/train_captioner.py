@@ -39,19 +39,19 @@ from catr.captioner import CONFIGS, build_model
 from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
 from catr.decode import MAX_STEPS
 from catr.tokenizer import load_tokenizer
-from catr.training import BackboneFeatures, caption_step, loader, parameter_groups, set_trainable, validation_scores
+from catr.training import (BackboneFeatures, caption_step, check_run, loader, parameter_groups, set_trainable,
+                           validation_scores)
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
-from data.run_files import read_config
 from models.checkpoint import host_copy, load_checkpoint_file
+from models.weights import state_dict_mismatch
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, train_one_epoch
 from models.training.optim import SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import resolve_device
+from models.training.runtime import PRECISIONS, resolve_device
 from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
                                      start_training_process, write_epoch_files, write_run_start)
 
-MAX_SEED = 2**32 - 1
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
 
 
@@ -101,7 +101,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("runtime")
     g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
     g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    g.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+    g.add_argument("--precision", choices=PRECISIONS, default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
     g.add_argument("--num_workers", type=int, default=None,
                    help="DataLoader worker processes (default: on a GPU the CPUs per process, at most 8; on the CPU 0)")
@@ -109,32 +109,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
     g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
     return p
-
-
-def check_args(args) -> None:
-    if not args.data_dir:
-        raise UserError("--data_dir is required: the folder of the captions and images")
-    at_least = {"epochs": 1, "batch_size": 1, "grad_accum": 1, "patience": 0, "num_workers": 0, "lr": 0,
-                "lr_backbone": 0, "weight_decay": 0, "warmup_epochs": 0, "clip_grad": 0, "score_images": 0,
-                "image_size": 16, "max_steps": 1}
-    for flag, low in at_least.items():
-        if getattr(args, flag) is not None and not getattr(args, flag) >= low:  # `not >=` also refuses NaN
-            raise UserError(f"--{flag} must be at least {low}, not {getattr(args, flag)}")
-    if args.max_steps > MAX_STEPS:
-        raise UserError(f"--max_steps must be at most {MAX_STEPS}, not {args.max_steps}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
-    if args.cache_features and not args.freeze_backbone:
-        raise UserError("--cache_features needs --freeze_backbone: a backbone that trains changes its features")
-    if args.config != "catr" and not (args.no_pretrained or args.weights):
-        raise UserError(f"the published weights are of the catr configuration; --config {args.config} needs "
-                        "--no_pretrained or --weights")
-
-
-def checked_settings(settings: dict, name) -> dict:
-    args = argparse.Namespace(**settings)
-    check_args(args)
-    return vars(args)
 
 
 def make_config(args) -> dict:
@@ -159,7 +133,7 @@ def initial_model(args):
 
 
 def main(argv=None):
-    args = resolve_run_args(get_args_parser, argv, checked_settings, make_config)
+    args = resolve_run_args(get_args_parser, argv, check_run, make_config, required=("catr",))
     device = resolve_device(args.device)
     with run_session(args.output_dir, args.resume, load_run_checkpoint, vars(args)) as (resumed, writer):
         train(args, device, resumed, writer)
@@ -179,7 +153,11 @@ def train(args, device, resumed, writer):
     if resumed is None:
         model = initial_model(args)
     else:
-        model = build_model(config_from_record(read_config(out / "config.json")["catr"]))
+        model = build_model(config_from_record(args.catr))  # config.json's, checked with the settings
+        problem = state_dict_mismatch(model.state_dict(), resumed["model"])
+        if problem:
+            raise UserError(f"{out / 'last.pt'} does not match the CATR configuration of {out / 'config.json'}: "
+                            f"{problem}")
         model.load_state_dict(resumed["model"])
     config = {**vars(args), "catr": config_record(model.config)}
     set_trainable(model, args.freeze_backbone)

@@ -60,8 +60,8 @@ def run_session(out, resume: bool, load_last, settings: dict):
     torchrun's global rank 0 owns the folder: it takes the lock, checks again under it that a new run
     finds the folder empty (a training started at the same moment) and removes the temporaries a
     killed run left. `load_last(path)` reads last.pt, which must hold a training state written with
-    the run's `settings` (models.settings.check_resumed_checkpoint). Leaving the block (normally, on
-    an error or on Ctrl-C) finishes the pending write first, inside the lock.
+    the run's `settings` (models.training.settings.check_resumed_checkpoint). Leaving the block
+    (normally, on an error or on Ctrl-C) finishes the pending write first, inside the lock.
     """
     out = Path(out)
     is_main = global_rank() == 0

@@ -117,3 +117,57 @@ def test_a_classifier_checkpoint_is_one_line(tmp_path, run_cli):
     save_checkpoint(tmp_path / "vit.pt", {"w": torch.zeros(1)}, {"model": "tiny"})
     _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
                                                    tmp_path / "vit.pt"], "another model")
+
+
+CAPTION_CONFIG_EDITS = [  # (where in config.json, the hand-edited value, what the one line says)
+    (("lr",), "3e-3", "'lr' must be a finite number, not \"3e-3\""),
+    (("precision",), "fp16", "'precision' must be one of bf16, fp32, not \"fp16\""),
+    (("score_images",), 1.5, "'score_images' must be a whole number, not 1.5"),
+    (("catr", "hidden_dim"), "32", "'catr' 'hidden_dim' must be a whole number, not \"32\""),
+    (("catr", "nheads"), 5, "'catr' 'hidden_dim' 32 must be a multiple of 'nheads' 5"),
+    (("catr", "dropout"), 1.5, "'catr' 'dropout' must be in [0, 1), not 1.5"),
+    (("catr",), None, "lacks 'catr'"),
+]
+
+
+@pytest.mark.parametrize("where, value, says", CAPTION_CONFIG_EDITS)
+def test_item_08_a_hand_edited_captioner_config_json_is_one_line(trained, tmp_path, run_cli, where, value, says):
+    """Item 8 in train_captioner: config.json is checked by the same rules as the flags before anything
+    runs (a string for a number, an unknown precision, a CATR configuration that cannot be built)."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = json.loads((run / "config.json").read_text())
+    *parents, field = where
+    holder = config
+    for key in parents:
+        holder = holder[key]
+    if value is None:
+        del holder[field]
+    else:
+        holder[field] = value
+    (run / "config.json").write_text(json.dumps(config))
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    _one_line_error(run_cli, train_captioner.main, ["--output_dir", run, "--resume", "--epochs", "3"],
+                    f"{run / 'config.json'}{'' if value is None else ':'} {says}")
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+def test_item_08_a_captioner_checkpoint_edited_by_hand_is_one_line(trained, tmp_path, run_cli):
+    """Item 8: a checkpoint's CATR configuration is checked by the same rules where it is read."""
+    ckpt = torch.load(trained / "best.pt", weights_only=True)
+    ckpt["config"]["catr"]["vocab_size"] = 0
+    torch.save(ckpt, tmp_path / "edited.pt")
+    _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
+                                                   tmp_path / "edited.pt"],
+                    f"{tmp_path / 'edited.pt'}: config['catr'] 'vocab_size' must be at least 1, not 0")
+
+
+def test_item_08_another_runs_last_pt_on_resume_is_one_line(trained, tmp_path, run_cli):
+    """Item 8 in train_captioner: a last.pt written with other settings than config.json's is refused."""
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    config = json.loads((run / "config.json").read_text())
+    config["lr_backbone"] = 0.5
+    (run / "config.json").write_text(json.dumps(config))
+    _one_line_error(run_cli, train_captioner.main, ["--output_dir", run, "--resume", "--epochs", "3"],
+                    "last.pt was written with lr_backbone = ", "says 0.5: it is not this run's checkpoint")
