@@ -5,6 +5,7 @@ the published state dict's keys `backbone.0.body.*` load as they are.
 """
 from collections import OrderedDict
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
@@ -45,6 +46,30 @@ class Backbone(nn.Module):
         features = self.body(images)
         mask = F.interpolate(pixel_mask[None].float(), size=features.shape[-2:])[0].bool()
         return features, mask
+
+
+@torch.no_grad()
+def calibrate_batch_norm(backbone: Backbone, images: Tensor) -> None:
+    """Set every frozen batch norm's statistics to those of its input on `images` (normalised, B >= 2).
+
+    A randomly initialised ResNet with FrozenBatchNorm2d has identity statistics, so nothing rescales
+    its activations: on the synthetic scenes the tiny configuration's features come out at about 0.04,
+    small beside the sine positions added to them, and a captioner trained on them learns a caption
+    that ignores the image. Measured on one pass in forward order, each layer sees the already
+    calibrated layers before it, so every stage's output has unit scale, as a trained network's has.
+    """
+    def set_statistics(layer, inputs):
+        x = inputs[0].double()
+        layer.running_mean.copy_(x.mean((0, 2, 3)))
+        layer.running_var.copy_(x.var((0, 2, 3)))
+
+    layers = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    hooks = [layer.register_forward_pre_hook(set_statistics) for layer in layers]
+    try:
+        backbone(images, torch.zeros(images.shape[0], *images.shape[-2:], dtype=torch.bool, device=images.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 class Joiner(nn.Sequential):

@@ -20,6 +20,7 @@ from models.training.runtime import autocast
 from models.training.settings import (TRAINING_RULES, check_settings, finite_number, flag_name, one_of, switch,
                                       text, whole_number)
 
+from .backbone import calibrate_batch_norm
 from .caption_data import CaptionPairs, collate_captions
 from .captioner import CONFIGS
 from .checkpoint import MIN_IMAGE_SIZE, checked_config
@@ -97,6 +98,21 @@ def parameter_groups(model, lr: float, lr_backbone: float) -> list:
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
     others = [p for name, p in model.named_parameters() if not name.startswith("backbone.") and p.requires_grad]
     return [{"params": others, "lr": lr}] + ([{"params": backbone, "lr": lr_backbone}] if backbone else [])
+
+
+CALIBRATION_IMAGES = 64
+
+
+def calibrate_random_backbone(model, pairs: CaptionPairs, device, count: int = CALIBRATION_IMAGES) -> None:
+    """Set a randomly initialised backbone's frozen batch-norm statistics from the first `count` training
+    images (see `catr.backbone.calibrate_batch_norm`), each resized to the model's square side."""
+    side = model.image_size
+    images = torch.stack([F.interpolate(pairs.image(i)[None].float(), size=(side, side), mode="bilinear",
+                                        antialias=True)[0].round().clamp(0, 255).to(torch.uint8)
+                          for i in range(min(count, len(pairs.split.paths)))])
+    if len(images) < 2:
+        raise UserError("a captioner trained from random weights needs at least 2 training images")
+    calibrate_batch_norm(model.backbone[0], normalize_batch(images, device, MEAN, STD))
 
 
 class BackboneFeatures(Dataset):

@@ -11,7 +11,8 @@ DATA_DIR/S/. Teacher forcing: cross-entropy on each next caption token, [PAD] ig
 reference's lower backbone learning rate (its stem and layer1 stay frozen, as in CATR), or
 --freeze_backbone; linear warm-up then cosine decay; bf16 autocast on CUDA. Images are resized so
 that their longer side is --image_size, as CATR's inference resizes them, and not flipped (a flip
-would make "left of" wrong).
+would make "left of" wrong). With --no_pretrained, the ResNet's frozen batch-norm statistics are set
+from the first 64 training images (random weights would otherwise leave its features unscaled).
 
 Writes RUN/config.json (the settings and the CATR configuration), RUN/metrics.csv (per epoch: train
 and val loss and next-token accuracy, val BLEU-4 and CIDEr-D of greedy captions), RUN/best.pt (on
@@ -39,8 +40,8 @@ from catr.captioner import CONFIGS, build_model
 from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
 from catr.decode import MAX_STEPS
 from catr.tokenizer import load_tokenizer
-from catr.training import (BackboneFeatures, caption_step, check_run, loader, parameter_groups, set_trainable,
-                           validation_scores)
+from catr.training import (BackboneFeatures, calibrate_random_backbone, caption_step, check_run, loader,
+                           parameter_groups, set_trainable, validation_scores)
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 from models.checkpoint import host_copy, load_checkpoint_file
 from models.weights import state_dict_mismatch
@@ -167,6 +168,8 @@ def train(args, device, resumed, writer):
     splits = [read_caption_split(*split_paths(Path(args.data_dir), name), encode, MAX_STEPS)
               for name in (args.train_split, args.val_split)]
     train_pairs, val_pairs = (CaptionPairs(split, model.image_size) for split in splits)
+    if resumed is None and args.no_pretrained:
+        calibrate_random_backbone(model, train_pairs, device)
     train_set, val_set = train_pairs, val_pairs
     if args.cache_features:
         model.eval()

@@ -205,3 +205,26 @@ def test_padded_batch_never_attends_to_padding(tiny_catr):
     for layer in attn:
         assert layer[1][:, encoded.padding_mask[1]].abs().max() == 0
         assert torch.allclose(layer.sum(-1), torch.ones(2, 6), atol=1e-5)
+
+
+def test_calibrated_batch_norm_gives_every_layer_unit_statistics():
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from catr.backbone import Backbone, calibrate_batch_norm
+    torch.manual_seed(0)
+    backbone = Backbone((1, 1, 1, 1), width_per_group=8)
+    images = torch.rand(6, 3, 64, 64) * 2 - 1
+    outputs = {}
+    layers = [m for m in backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    hooks = [layer.register_forward_hook(lambda m, i, o: outputs.__setitem__(m, o.clone())) for layer in layers]
+    calibrate_batch_norm(backbone, images)
+    with torch.no_grad():
+        backbone(images, torch.zeros(6, 64, 64, dtype=torch.bool))
+    for hook in hooks:
+        hook.remove()
+    for layer in layers:  # each normalises what it sees (cloned: ReLU runs in place after it)
+        out = outputs[layer].double()
+        assert out.mean((0, 2, 3)).abs().max() < 1e-4
+        assert (out.var((0, 2, 3)) - 1).abs().max() < 1e-2  # eps 1e-5 beside small variances
+    features = backbone(images, torch.zeros(6, 64, 64, dtype=torch.bool))[0]
+    assert 0.2 < features.abs().mean() < 5  # uncalibrated, these features average about 0.04

@@ -48,6 +48,17 @@ def test_a_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(scenes, tmp
     assert config["catr"]["image_size"] == 48 and config["catr"]["hidden_dim"] == 32
 
 
+def test_a_random_backbone_is_calibrated_on_the_training_images(trained):
+    from torchvision.ops import FrozenBatchNorm2d
+
+    from catr.captioner import CONFIGS, build_model
+    state = torch.load(trained / "best.pt", map_location="cpu", weights_only=False)["model"]
+    variances = [value for key, value in state.items() if key.endswith("running_var")]
+    assert variances and all(not torch.equal(v, torch.ones_like(v)) for v in variances)
+    fresh = [m.running_var for m in build_model(CONFIGS["tiny"]).modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert all(torch.equal(v, torch.ones_like(v)) for v in fresh)  # identity statistics, before calibration
+
+
 def test_the_checkpoint_loads_in_every_problem_2_script(trained, scenes, tmp_path, run_cli):
     weights = ["--weights", trained / "best.pt", "--device", "cpu", "--max_steps", "4"]
     val = scenes / "val"
