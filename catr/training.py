@@ -111,7 +111,8 @@ def calibrate_random_backbone(model, pairs: CaptionPairs, device, count: int = C
                                         antialias=True)[0].round().clamp(0, 255).to(torch.uint8)
                           for i in range(min(count, len(pairs.split.paths)))])
     if len(images) < 2:
-        raise UserError("a captioner trained from random weights needs at least 2 training images")
+        raise UserError("a captioner trained from random weights needs at least 2 training images to set its "
+                        "backbone's batch-norm statistics; start from trained weights with --weights")
     calibrate_batch_norm(model.backbone[0], normalize_batch(images, device, MEAN, STD))
 
 

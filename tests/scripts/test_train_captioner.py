@@ -59,6 +59,13 @@ def test_a_random_backbone_is_calibrated_on_the_training_images(trained):
     assert all(torch.equal(v, torch.ones_like(v)) for v in fresh)  # identity statistics, before calibration
 
 
+def test_random_weights_with_one_training_image_is_one_line(tmp_path, run_cli):
+    one = make_captioned_set(tmp_path / "one", seed=3, n_train=1, n_val=1, size=48)
+    code, out, err = run_cli(train_captioner.main, ["--data_dir", one, "--output_dir", tmp_path / "run",
+                                                    "--epochs", "1", *FAST])
+    assert code == 2 and "at least 2 training images" in err and len(err.strip().splitlines()) == 1
+
+
 def test_the_checkpoint_loads_in_every_problem_2_script(trained, scenes, tmp_path, run_cli):
     weights = ["--weights", trained / "best.pt", "--device", "cpu", "--max_steps", "4"]
     val = scenes / "val"
