@@ -13,14 +13,13 @@ method and, as the last line, one JSON object (also written to --out_json).
 """
 import argparse
 import datetime
-import json
 import math
 import os
 import sys
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, write_text_atomic
+from data.io import UserError
 import torch
 from tqdm import tqdm
 
@@ -33,7 +32,7 @@ from models.checkpoint import model_from_checkpoint
 from models.explain.faithfulness import FRACTIONS, FaithfulnessTally, faithfulness_table, grid_mask, perturbation_curves
 from models.explain.methods import MEASURED, explanation_maps
 from models.figures.classifier import perturbation_figure
-from models.figures.plots import check_figure_path, save_figure
+from models.figures.plots import check_figure_path, write_report
 from models.training.predict import inference_model, make_loader
 from models.training.runtime import MAX_SEED, default_num_workers, resolve_device
 from models.vit import grid_size
@@ -155,15 +154,8 @@ def main(argv=None):
         "device": str(device),
         "load_avg_1min": round(os.getloadavg()[0], 2),
     }
-    line = json.dumps(record)
-    if args.out_json:
-        write_text_atomic(args.out_json, line + "\n")
-        print(f"wrote {args.out_json}")
-    if args.out_png:
-        title = f"Perturbation tests, {tally.images} images, {config['model']}"
-        save_figure(perturbation_figure(summary, FRACTIONS, title), args.out_png)
-        print(f"wrote {args.out_png}")
-    print(line)
+    title = f"Perturbation tests, {tally.images} images, {config['model']}"
+    write_report(record, args.out_json, args.out_png, lambda: perturbation_figure(summary, FRACTIONS, title))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ from models.explain.faithfulness import FRACTIONS, random_maps
 from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,
                                       pointing_hits, relative_probability, summarize, upsample)
 from models.figures.grounding import grounding_figure
-from models.figures.plots import check_figure_path, save_figure
+from models.figures.plots import check_figure_path, write_report
 from models.training.runtime import MAX_SEED, resolve_device
 
 BASELINES = ("uniform", "random")
@@ -450,15 +450,8 @@ def main(argv=None) -> None:
         rates = result["hallucination"]
         print(f"CHAIR_i {rates['chair_i']}% of {rates['object_mentions']} object mentions, CHAIR_s "
               f"{rates['chair_s']}% of {rates['captions']} captions")
-    line = json.dumps(result)
-    if args.out_json:
-        write_text_atomic(args.out_json, line + "\n")
-        print(f"wrote {args.out_json}")
-    if args.out_png:
-        title = f"Grounding, {len(words)} words of {len(categories)} categories, {weights_description(args)}"
-        save_figure(grounding_figure(summary, FRACTIONS, title), args.out_png)
-        print(f"wrote {args.out_png}")
-    print(line)
+    title = f"Grounding, {len(words)} words of {len(categories)} categories, {weights_description(args)}"
+    write_report(result, args.out_json, args.out_png, lambda: grounding_figure(summary, FRACTIONS, title))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Figures are `matplotlib.figure.Figure` objects drawn by the Agg canvas, never py
 picks a global backend or keeps a list of open windows, so importing it changes no state and a
 figure is freed like any object once saved.
 """
+import json
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from data.io import UserError, atomic_path
+from data.io import UserError, atomic_path, write_text_atomic
 from data.outputs import check_output_file
 
 
@@ -60,3 +61,16 @@ def save_figure(fig, path, dpi: int = 150) -> None:
     fmt = str(path).rsplit(".", 1)[-1].lower()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+
+
+def write_report(record: dict, out_json=None, out_png=None, figure=None) -> None:
+    """An evaluation's end: `record` as one JSON line, written to `out_json` when given, the figure that
+    `figure()` draws saved to `out_png` when given, and the JSON line printed last, for scripts to read."""
+    line = json.dumps(record)
+    if out_json:
+        write_text_atomic(out_json, line + "\n")
+        print(f"wrote {out_json}")
+    if out_png:
+        save_figure(figure(), out_png)
+        print(f"wrote {out_png}")
+    print(line)
