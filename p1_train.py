@@ -34,11 +34,12 @@ from models.settings import VIT_RUN_REQUIRED, check_vit_run
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
-from models.training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
+from models.training.optim import OPTIMIZERS, build_optimizer, build_scheduler
 from models.training.predict import make_loader
-from models.training.runtime import PRECISIONS, resolve_device
-from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
-                                     start_training_process, write_epoch_files, write_run_start)
+from models.training.runtime import resolve_device
+from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
+                                     restore_progress, run_session, start_training_process, write_epoch_files,
+                                     write_run_start)
 from models.training.writer import BackgroundWriter
 from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
@@ -73,24 +74,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, default=1e-4, help="peak learning rate (default: 1e-4)")
     g.add_argument("--weight_decay", type=float, default=3e-4, help="(default: 3e-4)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
-    g.add_argument("--epochs", type=int, default=10,
-                   help="(default: 10); with --resume, a number larger than the run's extends it")
+    add_loop_flags(g, epochs=10, batch_size=16, items="images", schedule="constant", warmup_epochs=0.0)
     g.add_argument("--patience", type=int, default=2,
                    help="stop after this many epochs without a better val accuracy; 0 never stops early (default: 2)")
-    g.add_argument("--batch_size", type=int, default=16, help="images per step per process (default: 16)")
-    g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
-    g.add_argument("--schedule", choices=SCHEDULES, default="constant", help="lr after warm-up (default: constant)")
-    g.add_argument("--warmup_epochs", type=float, default=0.0, help="linear lr warm-up length (default: 0)")
     g.add_argument("--label_smoothing", type=float, default=0.0, help="in [0, 1) (default: 0)")
     g.add_argument("--clip_grad", type=float, default=0.0, help="max gradient norm; 0 turns clipping off")
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    g.add_argument("--precision", choices=PRECISIONS, default="bf16",
-                   help="bf16 autocast on CUDA (default); the CPU always runs fp32")
-    g.add_argument("--num_workers", type=int, default=None,
-                   help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
-                        "divided by the processes per node, at most 8; on the CPU 0)")
+    add_runtime_flags(g)
     g.add_argument("--cache_images", action="store_true",
                    help="decode the train and val images once into shared memory (about 3 GB for Pets); "
                         "workers then only crop and resize. Refused, with the size needed, if it does not fit")
@@ -99,9 +89,6 @@ def get_args_parser() -> argparse.ArgumentParser:
                         "partial last batch and evaluation run uncompiled, so nothing recompiles")
     g.add_argument("--grad_checkpointing", action="store_true",
                    help="recompute activations in the backward pass: larger batches on small GPUs")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
-    g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
     return p
 
 

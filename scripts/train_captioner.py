@@ -48,10 +48,11 @@ from models.weights import state_dict_mismatch
 from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, train_one_epoch
-from models.training.optim import SCHEDULES, build_optimizer, build_scheduler
-from models.training.runtime import PRECISIONS, resolve_device
-from models.training.session import (completion_message, resolve_run_args, restore_progress, run_session,
-                                     start_training_process, write_epoch_files, write_run_start)
+from models.training.optim import build_optimizer, build_scheduler
+from models.training.runtime import resolve_device
+from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
+                                     restore_progress, run_session, start_training_process, write_epoch_files,
+                                     write_run_start)
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
 
@@ -85,12 +86,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="peak learning rate of the ResNet's layer2..layer4 (default: %(default)s)")
     g.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay (default: %(default)s)")
     g.add_argument("--clip_grad", type=float, default=0.1, help="max gradient norm; 0 turns it off (default: %(default)s)")
-    g.add_argument("--epochs", type=int, default=30,
-                   help="(default: %(default)s); with --resume, a number larger than the run's extends it")
-    g.add_argument("--batch_size", type=int, default=32, help="captions per step per process (default: %(default)s)")
-    g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
-    g.add_argument("--schedule", choices=SCHEDULES, default="cosine", help="lr after warm-up (default: %(default)s)")
-    g.add_argument("--warmup_epochs", type=float, default=1.0, help="linear lr warm-up length (default: %(default)s)")
+    add_loop_flags(g, epochs=30, batch_size=32, items="captions", schedule="cosine", warmup_epochs=1.0)
     g.add_argument("--patience", type=int, default=0,
                    help="stop after this many epochs without a better val score; 0 never stops early (default: 0)")
     g = p.add_argument_group("validation")
@@ -100,15 +96,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--max_steps", type=int, default=32,
                    help=f"tokens at most in a val caption, 1..{MAX_STEPS} (default: %(default)s)")
     g = p.add_argument_group("runtime")
-    g.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
-    g.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
-    g.add_argument("--precision", choices=PRECISIONS, default="bf16",
-                   help="bf16 autocast on CUDA (default); the CPU always runs fp32")
-    g.add_argument("--num_workers", type=int, default=None,
-                   help="DataLoader worker processes (default: on a GPU the CPUs per process, at most 8; on the CPU 0)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
-    g.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
+    add_runtime_flags(g)
     return p
 
 

@@ -1,6 +1,6 @@
 """What every training script does around its epoch loop: its settings, new or resumed from a run
 folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
-the background writer), and the files each epoch writes there."""
+the background writer), the files each epoch writes there, and the flags every trainer shares."""
 import argparse
 import json
 from contextlib import contextmanager, nullcontext
@@ -11,8 +11,9 @@ from data.resume import differing_settings, resumed_settings
 from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
                             remove_stale_temporaries)
 from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from models.training.optim import SCHEDULES
 from models.training.distributed import global_rank, init_distributed
-from models.training.runtime import default_num_workers, training_precision
+from models.training.runtime import PRECISIONS, default_num_workers, training_precision
 from models.training.settings import check_required, check_resumed_checkpoint, flag_name
 from models.training.writer import BackgroundWriter
 
@@ -129,3 +130,29 @@ def start_training_process(args, device) -> tuple:
         args.num_workers = default_num_workers(device)
     args.precision = training_precision(device, args.precision)
     return rank, world_size, device
+
+
+def add_loop_flags(group, epochs: int, batch_size: int, items: str, schedule: str, warmup_epochs: float) -> None:
+    """The epoch loop's flags, with this trainer's defaults; `items` says what a batch holds."""
+    group.add_argument("--epochs", type=int, default=epochs,
+                       help="(default: %(default)s); with --resume, a number larger than the run's extends it")
+    group.add_argument("--batch_size", type=int, default=batch_size,
+                       help=f"{items} per step per process (default: %(default)s)")
+    group.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
+    group.add_argument("--schedule", choices=SCHEDULES, default=schedule, help="lr after warm-up (default: %(default)s)")
+    group.add_argument("--warmup_epochs", type=float, default=warmup_epochs,
+                       help="linear lr warm-up length (default: %(default)s)")
+
+
+def add_runtime_flags(group) -> None:
+    """Seed, device, precision, workers, resume and progress bars, as every trainer takes them."""
+    group.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
+    group.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    group.add_argument("--precision", choices=PRECISIONS, default="bf16",
+                       help="bf16 autocast on CUDA (default); the CPU always runs fp32")
+    group.add_argument("--num_workers", type=int, default=None,
+                       help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
+                            "divided by the processes per node, at most 8; on the CPU 0)")
+    group.add_argument("--resume", action="store_true",
+                       help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
+    group.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
