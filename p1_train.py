@@ -155,9 +155,10 @@ def train(args, device, resumed, writer: BackgroundWriter):
         # Gradients live in DDP's communication buckets: no copy between the two per step.
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
                                                           gradient_as_bucket_view=True)
+    mean, std = normalization(config)  # applied on the device to the workers' uint8 images
     compiled_step = None
     if args.compile:
-        compiled_step = make_loss_step(torch.compile(model), device, args.precision, args.label_smoothing)
+        compiled_step = make_loss_step(torch.compile(model), device, args.precision, args.label_smoothing, mean, std)
 
     # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
     # uninterrupted one, whatever the workers.
@@ -183,7 +184,6 @@ def train(args, device, resumed, writer: BackgroundWriter):
         print(f"{args.model} at {args.image_size}px on {device} x{world_size}{backend_name()}: "
               f"{len(train_set)} train, {len(val_set)} val images -> {out}")
 
-    mean, std = normalization(config)  # applied on the device to the workers' uint8 images
     for epoch in range(start_epoch, args.epochs):
         start = time.time()
         torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout

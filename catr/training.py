@@ -9,7 +9,7 @@ word after the i-th.
 """
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from data.datasets import available_memory
@@ -21,7 +21,7 @@ from models.training.settings import (TRAINING_RULES, check_settings, finite_num
                                       text, whole_number)
 
 from .backbone import calibrate_batch_norm
-from .caption_data import CaptionPairs, collate_captions
+from .caption_data import CaptionPairs
 from .captioner import CONFIGS
 from .checkpoint import MIN_IMAGE_SIZE, checked_config
 from .decode import MAX_STEPS, generate
@@ -188,8 +188,3 @@ def validation_scores(model, pairs: CaptionPairs, count: int, rank: int, world_s
     captions = merge_dicts(caption_split(model, pairs, share, device, batch_size, max_steps, progress))
     scores = score_captions(pairs.split.references, captions)
     return {"val_bleu4": scores["BLEU-4"], "val_cider": scores["CIDEr"]}, captions
-
-
-def loader(dataset, batch_size: int, sampler, num_workers: int, pin: bool) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, pin_memory=pin,
-                      collate_fn=collate_captions, persistent_workers=num_workers > 0)

@@ -35,12 +35,12 @@ from data.io import UserError
 import torch
 from torch.utils.data import DistributedSampler
 
-from catr.caption_data import CaptionPairs, read_caption_split
+from catr.caption_data import CaptionPairs, collate_captions, read_caption_split
 from catr.captioner import CONFIGS, build_model
 from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
 from catr.decode import MAX_STEPS
 from catr.tokenizer import load_tokenizer
-from catr.training import (BackboneFeatures, calibrate_random_backbone, caption_step, check_run, loader,
+from catr.training import (BackboneFeatures, calibrate_random_backbone, caption_step, check_run,
                            parameter_groups, set_trainable, validation_scores)
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 from models.checkpoint import host_copy, load_checkpoint_file
@@ -49,6 +49,7 @@ from models.training.distributed import (ShardSampler, backend_name, broadcast_f
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, train_one_epoch
 from models.training.optim import build_optimizer, build_scheduler
+from models.training.predict import make_loader
 from models.training.runtime import resolve_device
 from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
                                      restore_progress, run_session, start_training_process, write_epoch_files,
@@ -166,10 +167,11 @@ def train(args, device, resumed, writer):
     plain_model = model
     if is_distributed():
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    pin = device.type == "cuda"
     train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
-    train_loader = loader(train_set, args.batch_size, train_sampler, args.num_workers, pin)
-    val_loader = loader(val_set, args.batch_size * 2, ShardSampler(len(val_set), rank, world_size), args.num_workers, pin)
+    train_loader = make_loader(train_set, args.batch_size, args.num_workers, device, sampler=train_sampler,
+                               collate_fn=collate_captions)
+    val_loader = make_loader(val_set, args.batch_size * 2, args.num_workers, device,
+                             sampler=ShardSampler(len(val_set), rank, world_size), collate_fn=collate_captions)
     steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
     optimizer = build_optimizer(plain_model, "adamw", args.lr, args.weight_decay, 0.0, device,
                                 param_groups=parameter_groups(plain_model, args.lr, args.lr_backbone))

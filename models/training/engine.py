@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.io import UserError
-from data.transforms import MEAN, STD, normalize_batch
+from data.transforms import MEAN, STD
 from .distributed import all_reduce_sum
-from .runtime import autocast
+from .predict import batch_logits
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates, each of which waits for the device
 
@@ -28,11 +28,12 @@ class NonFiniteLoss(UserError):
     """The training loss became NaN or infinite; the run stops before anything is saved."""
 
 
-def make_loss_step(model, device, precision="bf16", label_smoothing=0.0):
-    """forward + loss as one function of (images, labels) -> (loss, logits): what `--compile` compiles."""
+def make_loss_step(model, device, precision="bf16", label_smoothing=0.0, mean=MEAN, std=STD):
+    """forward + loss as one function of (images, labels on `device`) -> (loss, logits), with the
+    training precision policy; uint8 images are normalised with `mean` and `std` first, outside the
+    model, so over a compiled model (what `--compile` runs) the graph holds the model alone."""
     def loss_step(images, labels):
-        with autocast(device, precision, training=True):
-            logits = model(images)
+        logits = batch_logits(model, images, device, precision, mean, std, training=True)
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing), logits
     return loss_step
 
@@ -41,15 +42,14 @@ def classification_step(model, device, precision="bf16", label_smoothing=0.0, me
                         compiled_step=None, full_batch=None):
     """The batch step for (images, labels) batches: (mean loss, correct predictions, images).
 
-    `compiled_step`, a make_loss_step over the compiled model, runs batches of `full_batch` images;
-    any other batch (a partial last one) runs the same model uncompiled, so a compiled graph only
-    ever sees one shape.
+    `compiled_step`, a make_loss_step over the compiled model with the same `mean` and `std`, runs
+    batches of `full_batch` images; any other batch (a partial last one) runs the same model
+    uncompiled, so a compiled graph only ever sees one shape.
     """
-    eager_step = make_loss_step(model, device, precision, label_smoothing)
+    eager_step = make_loss_step(model, device, precision, label_smoothing, mean, std)
 
     def step(batch):
         images, labels = batch
-        images = normalize_batch(images, device, mean, std)
         labels = labels.to(device, non_blocking=True)
         full = compiled_step is not None and len(labels) == full_batch
         loss, logits = (compiled_step if full else eager_step)(images, labels)
@@ -135,7 +135,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
 @torch.no_grad()
 def evaluate(model, loader, device, precision="bf16", progress=True, mean=MEAN, std=STD, batch_step=None) -> dict:
     """Loss and accuracy (%) over every item of `loader`'s data set, summed over all processes;
-    `batch_step` as in `train_one_epoch` (`val_seen` counts its items)."""
+    `batch_step` as in `train_one_epoch` (`val_seen` counts its items). The default step computes in
+    training's precision (see models.training.runtime.run_precision), so that its loss is the one trained."""
     model.eval()
     batch_step = batch_step or classification_step(model, device, precision, mean=mean, std=std)
     totals = _Totals(device)

@@ -3,7 +3,8 @@
 `predict` is the one loop that runs a trained model over images: eval mode, no gradients, bf16
 autocast on CUDA, pinned host memory feeding the GPU. It returns the logits together with whatever
 each item carried second (its label for a labeled `ImageFolder`, its index for an unlabeled one), so
-inference, validation and benchmarks share it. The accuracy functions are pure tensor math.
+inference, validation and benchmarks share it. `batch_logits` is its forward over one batch, which
+the training engine's steps share too. The accuracy functions are pure tensor math.
 """
 import torch
 from torch.utils.data import DataLoader
@@ -28,6 +29,16 @@ def make_loader(dataset, batch_size: int, num_workers: int, device: torch.device
                       pin_memory=device.type == "cuda", collate_fn=collate_fn, persistent_workers=num_workers > 0)
 
 
+def batch_logits(model: torch.nn.Module, images: torch.Tensor, device: torch.device, precision: str = "bf16",
+                 mean=MEAN, std=STD, training: bool = False) -> torch.Tensor:
+    """`model`'s logits for one batch from a loader: uint8 images are normalised on `device` with
+    `mean` and `std` (float ones pass as they are), then run under the autocast of `precision` by
+    the inference policy, or by the training one with `training` (see models.training.runtime)."""
+    images = normalize_batch(images, device, mean, std)
+    with autocast(device, precision, training=training):
+        return model(images)
+
+
 @torch.inference_mode()
 def predict(model: torch.nn.Module, loader, device: torch.device | None = None, precision: str = "bf16",
             progress: bool = False, desc: str = "predicting", mean=MEAN, std=STD) -> tuple:
@@ -42,9 +53,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device | None = None, 
     model.eval()
     all_logits, all_targets = [], []
     for images, targets in tqdm(loader, desc=desc, unit="batch", disable=not progress):
-        images = normalize_batch(images, device, mean, std)
-        with autocast(device, precision):
-            logits = model(images)
+        logits = batch_logits(model, images, device, precision, mean, std)
         all_logits.append(logits.float().cpu())
         all_targets.append(torch.as_tensor(targets))
     if not all_logits:
