@@ -31,15 +31,15 @@ from data.transforms import AUGMENTATIONS, eval_transform, normalization, train_
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.checkpoint import host_copy, load_checkpoint, model_config
 from models.settings import VIT_RUN_REQUIRED, check_vit_run
-from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
+from models.training.distributed import (ShardSampler, backend_name, cleanup_distributed,
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, build_optimizer, build_scheduler
 from models.training.predict import make_loader
 from models.training.runtime import resolve_device
 from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
-                                     restore_progress, run_session, start_training_process, write_epoch_files,
-                                     write_run_start)
+                                     restore_progress, run_session, start_training_process, stop_early,
+                                     write_epoch_files, write_run_start)
 from models.training.writer import BackgroundWriter
 from models.vit import MODEL_NAMES, build_vit, load_state_strict
 
@@ -209,9 +209,7 @@ def train(args, device, resumed, writer: BackgroundWriter):
                   f"val loss {row['val_loss']:.4f} acc {row['val_acc']:.2f}% ({row['val_seen']} images)"
                   f"{' *' if improved else ''} | {row['seconds']:.0f}s, "
                   f"{len(train_set) / train_seconds:.1f} train images/s", flush=True)
-        if broadcast_flag(stop, device):
-            if is_main:
-                print(f"early stop: no better val accuracy for {args.patience} epochs")
+        if stop_early(stop, device, is_main, "val accuracy", args.patience):
             break
     if is_main:
         print(f"best val acc {best_acc:.2f}% at epoch {best_epoch}: {out / 'best.pt'}")

@@ -45,15 +45,15 @@ from catr.training import (BackboneFeatures, calibrate_random_backbone, caption_
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 from models.checkpoint import host_copy, load_checkpoint_file
 from models.weights import state_dict_mismatch
-from models.training.distributed import (ShardSampler, backend_name, broadcast_flag, cleanup_distributed,
+from models.training.distributed import (ShardSampler, backend_name, cleanup_distributed,
                                          is_distributed, main_process_first)
 from models.training.engine import evaluate, train_one_epoch
 from models.training.optim import build_optimizer, build_scheduler
 from models.training.predict import make_loader
 from models.training.runtime import resolve_device
 from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
-                                     restore_progress, run_session, start_training_process, write_epoch_files,
-                                     write_run_start)
+                                     restore_progress, run_session, start_training_process, stop_early,
+                                     write_epoch_files, write_run_start)
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
 
@@ -229,9 +229,7 @@ def train(args, device, resumed, writer):
             print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} "
                   f"next-token acc {row['val_acc']:.2f}%{scores}{' *' if improved else ''} | {row['seconds']:.0f}s",
                   flush=True)
-        if broadcast_flag(stop, device):
-            if is_main:
-                print(f"early stop: no better {criterion} for {args.patience} epochs")
+        if stop_early(stop, device, is_main, criterion, args.patience):
             break
     if is_main:
         print(f"best {criterion} at epoch {best_epoch}: {out / 'best.pt'}")

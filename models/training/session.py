@@ -12,7 +12,7 @@ from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_fol
                             remove_stale_temporaries)
 from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from models.training.optim import SCHEDULES
-from models.training.distributed import global_rank, init_distributed
+from models.training.distributed import broadcast_flag, global_rank, init_distributed
 from models.training.runtime import PRECISIONS, default_num_workers, training_precision
 from models.training.settings import check_required, check_resumed_checkpoint, flag_name
 from models.training.writer import BackgroundWriter
@@ -120,6 +120,15 @@ def completion_message(start_epoch: int, best_epoch: int, epochs: int, patience:
     if start_epoch >= epochs:
         return f"to train on, pass --epochs larger than {start_epoch}"
     return None
+
+
+def stop_early(stop: bool, device, is_main: bool, criterion: str, patience: int) -> bool:
+    """Whether every process stops now, as the main process decided; it says why."""
+    if not broadcast_flag(stop, device):
+        return False
+    if is_main:
+        print(f"early stop: no better {criterion} for {patience} epochs")
+    return True
 
 
 def start_training_process(args, device) -> tuple:
