@@ -13,6 +13,7 @@ pycocoevalcap calls "Cider" is CIDEr-D (clipped n-gram counts, length penalty), 
 as CIDEr.
 """
 import re
+from collections import Counter
 
 from data.io import UserError
 
@@ -37,6 +38,16 @@ def tokenize(caption: str) -> str:
     """A caption as COCO's evaluation sees it: space-separated lower-case tokens without punctuation."""
     caption = _CLITIC.sub(r" \1", caption.lower().replace("\u2019", "'"))
     return " ".join(_BRACKETS.get(token, token) for token in _TOKEN.findall(caption))
+
+
+def most_frequent_caption(references: dict) -> str:
+    """The caption written most often in `references` (image id -> captions), as COCO's evaluation
+    tokenises it; a tie goes to the first in alphabetical order. Given to every image, it is the score
+    of a captioner that ignores its images."""
+    counts = Counter(tokenize(caption) for captions in references.values() for caption in captions)
+    if not counts:
+        raise UserError("the baseline's annotations hold no captions")
+    return min(counts, key=lambda caption: (-counts[caption], caption))
 
 
 def score_captions(references: dict, captions: dict) -> dict:

@@ -10,6 +10,8 @@ A hidden .RESULTS.lock keeps a second captioning of the same file out while one 
 the first N annotated images found, by image id (the same N on every run); only those are scored.
 Scoring (--results): score any results file, ours or another captioner's, against the annotations.
 The images in the results file are scored, or with --limit N the first N of them by image id.
+--baseline_from TRAIN_ANNOTATIONS also scores the most frequent caption of a training split given to
+every scored image: a captioner that ignores its images, to compare with.
 
 Metrics: BLEU-1..4, ROUGE-L and CIDEr-D (reported as CIDEr, as COCO does), computed by pycocoevalcap's
 scorers. Captions and references are tokenised in Python as COCO's evaluation does (its Java PTB
@@ -35,7 +37,7 @@ import catr
 from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, check_search_arguments,
                       load_captioner, search_description, weights_description)
 from catr.pipeline import caption_files
-from catr.scores import METRICS, TOKENIZATION, score_captions
+from catr.scores import METRICS, TOKENIZATION, most_frequent_caption, score_captions
 from data.coco_captions import load_annotations, load_results, read_json, write_results
 from data.outputs import check_output_file
 from models.training.runtime import resolve_device
@@ -54,6 +56,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None, metavar="N",
                         help="caption and score only the first N annotated images found, by image id; with "
                              "--results, score only its first N images by image id (default: all)")
+    parser.add_argument("--baseline_from", metavar="FILE",
+                        help="also score the most frequent caption of these (training) annotations given to "
+                             "every scored image; its scores print beside the captioner's and go under "
+                             "'baseline' in the JSON line")
     add_weight_arguments(parser)
     add_search_arguments(parser, batch_size=8)
     return parser.parse_args(argv)
@@ -184,15 +190,25 @@ def main(argv=None) -> None:
         out = check_output_file(args.out_results, "--out_results", inputs)
         check_output_file(settings_path(out), "--out_results", inputs)
     annotations = load_annotations(args.annotations)
+    baseline_caption = most_frequent_caption(load_annotations(args.baseline_from).references) \
+        if args.baseline_from else None
     if args.results:
         captions = first_results(load_results(args.results, annotations), args.limit, args.results)
     else:
         captions = caption_images(args, annotations)
     scores = score_captions(annotations.references, captions)
+    record = {**scores, "images": len(captions)}
     print(f"{len(captions)} of {len(annotations.references)} annotated images scored")
-    for metric in METRICS:
-        print(f"  {metric:8s} {scores[metric]:.4f}")
-    print(json.dumps({**scores, "images": len(captions)}))
+    if baseline_caption is None:
+        for metric in METRICS:
+            print(f"  {metric:8s} {scores[metric]:.4f}")
+    else:
+        baseline = score_captions(annotations.references, dict.fromkeys(captions, baseline_caption))
+        record["baseline"] = {**baseline, "caption": baseline_caption}
+        print(f"  {'':8s} {'captioner':>9s} {'baseline':>9s}   (baseline: \"{baseline_caption}\" for every image)")
+        for metric in METRICS:
+            print(f"  {metric:8s} {scores[metric]:9.4f} {baseline[metric]:9.4f}")
+    print(json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from pycocoevalcap.rouge.rouge import Rouge
 
 import catr.cli
 import catr.pipeline
-from catr.scores import score_captions, tokenize
+from catr.scores import METRICS, most_frequent_caption, score_captions, tokenize
+from data.io import UserError
 
 import eval_captions
 
@@ -312,3 +313,31 @@ def test_item_13_a_temporary_left_by_a_kill_is_removed(coco, tmp_path, run_cli):
                                                                  "--limit", "1"))
     assert code == 0, err
     assert not stale.exists() and f"removed {stale.name}" in stdout
+
+
+def test_the_most_frequent_caption_is_counted_as_coco_tokenises_it():
+    references = {1: ["A red circle.", "a blue square"], 2: ["a red circle", "A blue square!"], 3: ["a red circle"]}
+    assert most_frequent_caption(references) == "a red circle"
+    assert most_frequent_caption({1: ["b b", "a a"]}) == "a a"  # a tie: the first alphabetically
+    with pytest.raises(UserError, match="no captions"):
+        most_frequent_caption({})
+
+
+def test_the_baseline_is_the_most_frequent_training_caption_for_every_image(coco, tmp_path, run_cli):
+    train = {"images": [{"id": i, "file_name": f"{i}.jpg"} for i in (7, 8)],
+             "annotations": [{"image_id": 7, "id": 1, "caption": "A dog runs on the grass."},
+                             {"image_id": 8, "id": 2, "caption": "a dog runs on the grass"},
+                             {"image_id": 8, "id": 3, "caption": "a cat"}]}
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    results = write_results(tmp_path / "r.json", {1: "a dog on grass", 2: "two cats on a sofa", 3: "a bike"})
+    argv = ["--annotations", coco / "captions.json", "--results", results]
+    code, out, err = run_cli(eval_captions.main, argv + ["--baseline_from", tmp_path / "train.json"])
+    assert code == 0, err
+    record = last_json(out)
+    assert record["baseline"]["caption"] == "a dog runs on the grass"
+    repeated = write_results(tmp_path / "b.json", dict.fromkeys((1, 2, 3), "a dog runs on the grass"))
+    _, alone, _ = run_cli(eval_captions.main, ["--annotations", coco / "captions.json", "--results", repeated])
+    assert {m: record["baseline"][m] for m in METRICS} == {m: last_json(alone)[m] for m in METRICS}
+    without = last_json(run_cli(eval_captions.main, argv)[1])
+    assert {m: record[m] for m in METRICS} == {m: without[m] for m in METRICS} and "baseline" not in without
+    assert "captioner" in out and "baseline" in out
