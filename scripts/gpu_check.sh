@@ -35,7 +35,11 @@ for earlier in bench.jsonl checks.jsonl; do
     echo "error: $OUT already holds $earlier of an earlier run; give a new OUT_DIR or move it away" >&2; exit 2
   fi
 done
-# OUT_DIR is taken from the folder the script is called from, before moving to the repository.
+# OUT_DIR and WHEELS are taken from the folder the script is called from, before moving to the repository.
+if [[ -n ${WHEELS:-} ]]; then
+  [[ -d $WHEELS ]] || { echo "error: WHEELS=$WHEELS is not a folder of wheels" >&2; exit 2; }
+  WHEELS=$(cd -- "$WHEELS" && pwd)
+fi
 mkdir -p -- "$OUT/logs" 2>/dev/null || { echo "error: cannot create $OUT" >&2; exit 2; }
 OUT=$(cd -- "$OUT" && pwd)
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
@@ -55,9 +59,6 @@ def found(module):
 print(" ".join(m for m in sys.argv[1:] if not found(m)))' $REQUIRED
 }
 command -v "$PY" >/dev/null || { echo "error: $PY not found; set PYTHON to a Python with torch" >&2; exit 2; }
-if [[ -n ${WHEELS:-} && ! -d $WHEELS ]]; then
-  echo "error: WHEELS=$WHEELS is not a folder of wheels" >&2; exit 2
-fi
 MISSING=$(missing)
 if [[ -n $MISSING && -n ${WHEELS:-} ]]; then
   export PYTHONPATH="$OUT/site-packages${PYTHONPATH:+:$PYTHONPATH}"
@@ -154,11 +155,18 @@ finish() {
   fi
 }
 
-# bench NAME LIMIT SCRIPT ARGS...: a benchmark row; its last line (JSON) goes to bench.jsonl.
+# bench NAME LIMIT SCRIPT ARGS...: a benchmark row; the last line of its log that starts with '{' (its
+# JSON record; a warning may follow it) goes to bench.jsonl.
 bench() {
   local name=$1 limit=$2; shift 2
   step "$name" "$limit" "$PY" "$@"
-  (( STEP_RC == 0 )) && tail -n 1 "$OUT/logs/$name.log" >>"$BENCH"
+  (( STEP_RC == 0 )) || return 0
+  local row; row=$(grep '^{' "$OUT/logs/$name.log" | tail -n 1)
+  if [[ -n $row ]]; then
+    echo "$row" >>"$BENCH"
+  else
+    check "$name" status=failed reason="no JSON row in its log"
+  fi
 }
 
 VIT="--model $MODEL --image_size $SIZE --device $DEV $TIMING"

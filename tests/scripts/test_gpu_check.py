@@ -52,6 +52,14 @@ def test_refusals_are_one_line(tmp_path):
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+def test_a_relative_wheels_folder_is_taken_from_the_callers_folder(tmp_path):
+    # "scripts" is a folder of the repository, not of the caller's folder: it must not be found there.
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh"), "out", "--dry_run"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "WHEELS": "scripts"})
+    assert done.returncode == 2 and done.stderr.strip() == "error: WHEELS=scripts is not a folder of wheels"
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
 def test_a_missing_package_is_named_with_how_to_bring_it(tmp_path):
     hide = tmp_path / "hide"  # a Python that cannot import the ViT package, as on a bare GPU machine
     hide.mkdir()
