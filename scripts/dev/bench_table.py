@@ -1,5 +1,6 @@
-"""Print Markdown tables from benchmark JSON lines: one row per benchmark, then, when the files hold
-what scripts/gpu_check.sh records, each target beside what was measured.
+"""Print Markdown tables from benchmark JSON lines: the machine when the files record it, one row per
+benchmark, then, when the files hold what scripts/gpu_check.sh records, each target beside what was
+measured.
 
   python scripts/dev/bench_table.py OUT_DIR/bench.jsonl OUT_DIR/checks.jsonl
 """
@@ -11,7 +12,7 @@ import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 
 from data.io import UserError
-from benchlib import markdown_table, targets_table
+from benchlib import machine_line, markdown_table, targets_table
 
 
 def main(argv=None):
@@ -28,6 +29,9 @@ def main(argv=None):
                     records.append(json.loads(line))
                 except json.JSONDecodeError:
                     raise UserError(f"{path}:{number} is not a JSON line") from None
+    machines = [r for r in records if r.get("check") == "machine"]
+    if machines:
+        print(machine_line(machines[-1]) + "\n")
     print(markdown_table(records))
     if any("check" in r or r.get("benchmark") == "data" for r in records):
         print()

@@ -403,6 +403,14 @@ def _ratio(a, b):
     return None if a is None or not b else a / b
 
 
+def machine_line(machine: dict) -> str:
+    """The machine a run measured, in one sentence (from scripts/dev/machine.py's record)."""
+    gpus = "; ".join(machine.get("gpus") or []) or "no GPU listed by nvidia-smi"
+    return (f"Machine: {gpus}; {machine.get('cpus_usable')} of {machine.get('cpus')} CPUs usable, "
+            f"{machine.get('memory_gib')} GiB memory, /dev/shm {machine.get('shm_gib')} GiB; "
+            f"Python {machine.get('python')}, torch {machine.get('torch')}, CUDA {machine.get('cuda')}.")
+
+
 def targets_table(records: list) -> str:
     """What a GPU check must show, measured against each target, as Markdown rows.
 
@@ -441,7 +449,9 @@ def targets_table(records: list) -> str:
         shown = "not measured" if value is None else f"{value:.3g}"
         met = "" if value is None else ("yes" if test(value) else "no")
         lines.append(f"| {what} | {shown} | {target} | {met} |")
-    lines.append(f"| CUDA tests | {tests.get('result', 'not run')} | all pass | "
+    tests_shown = {"ok": tests.get("result"), "failed": f"failed: {tests.get('reason', '')}",
+                   "skipped": f"skipped: {tests.get('reason', '')}"}.get(tests.get("status"), "not run")
+    lines.append(f"| CUDA tests | {tests_shown} | all pass | "
                  f"{'yes' if tests.get('status') == 'ok' else 'no' if tests else ''} |")
     for name, r in checks.items():
         if r.get("status") in ("failed", "skipped"):
