@@ -102,9 +102,9 @@ def _place(count: int, size: int, rng: random.Random) -> list:
     raise RuntimeError(f"could not place {count} shapes apart in {size} px")  # not reached for size >= MIN_SIZE
 
 
-def draw_scene(size: int, rng: random.Random) -> Scene:
-    """One scene: 1-3 shapes, no two of the same kind and colour, on a textured background."""
-    count = rng.randint(1, MAX_SHAPES)
+def draw_scene(size: int, rng: random.Random, max_shapes: int = MAX_SHAPES) -> Scene:
+    """One scene: 1 to `max_shapes` shapes, no two of the same kind and colour, on a textured background."""
+    count = rng.randint(1, max_shapes)
     kinds_and_colours = rng.sample([(kind, colour) for kind in SHAPES for colour in COLOURS], count)
     texture = rng.choice(TEXTURES)
     canvas = add_grain(texture_fill(texture, size, background_colour(rng), rng), rng)
@@ -211,20 +211,22 @@ def check_free(out_dir: Path) -> None:
                 raise UserError(f"{out_dir / 'annotations' / name} already exists; remove it or choose another folder")
 
 
-def generate_scenes(seed: int, n_train: int, n_val: int, size: int):
+def generate_scenes(seed: int, n_train: int, n_val: int, size: int, max_shapes: int = MAX_SHAPES):
     """Yield (split, image id, scene, captions) for the whole set, in order: the same seed, the same scenes.
     Image ids run 1..n_train for train and on from there for val."""
     rng = random.Random(seed)
     for image_id in range(1, n_train + n_val + 1):
-        scene = draw_scene(size, rng)
+        scene = draw_scene(size, rng, max_shapes)
         yield SPLITS[image_id > n_train], image_id, scene, scene_captions(scene, rng)
 
 
 def make_captioned_set(out_dir, seed: int = 0, n_train: int = DEFAULT_TRAIN, n_val: int = DEFAULT_VAL,
-                       size: int = DEFAULT_SIZE) -> Path:
+                       size: int = DEFAULT_SIZE, max_shapes: int = MAX_SHAPES) -> Path:
     """Write the set to `out_dir` (layout in the module docstring); a folder that holds one is refused."""
     if size < MIN_SIZE:
         raise UserError(f"the image size must be at least {MIN_SIZE} pixels, not {size}")
+    if not 1 <= max_shapes <= MAX_SHAPES:
+        raise UserError(f"the shapes per scene must be 1 to {MAX_SHAPES}, not {max_shapes}")
     if n_train < 1 or n_val < 1:
         raise UserError(f"each split needs at least one scene, not {n_train} training and {n_val} validation")
     out_dir = Path(out_dir)
@@ -232,7 +234,7 @@ def make_captioned_set(out_dir, seed: int = 0, n_train: int = DEFAULT_TRAIN, n_v
     images = {split: [] for split in SPLITS}
     captions = {split: [] for split in SPLITS}
     instances = {split: [] for split in SPLITS}
-    for split, image_id, scene, scene_caption_list in generate_scenes(seed, n_train, n_val, size):
+    for split, image_id, scene, scene_caption_list in generate_scenes(seed, n_train, n_val, size, max_shapes):
         file_name = f"{image_id:012d}.png"
         # Atomic, not flushed one by one (several ms per file): a set cut short is simply made again.
         with atomic_path(make_folder(out_dir / split) / file_name, durable=False) as tmp:

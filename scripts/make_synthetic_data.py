@@ -14,7 +14,7 @@ from data.entry import run_main  # first: Ctrl-C during the slow imports below i
 from data.io import UserError
 from data.outputs import check_output_folder
 from data.synthetic import make_synthetic_split, write_pets_sized_jpegs
-from data.synthetic_captions import DEFAULT_SIZE, DEFAULT_TRAIN, DEFAULT_VAL, make_captioned_set
+from data.synthetic_captions import DEFAULT_SIZE, DEFAULT_TRAIN, DEFAULT_VAL, MAX_SHAPES, make_captioned_set
 
 CLASS_SIZE, TRAIN_PER_CLASS, VAL_PER_CLASS = 64, 40, 10
 
@@ -44,6 +44,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                         help=f"with --captions: training scenes (default {DEFAULT_TRAIN})")
     parser.add_argument("--val_scenes", type=int, default=None,
                         help=f"with --captions: validation scenes (default {DEFAULT_VAL})")
+    parser.add_argument("--max_shapes", type=int, default=None, metavar="N",
+                        help=f"with --captions: at most N shapes a scene, 1 to {MAX_SHAPES} (default {MAX_SHAPES}; "
+                             "fewer make a set that a small captioner learns sooner)")
     return parser
 
 
@@ -59,11 +62,13 @@ def main(argv=None):
                             f"its counts are --train_scenes and --val_scenes")
         train = DEFAULT_TRAIN if args.train_scenes is None else args.train_scenes
         val = DEFAULT_VAL if args.val_scenes is None else args.val_scenes
-        out = make_captioned_set(args.out, args.seed, train, val, DEFAULT_SIZE if args.size is None else args.size)
+        out = make_captioned_set(args.out, args.seed, train, val, DEFAULT_SIZE if args.size is None else args.size,
+                                 MAX_SHAPES if args.max_shapes is None else args.max_shapes)
         print(f"wrote {train} training and {val} validation scenes with captions to {out}")
         return
-    if args.train_scenes is not None or args.val_scenes is not None:
-        raise UserError("--train_scenes and --val_scenes count the scenes of --captions; give --captions too")
+    if args.train_scenes is not None or args.val_scenes is not None or args.max_shapes is not None:
+        raise UserError("--train_scenes, --val_scenes and --max_shapes describe the scenes of --captions; "
+                        "give --captions too")
     if args.pets_sized:
         train, val = args.pets_sized
         if train < 1 or val < 1:

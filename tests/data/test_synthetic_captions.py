@@ -168,6 +168,15 @@ def test_the_script_writes_a_set_pycocotools_reads(tmp_path, run_cli):
     assert Image.open(tmp_path / "set" / "val" / "000000000003.png").size == (48, 48)
 
 
+def test_max_shapes_bounds_the_shapes_of_every_scene():
+    counts = {limit: Counter(len(scene.shapes) for _, _, scene, _ in generate_scenes(0, 60, 0, 48, limit))
+              for limit in (1, 2, 3)}
+    assert set(counts[1]) == {1} and set(counts[2]) == {1, 2} and set(counts[3]) == {1, 2, 3}
+    default = [(scene.background, [(s.kind, s.colour) for s in scene.shapes]) for _, _, scene, _ in generate_scenes(0, 5, 0, 48)]
+    same = [(scene.background, [(s.kind, s.colour) for s in scene.shapes]) for _, _, scene, _ in generate_scenes(0, 5, 0, 48, 3)]
+    assert default == same  # the default is three: the sets made before the flag stay the same
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--captions", "--size", "40"], "at least 48 pixels"),
     (["--captions", "--train_scenes", "0"], "at least one scene"),
@@ -175,6 +184,9 @@ def test_the_script_writes_a_set_pycocotools_reads(tmp_path, run_cli):
     (["--captions", "--masks"], "--captions does not take --masks"),
     (["--captions", "--train_per_class", "3"], "--captions does not take --train_per_class"),
     (["--val_scenes", "5"], "give --captions too"),
+    (["--max_shapes", "1"], "give --captions too"),
+    (["--captions", "--max_shapes", "0"], "must be 1 to 3, not 0"),
+    (["--captions", "--max_shapes", "4"], "must be 1 to 3, not 4"),
 ])
 def test_bad_flags_are_one_line_and_exit_2(tmp_path, run_cli, flags, message):
     code, _, err = run_cli(make_synthetic_data.main, ["--out", tmp_path / "set", *flags])
