@@ -27,7 +27,7 @@ from models.checkpoint import model_from_checkpoint
 from models.training.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
 from models.figures.classifier import confusion_figure
 from models.figures.plots import check_figure_path, save_figure
-from models.training.runtime import default_num_workers, resolve_device
+from models.training.runtime import cpu_share, default_num_workers, resolve_device
 
 
 def get_args_parser():
@@ -68,7 +68,7 @@ def main(argv=None):
         # Every image is decoded once here, so a corrupt file is named before the model runs.
         # Workers hand over uint8 images; predict() normalises them on the device with the config's values.
         dataset = ImageFolder(args.img_dir, eval_transform_from_config(config, to_float=False), labeled=False,
-                              files=files, skip_bad_images=args.skip_bad_images)
+                              files=files, skip_bad_images=args.skip_bad_images, check_threads=cpu_share())
         labels = folder_labels(dataset.files, config["num_classes"])
         if args.confusion and labels is None:
             raise UserError(f"--confusion needs every file name in {args.img_dir} to be {{label}}_{{id}}")

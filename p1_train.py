@@ -36,7 +36,7 @@ from models.training.distributed import (ShardSampler, backend_name, cleanup_dis
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, build_optimizer, build_scheduler
 from models.training.predict import make_loader
-from models.training.runtime import resolve_device
+from models.training.runtime import cpu_share, resolve_device
 from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
                                      restore_progress, run_session, start_training_process, stop_early,
                                      write_epoch_files, write_run_start)
@@ -128,13 +128,15 @@ def train(args, device, resumed, writer: BackgroundWriter):
     config = dict(vars(args))
 
     data_dir = Path(args.data_dir)
-    # Workers return uint8 images; the engine converts and normalises them on the device.
+    # Workers return uint8 images; the engine converts and normalises them on the device. The images
+    # are checked before the model exists, so this process's share of the CPUs is idle for it.
+    check_threads = cpu_share()
     train_set = ImageFolder(data_dir / "train", train_transform(args.image_size, augment=args.augment, to_float=False),
                             num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress,
-                            cache_images=args.cache_images)
+                            cache_images=args.cache_images, check_threads=check_threads)
     val_set = ImageFolder(data_dir / "val", eval_transform(args.image_size, to_float=False),
                           num_classes=args.num_classes, skip_bad_images=args.skip_bad_images, progress=progress,
-                          cache_images=args.cache_images)
+                          cache_images=args.cache_images, check_threads=check_threads)
 
     if is_main:
         warn_classes_without_images(train_set.labels, config["class_names"], args.num_classes)

@@ -1,5 +1,6 @@
 """Image-folder data sets: labeled `{label}_{id}` files for training, any names for inference."""
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -83,17 +84,17 @@ class ImageFolder(Dataset):
 
     def __init__(self, folder, transform=None, labeled: bool = True, num_classes: int = NUM_CLASSES,
                  skip_bad_images: bool = False, check_images: bool = True, progress: bool = False,
-                 files=None, cache_images: bool = False):
-        """`files`: these images instead of every image in `folder` (e.g. a sample of a large folder)."""
+                 files=None, cache_images: bool = False, check_threads: int = 1):
+        """`files`: these images instead of every image in `folder` (e.g. a sample of a large folder).
+        `check_threads`: how many images the up-front pass decodes at once."""
         files = list(files) if files is not None else list_images(folder)
         self.labels = [parse_label(f, num_classes) for f in files] if labeled else None
         self.cache, self.cache_index = None, None
         if cache_images:
             self.cache = DecodedImages(files, folder)
         if check_images or cache_images:
-            with tqdm(files, desc=f"{'decoding' if cache_images else 'checking'} {folder}",
-                      disable=not progress, leave=False) as bar:
-                good = [i for i, f in enumerate(bar) if self._decode(i, f, skip_bad_images)]
+            good = self._decode_all(files, f"{'decoding' if cache_images else 'checking'} {folder}",
+                                    skip_bad_images, check_threads, progress)
             if not good:
                 raise UserError(f"no readable images in {folder}")
             files = [files[i] for i in good]
@@ -122,18 +123,38 @@ class ImageFolder(Dataset):
         return image, (self.labels[index] if self.labeled else index)
 
 
-    def _decode(self, index, path, skip_bad_images: bool) -> bool:
-        """Whether the file decodes; its pixels go to the cache when there is one."""
+    def _decode_all(self, files, desc: str, skip_bad_images: bool, threads: int, progress: bool) -> list:
+        """The indices of the files that decode. Bad files are reported in file order, whatever order
+        the threads finish in: the first as an error, or with `skip_bad_images` each with a warning."""
+        # Threads, not processes: PIL decodes without holding the GIL, the cache is written in place
+        # and nothing is copied back.
+        pool = ThreadPoolExecutor(threads) if threads > 1 else None
+        errors = (pool.map if pool else map)(self._decode, range(len(files)), files)
+        good = []
+        try:
+            with tqdm(errors, desc=desc, total=len(files), disable=not progress, leave=False) as bar:
+                for index, err in enumerate(bar):
+                    if err is None:
+                        good.append(index)
+                    elif not skip_bad_images:
+                        raise UserError(f"{err} (pass --skip_bad_images to leave it out and go on)") from None
+                    else:
+                        warn(f"{err}; skipped")
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)  # after an error, the files not yet started are not read
+        return good
+
+    def _decode(self, index, path) -> UserError | None:
+        """Decode one file: None if it decodes (its pixels then go to the cache, when there is one),
+        else the error that names it."""
         try:
             image = open_rgb(path)
         except UserError as err:
-            if not skip_bad_images:
-                raise UserError(f"{err} (pass --skip_bad_images to leave it out and go on)") from None
-            warn(f"{err}; skipped")
-            return False
+            return err
         if self.cache is not None:
             self.cache.store(index, image)
-        return True
+        return None
 
 
 class SeededSampler(DistributedSampler):

@@ -1,5 +1,5 @@
 """Where and how a model runs: the device a user asked for, mixed precision on CUDA, and how many
-processes decode images for it."""
+processes or threads decode images for it."""
 import contextlib
 import os
 
@@ -75,11 +75,17 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def cpu_share(local_world_size: int | None = None) -> int:
+    """This process's share of the CPUs, at least 1: all of them, or an equal part for each of the
+    processes torchrun started on this machine."""
+    local_world_size = local_world_size or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, available_cpus() // max(1, local_world_size))
+
+
 def default_num_workers(device: torch.device, local_world_size: int | None = None) -> int:
-    """Decoding processes per training or inference process: on a GPU, this process's share of the
-    CPUs, at most 8; on a CPU 0, because the model's own threads already use every core (2 workers
-    gave no gain on 2 cores, even for the tiny model at 64 px)."""
+    """Decoding processes per training or inference process: on a GPU, its `cpu_share`, at most 8;
+    on a CPU 0, because the model's own threads already use every core (2 workers gave no gain on
+    2 cores, even for the tiny model at 64 px)."""
     if device.type != "cuda":
         return 0
-    local_world_size = local_world_size or int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, min(8, available_cpus() // max(1, local_world_size)))
+    return min(8, cpu_share(local_world_size))

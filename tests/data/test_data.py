@@ -1,4 +1,6 @@
 """data/: label parsing, RGB conversion of every image mode, folders, transforms, synthetic set."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -319,6 +321,34 @@ def test_cached_images_skip_a_bad_file_like_the_files_do(tmp_path):
     files = ImageFolder(folder, eval_transform(16, to_float=False), skip_bad_images=True)
     assert cached.files == files.files and len(cached) == 6
     assert all(torch.equal(cached[i][0], files[i][0]) for i in range(len(files)))
+
+
+def test_checking_in_threads_reports_the_bad_files_as_one_thread_does(tmp_path, monkeypatch, capsys):
+    folder = pets_like_folder(tmp_path / "train")
+    good = (folder / "0_0.jpg").read_bytes()
+    (folder / "1_9.jpg").write_bytes(good[: len(good) // 2])
+    (folder / "4_8.png").write_text("not an image")
+    real_open_rgb = data.datasets.open_rgb
+
+    def open_rgb_late_for_the_first_bad_file(path):
+        if path.name == "1_9.jpg":
+            time.sleep(0.3)  # so that, in threads, the later bad file fails first
+        return real_open_rgb(path)
+    monkeypatch.setattr(data.datasets, "open_rgb", open_rgb_late_for_the_first_bad_file)
+    transform = eval_transform(16, to_float=False)
+    reports, datasets = [], []
+    for threads in (1, 4):
+        with pytest.raises(UserError) as raised:
+            ImageFolder(folder, check_threads=threads)
+        dataset = ImageFolder(folder, transform, skip_bad_images=True, cache_images=threads > 1, check_threads=threads)
+        reports.append((str(raised.value), capsys.readouterr().err, dataset.files, dataset.labels))
+        datasets.append(dataset)
+    assert reports[0] == reports[1]
+    error, warnings, files, _ = reports[0]
+    assert "1_9.jpg" in error and "4_8.png" not in error and "--skip_bad_images" in error
+    assert warnings.count("; skipped") == 2 and warnings.index("1_9.jpg") < warnings.index("4_8.png")
+    assert [f.name for f in files] == ["0_0.jpg", "1_1.jpg", "2_2.jpg", "3_3.png", "4_4.jpg", "5_5.jpg"]
+    assert all(torch.equal(datasets[0][i][0], datasets[1][i][0]) for i in range(len(files)))  # the threads' cache
 
 
 def test_cache_images_that_do_not_fit_are_refused_with_the_size_needed(tmp_path, monkeypatch):
