@@ -67,8 +67,9 @@ def autocast(device: torch.device, precision: str = "bf16", training: bool = Fal
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def compile_blocks(model: torch.nn.Module) -> torch.nn.Module:
-    """Compile each transformer block of a package ViT in place (regional compilation); returns `model`.
+def compile_blocks(model: torch.nn.Module, **options) -> torch.nn.Module:
+    """Compile each transformer block of a package ViT in place (regional compilation), with
+    torch.compile's `options` (a backend, for a measurement); returns `model`.
 
     The blocks are instances of one class with one forward, so dynamo traces the first block and
     every other block reuses that graph (its weights are inputs of the graph, not constants): the
@@ -76,7 +77,7 @@ def compile_blocks(model: torch.nn.Module) -> torch.nn.Module:
     dict keeps its names. The rest of the model (patch embedding, head) runs eagerly.
     """
     for block in model.transformer.blocks:
-        block.compile()
+        block.compile(**options)
     return model
 
 

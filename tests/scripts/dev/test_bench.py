@@ -12,6 +12,7 @@ from benchlib import compile_payoff, largest_fitting
 from tests.support import ROOT
 
 import bench_data
+import compile_time
 import bench_infer
 import bench_table
 import bench_train
@@ -100,6 +101,23 @@ def test_compiled_bench_shares_one_block_graph_and_times_the_compile(capsys, mon
     record = last_json(out)
     assert record["compile"] and record["compile_s"] >= 0 and record["first_step_s"] > 0
     assert "compiling:" in out
+
+
+def test_compile_time_traces_one_block_against_the_whole_model(capsys):
+    import torch._dynamo
+
+    records = {}
+    for region in compile_time.REGIONS:
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        compile_time.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "1",
+                           "--backend", "aot_eager", "--region", region])
+        records[region] = last_json(capsys.readouterr().out)
+    torch._dynamo.reset()
+    blocks, model = records["blocks"], records["model"]
+    assert blocks["benchmark"] == "compile" and blocks["blocks"] == 2
+    assert blocks["graphs"] == model["graphs"] == 1 and blocks["first_step_s"] > 0
+    assert 2 * blocks["calls_traced"] < model["calls_traced"]  # one block traced, not both
 
 
 def _row(compile, img_per_s, **extra):
