@@ -394,7 +394,7 @@ def compile_payoff(record: dict, records: list) -> str:
     if not record.get("compile"):
         return ""
     if record.get("compile_s") is None:
-        return "not measured"
+        return "not recorded"
     eager = [r["img_per_s"] for r in records if not r.get("compile") and "error" not in r
              and all(r.get(key) == record.get(key) for key in SAME_SETTINGS)]
     shown = f"{record['compile_s']:.3g} s"

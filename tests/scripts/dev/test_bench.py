@@ -133,7 +133,7 @@ def test_compile_payoff_counts_epochs_against_the_matching_eager_row():
     assert compile_payoff(faster, records) == "46 s, after 23 epochs"
     assert compile_payoff(_row(True, 300.0, compile_s=46.0), records) == "46 s, never"
     assert compile_payoff(_row(True, 460.0, compile_s=46.0, model="tiny"), records) == "46 s, no eager row"
-    assert compile_payoff(_row(True, 460.0), records) == "not measured"  # a row from before compile_s
+    assert compile_payoff(_row(True, 460.0), records) == "not recorded"  # a row from before compile_s
     assert compile_payoff(eager, records) == ""
     infer = dict(faster, benchmark="infer")
     assert compile_payoff(infer, [dict(eager, benchmark="infer"), infer]).endswith("test sets")
