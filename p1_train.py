@@ -36,7 +36,7 @@ from models.training.distributed import (ShardSampler, backend_name, cleanup_dis
 from models.training.engine import evaluate, make_loss_step, train_one_epoch
 from models.training.optim import OPTIMIZERS, build_optimizer, build_scheduler
 from models.training.predict import make_loader
-from models.training.runtime import cpu_share, resolve_device
+from models.training.runtime import compile_blocks, cpu_share, resolve_device
 from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
                                      restore_progress, run_session, start_training_process, stop_early,
                                      write_epoch_files, write_run_start)
@@ -85,8 +85,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="decode the train and val images once into shared memory (about 3 GB for Pets); "
                         "workers then only crop and resize. Refused, with the size needed, if it does not fit")
     g.add_argument("--compile", action="store_true",
-                   help="torch.compile the training step (slower start, faster steps); the "
-                        "partial last batch and evaluation run uncompiled, so nothing recompiles")
+                   help="torch.compile each transformer block once, its code shared by all blocks (slower "
+                        "start, faster steps); the partial last batch and evaluation run uncompiled, so "
+                        "nothing recompiles")
     g.add_argument("--grad_checkpointing", action="store_true",
                    help="recompute activations in the backward pass: larger batches on small GPUs")
     return p
@@ -152,7 +153,9 @@ def train(args, device, resumed, writer: BackgroundWriter):
     if args.grad_checkpointing:
         enable_grad_checkpointing(model)
     model.to(device)
-    plain_model = model  # evaluation runs it directly: uncompiled, and no DDP hooks needed
+    if args.compile:
+        compile_blocks(model)
+    plain_model = model  # evaluation runs it directly: compiled blocks set aside, and no DDP hooks needed
     if is_distributed():  # under torchrun, also as its only process
         # Gradients live in DDP's communication buckets: no copy between the two per step.
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
@@ -160,7 +163,7 @@ def train(args, device, resumed, writer: BackgroundWriter):
     mean, std = normalization(config)  # applied on the device to the workers' uint8 images
     compiled_step = None
     if args.compile:
-        compiled_step = make_loss_step(torch.compile(model), device, args.precision, args.label_smoothing, mean, std)
+        compiled_step = make_loss_step(model, device, args.precision, args.label_smoothing, mean, std)
 
     # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
     # uninterrupted one, whatever the workers.

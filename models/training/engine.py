@@ -20,6 +20,7 @@ from data.io import UserError
 from data.transforms import MEAN, STD
 from .distributed import all_reduce_sum
 from .predict import batch_logits
+from .runtime import uncompiled
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates, each of which waits for the device
 
@@ -31,7 +32,7 @@ class NonFiniteLoss(UserError):
 def make_loss_step(model, device, precision="bf16", label_smoothing=0.0, mean=MEAN, std=STD):
     """forward + loss as one function of (images, labels on `device`) -> (loss, logits), with the
     training precision policy; uint8 images are normalised with `mean` and `std` first, outside the
-    model, so over a compiled model (what `--compile` runs) the graph holds the model alone."""
+    model."""
     def loss_step(images, labels):
         logits = batch_logits(model, images, device, precision, mean, std, training=True)
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing), logits
@@ -42,9 +43,11 @@ def classification_step(model, device, precision="bf16", label_smoothing=0.0, me
                         compiled_step=None, full_batch=None):
     """The batch step for (images, labels) batches: (mean loss, correct predictions, images).
 
-    `compiled_step`, a make_loss_step over the compiled model with the same `mean` and `std`, runs
-    batches of `full_batch` images; any other batch (a partial last one) runs the same model
-    uncompiled, so a compiled graph only ever sees one shape.
+    `compiled_step`, a make_loss_step over the same model with compiled blocks
+    (models.training.runtime.compile_blocks) and the same `mean` and `std`, runs batches of
+    `full_batch` images; any other batch (a partial last one), and every batch of a step without a
+    `compiled_step` (evaluation), runs with the compiled code set aside (`uncompiled`), so a
+    compiled graph only ever sees one shape.
     """
     eager_step = make_loss_step(model, device, precision, label_smoothing, mean, std)
 
@@ -52,7 +55,8 @@ def classification_step(model, device, precision="bf16", label_smoothing=0.0, me
         images, labels = batch
         labels = labels.to(device, non_blocking=True)
         full = compiled_step is not None and len(labels) == full_batch
-        loss, logits = (compiled_step if full else eager_step)(images, labels)
+        with contextlib.nullcontext() if full else uncompiled():
+            loss, logits = (compiled_step if full else eager_step)(images, labels)
         return loss, (logits.detach().argmax(1) == labels).sum(), len(labels)
     return step
 

@@ -6,8 +6,8 @@ its timing loop (`time_alternating`) and record header (`record_header`).
 The ViT step benchmark builds a package ViT with random weights directly on the device, feeds it one random
 batch over and over (so the data pipeline is not measured), times each step after a warm-up, and
 reports images/s, achieved TFLOP/s (FLOPs counted from the configuration, `scripts/dev/flops.py`), the
-fraction of the device's dense peak (`scripts/dev/hardware.py`), peak memory and, as the last line, one
-JSON object. With attention 'both' the two attention paths share the weights and alternate step by
+fraction of the device's dense peak (`scripts/dev/hardware.py`), peak memory, with `--compile` the
+compile time (the first step's time less a steady step's) and, as the last line, one JSON object. With attention 'both' the two attention paths share the weights and alternate step by
 step in one process, so their ratio is not skewed by a machine that got busier between two runs.
 """
 import argparse
@@ -29,7 +29,7 @@ from flops import forward_flops, training_flops
 from hardware import peak_tflops
 from models.attention import ATTENTION_MODES, enable_grad_checkpointing, set_attention
 from models.training.optim import build_optimizer
-from models.training.runtime import PRECISIONS, autocast, resolve_device, run_precision
+from models.training.runtime import PRECISIONS, autocast, compile_blocks, resolve_device, run_precision
 from models.vit import MODEL_NAMES, check_model_name, native_image_size, random_vit
 
 TRAIN_IMAGES = 3680  # p1_data/train: one epoch of the course's Pets split
@@ -57,7 +57,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "print their ratio (default %(default)s)")
     parser.add_argument("--precision", default=None, choices=PRECISIONS,
                         help="bf16 autocast or plain fp32 (default: bf16 on cuda, fp32 on cpu)")
-    parser.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile each transformer block, as p1_train.py --compile does")
     parser.add_argument("--peak_tflops", type=float, default=None, metavar="X",
                         help="the device's dense peak TFLOP/s at this precision, for a GPU the "
                              "built-in table does not know")
@@ -148,7 +149,8 @@ def time_alternating(steps: dict, repeats: int, warmup: int, device: torch.devic
 
 
 def time_modes(step, model, modes, steps: int, warmup: int, device: torch.device) -> dict:
-    """Seconds of each timed step and the peak memory (MB) per attention mode.
+    """Seconds of each timed step, of the first step (a warm-up one, or the first timed one without
+    warm-up: where compiling happens) and the peak memory (MB) per attention mode.
 
     The modes alternate step by step on the same model; on CUDA the peak is tracked per mode, on
     the CPU it is the process's peak resident memory, shared by all modes.
@@ -163,12 +165,14 @@ def time_modes(step, model, modes, steps: int, warmup: int, device: torch.device
     def track(mode):
         peak[mode] = max(peak[mode], peak_memory_mb(device))
 
+    first = {}
     for mode in modes:  # each mode warms up its own kernels
         switch(mode)
         for _ in range(warmup):
-            step()
+            first.setdefault(mode, timed(step, device)[1])
     seconds = time_alternating({mode: step for mode in modes}, steps, 0, device, before=switch, after=track)
-    return {mode: {"seconds": seconds[mode], "peak_mem_mb": peak[mode]} for mode in modes}
+    return {mode: {"seconds": seconds[mode], "first_step_s": first.get(mode, seconds[mode][0]),
+                   "peak_mem_mb": peak[mode]} for mode in modes}
 
 
 def record_header(benchmark: str, script: str, argv, device: torch.device) -> dict:
@@ -255,6 +259,7 @@ def mode_figures(timing: dict, batch_size: int, flops_per_image: int, peak: floa
         "step_s_median": _round(statistics.median(seconds)),
         "step_s_min": _round(min(seconds)),  # the least disturbed step, on a shared machine
         "step_s": [_round(t) for t in seconds],
+        "first_step_s": _round(timing["first_step_s"]),
         "tflops": _round(tflops),
         "peak_fraction": None if peak is None else _round(tflops / peak, 3),
         "peak_mem_mb": round(timing["peak_mem_mb"], 1),
@@ -281,14 +286,15 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
                                     momentum=0.9, device=device)
     else:
         model.eval()
-    runner = torch.compile(model) if args.compile else model
+    if args.compile:
+        compile_blocks(model)
     modes = BOTH if args.attention == "both" else (args.attention,)
 
     def make_step(batch_size):
         images, labels = random_batch(batch_size, image_size, model.fc.out_features, device)
         if kind == "train":
-            return training_step(runner, optimizer, images, labels, device, precision)
-        return inference_step(runner, images, device, precision)
+            return training_step(model, optimizer, images, labels, device, precision)
+        return inference_step(model, images, device, precision)
 
     batch_size, max_batch = args.batch_size, None
     if find_max:
@@ -329,6 +335,9 @@ def run_benchmark(args, kind: str, argv: list) -> dict:
         "peak_tflops": peak,
         **figures["fast" if args.attention == "both" else args.attention],  # 'both': the fast path's
     }
+    # Compiling happens in the first step; the rest of that step is one steady step.
+    record["compile_s"] = (_round(max(0.0, record["first_step_s"] - record["step_s_median"]))
+                           if args.compile else None)
     images_per_pass = TRAIN_IMAGES if kind == "train" else TEST_IMAGES
     record["epoch_s" if kind == "train" else "test_set_s"] = _round(images_per_pass / record["img_per_s"])
     if args.attention == "both":
@@ -363,23 +372,53 @@ def print_report(record: dict, out=None) -> None:
         print(f"one epoch of {TRAIN_IMAGES} images: {r['epoch_s']:.1f} s", file=out)
     else:
         print(f"{TEST_IMAGES} test images: {r['test_set_s']:.1f} s", file=out)
+    if r["compile"]:
+        print(f"compiling: {r['compile_s']:.1f} s (first step {r['first_step_s']:.2f} s, "
+              f"steady step {r['step_s_median']:.3g} s)", file=out)
     if r["attention"] == "both":
         print(f"fast / explicit: {r['fast_over_explicit']:.2f}x in images/s, "
               f"{r['fast_over_explicit_best_step']:.2f}x between the fastest steps", file=out)
     print(json.dumps(record), file=out, flush=True)
 
 
+# What makes an eager row the match of a compiled one: everything but `compile`.
+SAME_SETTINGS = ("benchmark", "device_name", "model", "image_size", "batch_size", "attention", "precision",
+                 "grad_checkpointing", "optimizer")
+
+
+def compile_payoff(record: dict, records: list) -> str:
+    """A compiled row's compile time and after how many passes over its data (epochs of the
+    TRAIN_IMAGES training images, or test sets of TEST_IMAGES images for inference) the time it saves
+    has paid for it, against the fastest eager row of the same settings in `records`; '' for an
+    eager row."""
+    if not record.get("compile"):
+        return ""
+    if record.get("compile_s") is None:
+        return "not recorded"
+    eager = [r["img_per_s"] for r in records if not r.get("compile") and "error" not in r
+             and all(r.get(key) == record.get(key) for key in SAME_SETTINGS)]
+    shown = f"{record['compile_s']:.3g} s"
+    if not eager:
+        return f"{shown}, no eager row"
+    train = record["benchmark"] == "train"
+    images, unit = (TRAIN_IMAGES, "epochs") if train else (TEST_IMAGES, "test sets")
+    saved = images / max(eager) - images / record["img_per_s"]  # seconds per pass
+    return f"{shown}, never" if saved <= 0 else f"{shown}, after {record['compile_s'] / saved:.3g} {unit}"
+
+
 def markdown_table(records: list) -> str:
     """README rows from benchmark records; a 'both' record gives one row per attention path. Records
-    of other kinds (data loading, whole-script checks) are left to `targets_table`."""
-    lines = ["| device | date | command | attention | img/s | TFLOP/s | of peak | peak memory (MB) | epoch / test set (s) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    of other kinds (data loading, whole-script checks) are left to `targets_table`. A compiled row
+    says when compiling pays for itself (`compile_payoff`)."""
+    lines = ["| device | date | command | attention | img/s | TFLOP/s | of peak | peak memory (MB) "
+             f"| epoch / test set (s) | compile: pays off after (epoch = {TRAIN_IMAGES} images) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         if r.get("benchmark") not in ("train", "infer") and "error" not in r:
             continue
         if "error" in r:
             lines.append(f"| {r.get('device_name', '?')} | {r.get('date', '?')} | `{r['command']}` "
-                         f"| | failed: {r['error']} | | | | |")
+                         f"| | failed: {r['error']} | | | | | |")
             continue
         for mode in BOTH[::-1] if r["attention"] == "both" else (r["attention"],):
             f = r[mode] if r["attention"] == "both" else r
@@ -387,7 +426,7 @@ def markdown_table(records: list) -> str:
             span = (TRAIN_IMAGES if r["benchmark"] == "train" else TEST_IMAGES) / f["img_per_s"]
             lines.append(f"| {r['device_name']} | {r['date']} | `{r['command']}` | {mode} {r['precision']} "
                          f"| {f['img_per_s']:.4g} | {f['tflops']:.3g} | {fraction} | {f['peak_mem_mb']:.0f} "
-                         f"| {span:.4g} |")
+                         f"| {span:.4g} | {compile_payoff(r, records)} |")
     return "\n".join(lines)
 
 

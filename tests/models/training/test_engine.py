@@ -9,6 +9,7 @@ import p1_train
 from models.checkpoint import load_checkpoint
 from models.training.engine import NonFiniteLoss, evaluate, train_one_epoch
 from models.training.optim import build_optimizer, build_scheduler
+from models.vit import build_vit
 
 FAST = ["--model", "micro", "--no_pretrained", "--device", "cpu", "--num_workers", "0", "--no_progress",
         "--optimizer", "adamw", "--lr", "3e-3", "--batch_size", "32", "--patience", "0"]
@@ -100,23 +101,29 @@ def test_a_nan_epoch_stops_the_run_and_keeps_the_last_good_checkpoints(small_dat
         assert all(torch.isfinite(t).all() for t in ckpt["model"].values())
 
 
-def test_compile_builds_one_graph_for_every_epoch(small_data, tmp_path, run_cli, monkeypatch):
-    """A partial last batch (111 = 3 x 32 + 15) and evaluation between epochs recompile nothing.
-    The `aot_eager` backend traces forward and backward like the default one, without generating
-    kernels, so the test takes seconds; a recompilation raises under `error_on_recompile`."""
+def test_compile_builds_one_block_graph_for_every_block_and_epoch(small_data, tmp_path, run_cli, monkeypatch):
+    """The blocks share one compiled graph; a partial last batch (111 = 3 x 32 + 15) and evaluation
+    between epochs recompile nothing; the checkpoints keep the plain model's names. The `aot_eager`
+    backend traces forward and backward like the default one, without generating kernels, so the
+    test takes seconds; a recompilation raises under `error_on_recompile`."""
     import torch._dynamo
 
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
     monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
-    code, out, err = run_cli(p1_train.main, ["--data_dir", small_data, "--output_dir", tmp_path / "run",
-                                             "--epochs", "2", "--compile"] + FAST)
+    run = tmp_path / "run"
+    code, out, err = run_cli(p1_train.main, ["--data_dir", small_data, "--output_dir", run,
+                                             "--epochs", "3", "--compile"] + FAST)
     assert code == 0, err
-    assert out.count("train images/s") == 2
+    assert out.count("train images/s") == 3
+    # micro has two blocks: the second runs the first one's graph
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     assert torch._dynamo.utils.counters["frames"]["ok"] == 1
     torch._dynamo.reset()
+    plain_names = list(build_vit("micro", pretrained=False).state_dict())
+    for name in ("best.pt", "last.pt"):
+        assert list(load_checkpoint(run / name)["model"]) == plain_names
 
 
 def _sgd_weights_after(loader_batches, grad_accum):

@@ -8,10 +8,11 @@ import torch
 
 from data.entry import run_main
 from data.io import UserError
-from benchlib import largest_fitting
+from benchlib import compile_payoff, largest_fitting
 from tests.support import ROOT
 
 import bench_data
+import compile_time
 import bench_infer
 import bench_table
 import bench_train
@@ -38,6 +39,7 @@ def test_bench_train_reports_a_json_line():
     assert record["flop_per_image"] == 3 * 2 * 415008  # 3 x forward of micro at 32 px
     assert (record["optimizer"], record["precision"], record["attention"]) == ("adamw", "fp32", "fast")
     assert record["torch"] == torch.__version__ and record["device"] == "cpu"
+    assert record["first_step_s"] > 0 and record["compile_s"] is None  # compile_s: compiled rows only
 
 
 def test_bench_infer_both_alternates_the_paths_in_one_run():
@@ -80,6 +82,61 @@ def test_train_options_run_in_process_and_make_a_table(capsys, tmp_path):
 def test_bad_train_input_is_one_clear_error(argv, message):
     with pytest.raises(UserError, match=message):
         bench_train.main(["--model", "micro", *argv])
+
+
+def test_compiled_bench_shares_one_block_graph_and_times_the_compile(capsys, monkeypatch):
+    """The aot_eager backend traces like the default one without generating kernels: seconds."""
+    import functools
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    bench_train.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "2",
+                      "--warmup", "1", "--compile"])
+    out = capsys.readouterr().out
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # micro's two blocks, one graph
+    torch._dynamo.reset()
+    record = last_json(out)
+    assert record["compile"] and record["compile_s"] >= 0 and record["first_step_s"] > 0
+    assert "compiling:" in out
+
+
+def test_compile_time_traces_one_block_against_the_whole_model(capsys):
+    import torch._dynamo
+
+    records = {}
+    for region in compile_time.REGIONS:
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+        compile_time.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "1",
+                           "--backend", "aot_eager", "--region", region])
+        records[region] = last_json(capsys.readouterr().out)
+    torch._dynamo.reset()
+    blocks, model = records["blocks"], records["model"]
+    assert blocks["benchmark"] == "compile" and blocks["blocks"] == 2
+    assert blocks["graphs"] == model["graphs"] == 1 and blocks["first_step_s"] > 0
+    assert 2 * blocks["calls_traced"] < model["calls_traced"]  # one block traced, not both
+
+
+def _row(compile, img_per_s, **extra):
+    return {"benchmark": "train", "device_name": "GPU", "model": "L_16_imagenet1k", "image_size": 384,
+            "batch_size": 16, "attention": "fast", "precision": "bf16", "grad_checkpointing": False,
+            "optimizer": "sgd", "compile": compile, "img_per_s": img_per_s, **extra}
+
+
+def test_compile_payoff_counts_epochs_against_the_matching_eager_row():
+    eager, other_batch = _row(False, 368.0), _row(False, 1000.0, batch_size=64)
+    faster = _row(True, 460.0, compile_s=46.0)  # 10 s an epoch -> 8 s: 2 s saved an epoch
+    records = [eager, other_batch, faster]
+    assert compile_payoff(faster, records) == "46 s, after 23 epochs"
+    assert compile_payoff(_row(True, 300.0, compile_s=46.0), records) == "46 s, never"
+    assert compile_payoff(_row(True, 460.0, compile_s=46.0, model="tiny"), records) == "46 s, no eager row"
+    assert compile_payoff(_row(True, 460.0), records) == "not recorded"  # a row from before compile_s
+    assert compile_payoff(eager, records) == ""
+    infer = dict(faster, benchmark="infer")
+    assert compile_payoff(infer, [dict(eager, benchmark="infer"), infer]).endswith("test sets")
 
 
 def test_compile_with_both_paths_is_refused():
