@@ -2,7 +2,8 @@
 # The whole pipeline on the embedded default, on the CPU, in a few minutes:
 # install what is missing, make a synthetic 37-class set, train the tiny ViT twice with different
 # settings, predict a CSV, compare the runs, draw the pictures, measure how far each map can be
-# trusted, caption an image.
+# trusted; then train a tiny captioner on synthetic scenes, caption three held-out scenes with a map
+# per word, and score its captions and its word maps.
 #   bash scripts/demo.sh [OUT_DIR]        (default: demo_out)
 set -euo pipefail
 OUT=${1:-demo_out}
@@ -23,12 +24,12 @@ echo "== synthetic data: 37 classes, 40 train + 10 val images each, 64 px, masks
 $PY scripts/make_synthetic_data.py --out "$OUT/data" --masks
 
 TINY=(--data_dir "$OUT/data" --model tiny --no_pretrained --device cpu --num_workers 2 --no_progress)
-echo "== run a: tiny ViT from scratch, AdamW 3e-3, cosine with warm-up, label smoothing (about 1 minute)"
+echo "== run a: tiny ViT from scratch, AdamW 3e-3, cosine with warm-up, label smoothing (about 1.5 minutes)"
 $PY p1_train.py "${TINY[@]}" --output_dir "$OUT/run_a" --optimizer adamw --lr 3e-3 --weight_decay 0.05 \
     --schedule cosine --warmup_epochs 1 --label_smoothing 0.1 --augment light --batch_size 32 \
-    --epochs 15 --patience 0
-echo "== run b: the fine-tuning recipe (SGD 1e-4) on the same from-scratch model, 4 epochs"
-$PY p1_train.py "${TINY[@]}" --output_dir "$OUT/run_b" --batch_size 32 --epochs 4 --augment light
+    --epochs 9 --patience 0
+echo "== run b: the fine-tuning recipe (SGD 1e-4) on the same from-scratch model, 2 epochs"
+$PY p1_train.py "${TINY[@]}" --output_dir "$OUT/run_b" --batch_size 32 --epochs 2 --augment light
 
 echo "== predictions for the validation folder, and the comparison of the two runs"
 $PY p1_inference.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" --out_csv "$OUT/val_pred.csv" \
@@ -49,10 +50,28 @@ $PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/dat
     --masks_dir "$OUT/data/val_masks" --device cpu --no_progress \
     --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png"
 
-echo "== problem 2: caption one image with a tiny CATR of RANDOM weights (shows the pipeline only)"
-$PY p2_vis_caption.py --images "${VAL[0]}" --out_dir "$OUT/caption" --html "$OUT/caption_explorer.html" \
-    --random_weights --config tiny --max_steps 8 --beam 3 --device cpu
-echo "   That caption is noise: the model has random weights. Real captions: bash scripts/p2_vis_caption.sh IMG_DIR OUT_DIR"
+echo "== problem 2: 800 + 50 synthetic scenes of one coloured shape, 96 px, with captions and polygons"
+$PY scripts/make_synthetic_data.py --captions --out "$OUT/scenes" --size 96 --max_shapes 1
+ANN=$OUT/scenes/annotations
+echo "== a tiny CATR trained on them: random backbone (batch norm set from the images), frozen, features cached (about 2 minutes)"
+$PY scripts/train_captioner.py --data_dir "$OUT/scenes" --config tiny --no_pretrained --image_size 96 \
+    --freeze_backbone --cache_features --lr 5e-3 --weight_decay 0.01 --clip_grad 1 --epochs 6 \
+    --score_images 0 --device cpu --no_progress --output_dir "$OUT/captioner"
+HELD_OUT=("$OUT"/scenes/val/*.png)
+echo "== three held-out scenes captioned, one map per word: decoder attention, then relevancy"
+$PY p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
+    --html "$OUT/caption_explorer.html" --device cpu
+$PY p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" \
+    --out_dir "$OUT/caption_relevancy" --method relevancy --device cpu
+echo "== its captions of the 50 held-out scenes, beside the most frequent training caption given to every scene"
+$PY scripts/eval_captions.py --annotations "$ANN/captions_val.json" --img_dir "$OUT/scenes/val" \
+    --weights "$OUT/captioner/best.pt" --out_results "$OUT/captions_val.json" \
+    --baseline_from "$ANN/captions_train.json" --device cpu
+echo "== do its word maps point at the shape a word names? (every reference caption, teacher-forced)"
+$PY scripts/eval_grounding.py --img_dir "$OUT/scenes/val" --instances "$ANN/instances_val.json" \
+    --captions "$ANN/captions_val.json" --words "$ANN/object_words.txt" \
+    --weights "$OUT/captioner/best.pt" --no_deletion --device cpu --no_progress \
+    --out_json "$OUT/grounding.json" --out_png "$OUT/grounding.png"
 
 echo
 echo "done. In $OUT:"
@@ -61,5 +80,7 @@ echo "  runs_summary.md        the settings table, best run marked; runs_curves.
 echo "  val_pred.csv           predictions (filename,label); confusion.png"
 echo "  figures/               position-embedding similarity, attention and relevancy maps"
 echo "  explanations.json/.png perturbation and localisation scores of each map (docs/explanations.md)"
-echo "  caption/               a random-weight CATR caption (noise) with one attention panel per token"
+echo "  scenes/, captioner/    the captioned scenes; the captioner's run folder (config.json, metrics.csv, best.pt)"
+echo "  caption/, caption_relevancy/   three held-out scenes, one attention (relevancy) panel per word"
+echo "  captions_val.json      its captions of the held-out scenes; grounding.json/.png its word maps' scores"
 echo "  attention_explorer.html, caption_explorer.html   interactive pages of every map: open them in a browser"

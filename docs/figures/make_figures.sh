@@ -4,8 +4,9 @@
 #   bash docs/figures/make_figures.sh [DEMO_DIR]            (default: demo_out)
 #   LAYOUT=1 bash docs/figures/make_figures.sh [DEMO_DIR]   also the two layout figures
 #
-# The problem-1 figures come from the demo's TRAINED tiny ViT (DEMO_DIR/run_a/best.pt, 90% validation
-# accuracy on the synthetic set); when DEMO_DIR holds no demo, the demo runs first. LAYOUT=1 also
+# The problem-1 figures come from the demo's TRAINED tiny ViT (DEMO_DIR/run_a/best.pt, about 89%
+# validation accuracy on the synthetic set), the problem-2 ones from its trained tiny captioner
+# (DEMO_DIR/captioner/best.pt); when DEMO_DIR holds no demo, the demo runs first. LAYOUT=1 also
 # draws, with RANDOM weights at the real sizes, ViT-L/16 at 384 (a 1.2 GB checkpoint in a temporary
 # folder, about 3 GB of memory) and the published CATR architecture: they show the layout only.
 set -euo pipefail
@@ -38,8 +39,12 @@ fi
 
 # the explorer pages as a browser shows them: attention from a pinned patch; a pinned caption word
 $PY p1_vis_attention.py --ckpt "$CKPT" --images "${IMAGES[@]}" --html "$WORK/attention_explorer.html" --device cpu
-$PY p2_vis_caption.py --images "${IMAGES[0]}" --html "$WORK/caption_explorer.html" --random_weights --config tiny \
-    --max_steps 8 --beam 3 --device cpu
+# problem 2: the demo's trained tiny captioner on its first three held-out scenes
+SCENES=("$DEMO"/scenes/val/*.png)
+$PY p2_vis_caption.py --images "${SCENES[@]:0:3}" --weights "$DEMO/captioner/best.pt" --out_dir "$WORK/caption" \
+    --device cpu
+$PY p2_vis_caption.py --images "${SCENES[0]}" --weights "$DEMO/captioner/best.pt" --html "$WORK/caption_explorer.html" \
+    --beam 3 --device cpu
 $PY scripts/dev/explorer_screenshots.py --vit "$WORK/attention_explorer.html" \
     --caption "$WORK/caption_explorer.html" --out_dir "$FIG"
 
@@ -92,6 +97,7 @@ save(grid([[demo / "runs_curves.png"]]), "demo_runs_curves.png", 1400)
 save(grid([[demo / "confusion.png"]]), "demo_confusion.png", 1400)
 save(grid([[work / "relevancy" / f"{s}_relevancy.png"] for s in stems]), "demo_relevancy.png", 900)
 save(grid([[demo / "explanations.png"]]), "demo_explanations.png", 1400)
+save(grid([[p] for p in sorted((work / "caption").glob("*.png"))]), "demo_caption.png", 1000)
 if (work / "layout").is_dir():
     save(grid([[work / "layout" / "pet_last.png"]]), "p1_attention_last_L_16_384.png", 1323)
     save(grid([[work / "layout" / "pet.png"]]), "p2_caption_layout_random.png", 1600)
