@@ -11,6 +11,8 @@ import platform
 import shutil
 import subprocess
 
+import _repo  # noqa: F401  (the repository on sys.path)
+from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 import torch
 
 GIB = 2**30
@@ -62,5 +64,9 @@ def machine_record() -> dict:
     }
 
 
-if __name__ == "__main__":
+def main():
     print(json.dumps(machine_record()))
+
+
+if __name__ == "__main__":
+    run_main(main)
