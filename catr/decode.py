@@ -163,7 +163,7 @@ def _beam_search(model, batch: Tensor, beam_size: int, max_steps: int, length_pe
             if not live:
                 break
             parents = [hypothesis.rows[-1] for hypotheses in live.values() for hypothesis in hypotheses]
-            if parents != list(range(len(parents))):
+            if parents != list(range(len(words))):  # reordered, or rows at the end dropped
                 keep = torch.tensor(parents, device=batch.device)
                 past = [(keys[keep], values[keep]) for keys, values in past]
             images_now = [image for image, hypotheses in live.items() for _ in hypotheses]

@@ -1,4 +1,5 @@
 """catr.generate: beam search and batches against greedy search, full forward passes and exhaustive search."""
+import copy
 import dataclasses
 import itertools
 
@@ -6,6 +7,7 @@ import pytest
 import torch
 
 import catr
+from catr.backbone import calibrate_batch_norm
 from catr.decode import Hypothesis, best_hypothesis
 
 
@@ -44,6 +46,18 @@ def test_beam_one_in_a_batch_is_greedy_search(tiny_catr):
         assert decoded.score == pytest.approx(reference.score, abs=1e-4)
         assert torch.allclose(decoded.attention, reference.attention, atol=1e-6)
     assert batched[0].ended and len(batched[0].ids) == 2
+
+
+@pytest.mark.parametrize("beam_size", [1, 2])
+def test_the_last_image_of_a_batch_may_end_first(tiny_catr, beam_size):
+    model = copy.deepcopy(tiny_catr)
+    calibrate_batch_norm(model.backbone[0], torch.randn(8, 3, 32, 64, generator=torch.Generator().manual_seed(0)))
+    images = random_images(3, seed=7)  # with its batch norm set, the model's words depend on the image
+    end_id = an_end_id(model, images[-1], 1)  # only the last image's rows leave the decoder's batch
+    batched = catr.generate(model, images, beam_size=beam_size, max_steps=6, end_id=end_id)
+    for image, decoded in zip(images, batched):
+        assert decoded.ids == catr.generate(model, [image], beam_size=beam_size, max_steps=6, end_id=end_id)[0].ids
+    assert len(batched[-1].ids) < min(len(decoded.ids) for decoded in batched[:-1])
 
 
 def test_beam_one_is_greedy_whatever_the_length_penalty(tiny_catr):
