@@ -118,8 +118,10 @@ class Caption(nn.Module):
         return self.transformer.decode(captions, caption_mask, encoded.memory_kvs, encoded.padding_mask, past)
 
     def forward(self, images: Tensor, captions: Tensor, caption_mask: Tensor, return_attention: bool = False,
-                *, pixel_mask: Tensor = None, average_heads: bool = True, from_features: bool = False):
+                *, pixel_mask: Tensor = None, average_heads: bool = True, from_features: bool = False,
+                output_ids: Tensor = None):
         """Logits (B, L, vocab) for every position of `captions` (B, L); `caption_mask` is True on padding.
+        With `output_ids` (K,), the logits of those vocabulary ids only, (B, L, K).
 
         With `return_attention`, also the list over decoder layers of the cross-attention weights:
         (B, L, h*w) averaged over heads, or (B, heads, L, h*w) with `average_heads=False`.
@@ -133,12 +135,42 @@ class Caption(nn.Module):
         else:
             encoded = self.encode(images, pixel_mask)
         hidden, cross_weights, _ = self.decode(encoded, captions, caption_mask)
-        logits = self.mlp(hidden)
+        logits = self.mlp(hidden) if output_ids is None else self.vocabulary_logits(hidden, output_ids)
         if not return_attention:
             return logits
         if average_heads:
             cross_weights = [weights.mean(dim=1) for weights in cross_weights]
         return logits, cross_weights
+
+    def vocabulary_logits(self, hidden: Tensor, output_ids: Tensor) -> Tensor:
+        """The head's logits for the vocabulary ids `output_ids` only: what a closed vocabulary (see
+        `close_vocabulary`) needs in training, without the other rows' matrix product."""
+        *layers, last = self.mlp.layers
+        for layer in layers:
+            hidden = F.relu(layer(hidden))
+        return F.linear(hidden, last.weight[output_ids], last.bias[output_ids])
+
+
+CLOSED_LOGIT_BIAS = -1e4  # exp(-1e4) is 0 in every float format: such a word is never generated
+
+
+@torch.no_grad()
+def close_vocabulary(model: Caption, kept_ids) -> None:
+    """Let the captioner generate only the vocabulary ids `kept_ids`: every other word's output bias is set
+    to CLOSED_LOGIT_BIAS. Its softmax probability is then 0 in every float format, so a loss over the kept
+    ids alone equals the full one, and training can skip the other rows of the head (`open_output_ids`)."""
+    bias = model.mlp.layers[-1].bias
+    closed = torch.ones_like(bias, dtype=torch.bool)
+    closed[torch.as_tensor(list(kept_ids), dtype=torch.long)] = False
+    bias[closed] = CLOSED_LOGIT_BIAS
+
+
+def open_output_ids(model: Caption):
+    """The vocabulary ids the captioner can generate, (K,) on its device, or None when every id is open."""
+    # A hundredth of the closed bias: weight decay shrinks it by far less in any run, and no trained
+    # word's bias comes near -100.
+    open_ids = (model.mlp.layers[-1].bias > CLOSED_LOGIT_BIAS / 100).nonzero().flatten()
+    return None if len(open_ids) == len(model.mlp.layers[-1].bias) else open_ids
 
 
 def build_model(config="catr") -> Caption:

@@ -40,7 +40,7 @@ RUN_RULES = {
     **TRAINING_RULES, "data_dir": _data_dir, "train_split": text(), "val_split": text(),
     "version": one_of(sorted(WEIGHT_URLS)), "weights": text(unset=True), "no_pretrained": switch,
     "config": one_of(sorted(CONFIGS)), "image_size": whole_number(MIN_IMAGE_SIZE, unset=True),
-    "freeze_backbone": switch, "cache_features": switch, "lr_backbone": finite_number(0),
+    "freeze_backbone": switch, "cache_features": switch, "closed_vocabulary": switch, "lr_backbone": finite_number(0),
     "score_images": whole_number(0, unset=True), "max_steps": whole_number(1, MAX_STEPS),
 }  # the rules of scripts/train_captioner.py's settings
 
@@ -64,9 +64,16 @@ def check_run(settings: dict, name=flag_name) -> dict:
 TRAINED_STAGES = ("layer2", "layer3", "layer4")
 
 
-def caption_step(model, device, precision="bf16", from_features: bool = False):
+def caption_step(model, device, precision="bf16", from_features: bool = False, output_ids=None):
     """The engine's batch step for `collate_captions` batches: (mean token loss, correct next tokens,
-    caption tokens). With `from_features` the batches hold a frozen backbone's features."""
+    caption tokens). With `from_features` the batches hold a frozen backbone's features. With
+    `output_ids`, the open words of a closed vocabulary (`catr.captioner.open_output_ids`), only their
+    logits are computed: the same loss, since every other word's probability is 0, and every target
+    must be one of them (`check_open_targets`)."""
+    if output_ids is not None:
+        position = torch.full((int(output_ids.max()) + 1,), -1, dtype=torch.long, device=device)
+        position[output_ids] = torch.arange(len(output_ids), device=device)
+
     def step(batch):
         inputs, pixel_mask, ids, caption_mask = batch
         tokens = int((~caption_mask[:, 1:]).sum())
@@ -79,12 +86,28 @@ def caption_step(model, device, precision="bf16", from_features: bool = False):
         ids, caption_mask = ids.to(device, non_blocking=True), caption_mask.to(device, non_blocking=True)
         with autocast(device, precision, training=True):
             logits = model(inputs, ids[:, :-1], caption_mask[:, :-1], pixel_mask=pixel_mask,
-                           from_features=from_features)
-        targets = ids[:, 1:]
-        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=PAD_ID)
+                           from_features=from_features, output_ids=output_ids)
+        targets, ignored = ids[:, 1:], PAD_ID
+        if output_ids is not None:
+            targets, ignored = position[targets.clamp(max=len(position) - 1)].masked_fill(caption_mask[:, 1:], -1), -1
+        loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=ignored)
         correct = ((logits.detach().argmax(-1) == targets) & ~caption_mask[:, 1:]).sum()
         return loss, correct, tokens
     return step
+
+
+def caption_vocabulary(pairs: CaptionPairs) -> list:
+    """The ids a captioner of these captions must be able to generate: every caption token and [SEP]."""
+    return sorted({token for captions in pairs.split.token_ids for ids in captions for token in ids[1:]})
+
+
+def check_open_targets(pairs: CaptionPairs, output_ids) -> None:
+    """Every token of the training captions is open in a closed vocabulary, else one line."""
+    closed = sorted(set(caption_vocabulary(pairs)) - set(output_ids.tolist()))
+    if closed:
+        raise UserError(f"the model's vocabulary is closed to {len(closed)} word pieces of the training captions "
+                        f"(ids {', '.join(map(str, closed[:5]))}{', ...' * (len(closed) > 5)}): it was closed on "
+                        "other captions; start from open weights")
 
 
 def set_trainable(model, freeze_backbone: bool) -> None:

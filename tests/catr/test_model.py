@@ -10,6 +10,7 @@ from PIL import Image
 import catr
 from catr.backbone import build_backbone
 from catr.position_encoding import PositionEmbeddingSine
+from catr.tokenizer import PAD_ID
 from data.io import UserError
 
 TABLE = Path(__file__).with_name("catr_state_dict.tsv")
@@ -228,3 +229,25 @@ def test_calibrated_batch_norm_gives_every_layer_unit_statistics():
         assert (out.var((0, 2, 3)) - 1).abs().max() < 1e-2  # eps 1e-5 beside small variances
     features = backbone(images, torch.zeros(6, 64, 64, dtype=torch.bool))[0]
     assert 0.2 < features.abs().mean() < 5  # uncalibrated, these features average about 0.04
+
+
+def test_a_closed_vocabulary_keeps_the_loss_and_generates_only_its_words():
+    from catr.captioner import close_vocabulary, open_output_ids
+    from catr.training import caption_step
+    torch.manual_seed(0)
+    model = catr.build_model("tiny").eval()
+    assert open_output_ids(model) is None
+    kept = [catr.SEP_ID, 1037, 2417, 4418, 6881]
+    close_vocabulary(model, kept)
+    output_ids = open_output_ids(model)
+    assert output_ids.tolist() == sorted(kept)
+    images = torch.randint(0, 256, (2, 3, 48, 48), dtype=torch.uint8)
+    ids = torch.tensor([[catr.CLS_ID, 1037, 2417, catr.SEP_ID], [catr.CLS_ID, 4418, catr.SEP_ID, PAD_ID]])
+    batch = (images, torch.zeros(2, 48, 48, dtype=torch.bool), ids, ids == PAD_ID)
+    device = torch.device("cpu")
+    full = caption_step(model, device, "fp32")(batch)
+    closed = caption_step(model, device, "fp32", output_ids=output_ids)(batch)
+    assert closed[0].item() == pytest.approx(full[0].item(), rel=1e-6)  # the closed words' probability is 0
+    assert closed[1:] == full[1:]  # the same next-token hits, out of the same 5 tokens
+    for decoded in catr.generate(model, list(images.float() / 127.5 - 1), max_steps=6):
+        assert set(decoded.ids) <= set(kept)

@@ -6,10 +6,12 @@ import shutil
 import pytest
 import torch
 
+import catr
 import eval_captions
 import eval_grounding
 import p2_vis_caption
 import train_captioner
+from catr.checkpoint import config_record
 from data.synthetic_captions import make_captioned_set
 
 FAST = ["--config", "tiny", "--no_pretrained", "--image_size", "48", "--batch_size", "8", "--lr", "3e-3",
@@ -35,10 +37,12 @@ def _metrics(run):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
 
 
-def test_a_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(scenes, tmp_path, run_cli):
+@pytest.mark.parametrize("vocabulary", [[], ["--closed_vocabulary"]])
+def test_a_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(scenes, tmp_path, run_cli, vocabulary):
     whole, halves = tmp_path / "whole", tmp_path / "halves"
-    assert run_cli(train_captioner.main, ["--data_dir", scenes, "--output_dir", whole, "--epochs", "2", *FAST])[0] == 0
-    assert run_cli(train_captioner.main, ["--data_dir", scenes, "--output_dir", halves, "--epochs", "1", *FAST])[0] == 0
+    for run, epochs in ((whole, "2"), (halves, "1")):
+        argv = ["--data_dir", scenes, "--output_dir", run, "--epochs", epochs, *vocabulary, *FAST]
+        assert run_cli(train_captioner.main, argv)[0] == 0
     code, out, err = run_cli(train_captioner.main, ["--output_dir", halves, "--resume", "--epochs", "2",
                                                     "--data_dir", scenes, "--no_progress"])
     assert code == 0, err
@@ -46,6 +50,28 @@ def test_a_resumed_run_ends_with_the_metrics_of_an_uninterrupted_one(scenes, tmp
     assert set(_metrics(whole)[0]) >= {"train_loss", "val_loss", "val_bleu4", "val_cider"}
     config = json.loads((whole / "config.json").read_text())
     assert config["catr"]["image_size"] == 48 and config["catr"]["hidden_dim"] == 32
+
+
+def test_a_closed_vocabulary_is_the_training_captions_word_pieces_and_stays_closed(scenes, tmp_path, run_cli):
+    from catr.caption_data import CaptionPairs, read_caption_split
+    from catr.captioner import close_vocabulary, open_output_ids
+    from catr.tokenizer import load_tokenizer
+    from catr.training import caption_vocabulary
+    run = tmp_path / "closed"
+    argv = ["--data_dir", scenes, "--output_dir", run, "--epochs", "1", "--closed_vocabulary", *FAST]
+    assert run_cli(train_captioner.main, argv)[0] == 0
+    model = catr.load_model(weights=run / "best.pt")
+    split = read_caption_split(scenes / "annotations" / "captions_train.json", scenes / "train",
+                               load_tokenizer().encode, catr.MAX_STEPS)
+    assert open_output_ids(model).tolist() == caption_vocabulary(CaptionPairs(split, 48))
+    assert catr.SEP_ID in caption_vocabulary(CaptionPairs(split, 48))
+    # Weights closed to other words train no further on these captions: one line, nothing written.
+    close_vocabulary(model, [catr.SEP_ID])
+    torch.save({"model": model.state_dict(), "config": {"catr": config_record(model.config)}}, tmp_path / "narrow.pt")
+    fast = [a for a in FAST if a != "--no_pretrained"]
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", scenes, "--output_dir", tmp_path / "again",
+                                                    "--weights", tmp_path / "narrow.pt", *fast], "closed")
+    assert not (tmp_path / "again" / "last.pt").exists()
 
 
 def test_a_random_backbone_is_calibrated_on_the_training_images(trained):

@@ -11,6 +11,7 @@ from data.io import UserError
 from benchlib import compile_payoff, largest_fitting
 from tests.support import ROOT
 
+import bench_caption_train
 import bench_data
 import compile_time
 import bench_infer
@@ -25,6 +26,14 @@ def run_script(name, *args):
 
 def last_json(stdout):
     return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_bench_caption_train_times_every_variant_in_one_record(capsys):
+    bench_caption_train.main(["--sizes", "48", "--repeats", "1", "--batch_size", "2", "--tokens", "4", "--words", "8"])
+    record = last_json(capsys.readouterr().out)
+    assert record["benchmark"] == "caption_train" and record["device"] == "cpu" and "load_avg_1min" in record
+    assert set(record["seconds_per_step"]) == {f"{v}@48" for v in ("trained", "narrow", "cached", "closed")}
+    assert all(seconds > 0 for seconds in record["seconds_per_step"].values())
 
 
 def test_bench_train_reports_a_json_line():
