@@ -50,13 +50,14 @@ $PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/dat
     --masks_dir "$OUT/data/val_masks" --device cpu --no_progress \
     --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png"
 
-echo "== problem 2: 800 + 50 synthetic scenes of one coloured shape, 96 px, with captions and polygons"
-$PY scripts/make_synthetic_data.py --captions --out "$OUT/scenes" --size 96 --max_shapes 1
+echo "== problem 2: 3000 + 50 synthetic scenes of one coloured shape, 96 px, with captions and polygons"
+$PY scripts/make_synthetic_data.py --captions --out "$OUT/scenes" --size 96 --max_shapes 1 --train_scenes 3000
 ANN=$OUT/scenes/annotations
-echo "== a tiny CATR trained on them: random backbone (batch norm set from the images), frozen, features cached (about 2 minutes)"
+echo "== a tiny CATR trained on them: random backbone (batch norm set from the images), frozen, features cached,"
+echo "   vocabulary closed to the captions' words (about a minute)"
 $PY scripts/train_captioner.py --data_dir "$OUT/scenes" --config tiny --no_pretrained --image_size 96 \
-    --freeze_backbone --cache_features --lr 5e-3 --weight_decay 0.01 --clip_grad 1 --epochs 6 \
-    --score_images 0 --device cpu --no_progress --output_dir "$OUT/captioner"
+    --freeze_backbone --cache_features --closed_vocabulary --lr 5e-3 --weight_decay 0.01 --clip_grad 1 \
+    --epochs 2 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner"
 HELD_OUT=("$OUT"/scenes/val/*.png)
 echo "== three held-out scenes captioned, one map per word: decoder attention, then relevancy"
 $PY p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
