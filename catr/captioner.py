@@ -3,7 +3,7 @@
 `build_model()` gives the published architecture (its state dict matches the released v1/v2/v3 files
 key for key); `build_model("tiny")` a small one with the same code paths for tests and the demo.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,9 @@ CONFIGS = {
     "tiny": CaptionConfig(resnet_layers=(1, 1, 1, 1), resnet_width=8, hidden_dim=32, nheads=4,
                           enc_layers=2, dec_layers=3, dim_feedforward=64, mlp_dim=64),
 }
+# tiny with 64..512-channel stages (Bottleneck expansion 1): half a trained step's cost, for a backbone
+# trained on the CPU (scripts/pretrain_backbone.py).
+CONFIGS["tiny_narrow"] = replace(CONFIGS["tiny"], resnet_expansion=1)
 
 
 @dataclass

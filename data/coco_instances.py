@@ -23,6 +23,8 @@ class Instances:
     categories: dict = field(default_factory=dict)  # name -> category id
     file_names: dict = field(default_factory=dict)  # image id -> file name
     present: dict = field(default_factory=dict)  # image id -> set of the category names annotated in it
+    colours: dict = field(default_factory=dict)  # image id -> set of the `colour` fields of its annotations
+    # (not COCO's: the synthetic captioned set's)
 
 
 def _check_segmentation(annotation: dict, index: int, where: str) -> None:
@@ -56,6 +58,7 @@ def load_instances(path) -> Instances:
         check_entry(entry, index, {"id": int, "file_name": str, "height": int, "width": int}, f"{where}, 'images'")
         instances.file_names[entry["id"]] = entry["file_name"]
         instances.present[entry["id"]] = set()
+        instances.colours[entry["id"]] = set()
     for index, entry in enumerate(data["annotations"]):
         check_entry(entry, index, {"id": int, "image_id": int, "category_id": int}, f"{where}, 'annotations'")
         if entry["image_id"] not in instances.present:
@@ -66,6 +69,8 @@ def load_instances(path) -> Instances:
                             f"which 'categories' does not list")
         _check_segmentation(entry, index, f"{where}, 'annotations'")
         instances.present[entry["image_id"]].add(names[entry["category_id"]])
+        if isinstance(entry.get("colour"), str):
+            instances.colours[entry["image_id"]].add(entry["colour"])
     from pycocotools.coco import COCO
 
     coco = COCO()

@@ -2,8 +2,8 @@
 # The whole pipeline on the embedded default, on the CPU, in a few minutes:
 # install what is missing, make a synthetic 37-class set, train the tiny ViT twice with different
 # settings, predict a CSV, compare the runs, draw the pictures, measure how far each map can be
-# trusted; then train a tiny captioner on synthetic scenes, caption three held-out scenes with a map
-# per word, and score its captions and its word maps.
+# trusted; then train a tiny captioner on synthetic scenes (its ResNet first, then the rest), caption
+# three held-out scenes with a map per word, and score its captions and its word maps.
 #   bash scripts/demo.sh [OUT_DIR]        (default: demo_out)
 set -euo pipefail
 OUT=${1:-demo_out}
@@ -36,14 +36,14 @@ $PY p1_inference.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" --out_
     --confusion "$OUT/confusion.png" --device cpu
 $PY scripts/summarize_runs.py "$OUT/run_a" "$OUT/run_b" --out_md "$OUT/runs_summary.md" --out_png "$OUT/runs_curves.png"
 
-echo "== pictures: position-embedding similarity and attention maps of the tiny model"
+echo "== pictures: position-embedding similarity and attention maps of the tiny model, and the interactive"
+echo "   page of every layer, head and map of three images (open it in a browser)"
 VAL=("$OUT"/data/val/0_*.png)
 $PY p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embed.png"
-$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" --device cpu
+$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" \
+    --html "$OUT/attention_explorer.html" --device cpu
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method rollout --device cpu
 $PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[0]}" --out_dir "$OUT/figures" --method relevancy --device cpu
-echo "== the interactive page of every layer, head and map of three images (open it in a browser)"
-$PY p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --html "$OUT/attention_explorer.html" --device cpu
 
 echo "== how far to trust each map: perturbation tests and localisation on the 370 validation images"
 $PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" \
@@ -53,11 +53,13 @@ $PY scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/dat
 echo "== problem 2: 3000 + 50 synthetic scenes of one coloured shape, 96 px, with captions and polygons"
 $PY scripts/make_synthetic_data.py --captions --out "$OUT/scenes" --size 96 --max_shapes 1 --train_scenes 3000
 ANN=$OUT/scenes/annotations
-echo "== a tiny CATR trained on them: random backbone (batch norm set from the images), frozen, features cached,"
-echo "   vocabulary closed to the captions' words (about a minute)"
-$PY scripts/train_captioner.py --data_dir "$OUT/scenes" --config tiny --no_pretrained --image_size 96 \
-    --freeze_backbone --cache_features --closed_vocabulary --lr 5e-3 --weight_decay 0.01 --clip_grad 1 \
-    --epochs 2 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner"
+echo "== a tiny CATR's ResNet (narrow stages) trained alone to tell each scene's shape and colour (about a minute)"
+$PY scripts/pretrain_backbone.py --data_dir "$OUT/scenes" --config tiny_narrow --image_size 96 --steps 800 \
+    --device cpu --no_progress --out "$OUT/captioner_backbone.pt"
+echo "== the captioner trained on it: backbone frozen, features cached, vocabulary closed to the captions' words"
+$PY scripts/train_captioner.py --data_dir "$OUT/scenes" --config tiny_narrow --weights "$OUT/captioner_backbone.pt" \
+    --image_size 96 --freeze_backbone --cache_features --closed_vocabulary --lr 5e-3 --weight_decay 0.01 \
+    --clip_grad 1 --epochs 2 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner"
 HELD_OUT=("$OUT"/scenes/val/*.png)
 echo "== three held-out scenes captioned, one map per word: decoder attention, then relevancy"
 $PY p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
@@ -82,6 +84,7 @@ echo "  val_pred.csv           predictions (filename,label); confusion.png"
 echo "  figures/               position-embedding similarity, attention and relevancy maps"
 echo "  explanations.json/.png perturbation and localisation scores of each map (docs/explanations.md)"
 echo "  scenes/, captioner/    the captioned scenes; the captioner's run folder (config.json, metrics.csv, best.pt)"
+echo "  captioner_backbone.pt  its ResNet trained alone on the scenes' shapes and colours, where its training started"
 echo "  caption/, caption_relevancy/   three held-out scenes, one attention (relevancy) panel per word"
 echo "  captions_val.json      its captions of the held-out scenes; grounding.json/.png its word maps' scores"
 echo "  attention_explorer.html, caption_explorer.html   interactive pages of every map: open them in a browser"

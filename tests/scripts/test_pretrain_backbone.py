@@ -1,0 +1,88 @@
+"""scripts/pretrain_backbone.py: the labels it learns, the checkpoint train_captioner.py starts from, one-line errors."""
+import json
+
+import pytest
+import torch
+
+import catr
+import pretrain_backbone
+import train_captioner
+from catr.backbone_training import LabelledImages, train_backbone
+from catr.captioner import CONFIGS, build_model
+from data.synthetic_captions import make_captioned_set
+
+FAST = ["--config", "tiny_narrow", "--image_size", "48", "--batch_size", "4", "--device", "cpu", "--no_progress"]
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    return make_captioned_set(tmp_path_factory.mktemp("scenes") / "set", seed=4, n_train=6, n_val=2, size=48)
+
+
+def test_the_labels_are_each_images_categories_and_colours(scenes):
+    images = LabelledImages(scenes / "annotations" / "instances_train.json", scenes / "train", 48)
+    data = json.loads((scenes / "annotations" / "instances_train.json").read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    for row, image_id in enumerate(images.image_ids):
+        shapes = [a for a in data["annotations"] if a["image_id"] == image_id]
+        expected = {names[a["category_id"]] for a in shapes} | {f"{a['colour']} (colour)" for a in shapes}
+        assert {images.label_names[k] for k in images.targets[row].nonzero().flatten().tolist()} == expected
+    assert images.image(0).shape == (3, 48, 48) and images.image(0).dtype == torch.uint8
+    val = LabelledImages(scenes / "annotations" / "instances_val.json", scenes / "val", 48,
+                         label_names=images.label_names)
+    assert val.label_names == images.label_names and val.targets.shape == (2, len(images.label_names))
+
+
+def test_training_fits_the_labels(scenes):
+    torch.manual_seed(0)
+    images = LabelledImages(scenes / "annotations" / "instances_train.json", scenes / "train", 48)
+    backbone = build_model(CONFIGS["tiny_narrow"]).backbone[0]
+    _, early = train_backbone(backbone, images, 1, 6, 3e-3, 0.0, torch.device("cpu"))
+    _, late = train_backbone(backbone, images, 60, 6, 3e-3, 0.0, torch.device("cpu"))
+    assert late < 0.5 * early  # six images, memorised: the loss of the last steps falls well below the first's
+
+
+def test_its_checkpoint_starts_a_captioner_whose_frozen_backbone_is_the_trained_one(scenes, tmp_path, run_cli):
+    out = tmp_path / "backbone.pt"
+    code, stdout, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", out, "--steps", "3", *FAST])
+    assert code == 0, err
+    assert "every label right in" in stdout and out.is_file()
+    record = torch.load(out, weights_only=True)["config"]["pretrain_backbone"]
+    assert record["steps"] == 3 and "circle" in record["labels"] and 0.0 <= record["val_exact"] <= 1.0
+    pretrained = catr.load_model(weights=out)
+    torch.manual_seed(0)
+    fresh = build_model(CONFIGS["tiny_narrow"])
+    assert not torch.equal(pretrained.backbone[0].body.conv1.weight, fresh.backbone[0].body.conv1.weight)
+    assert not torch.equal(pretrained.backbone[0].body.bn1.running_var, fresh.backbone[0].body.bn1.running_var)
+    run = tmp_path / "captioner"
+    argv = ["--data_dir", scenes, "--output_dir", run, "--weights", out, "--freeze_backbone", "--cache_features",
+            "--closed_vocabulary", "--epochs", "1", "--score_images", "0", *FAST]
+    code, _, err = run_cli(train_captioner.main, argv)
+    assert code == 0, err
+    captioner = catr.load_model(weights=run / "best.pt")
+    assert all(torch.equal(value, pretrained.backbone.state_dict()[key])
+               for key, value in captioner.backbone.state_dict().items())
+
+
+@pytest.mark.parametrize("extra, phrase", [
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--val_split", "test"], "no instances file for the split 'test'"),
+    (["--image_size", "8"], "--image_size must be at least"),
+])
+def test_bad_flags_are_one_line(scenes, tmp_path, run_cli, extra, phrase):
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", tmp_path / "b.pt", *FAST, *extra])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and phrase in err, err
+    assert not (tmp_path / "b.pt").exists()
+
+
+def test_an_existing_out_and_a_set_without_objects_are_one_line(scenes, tmp_path, run_cli):
+    (tmp_path / "b.pt").write_text("earlier work")
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", tmp_path / "b.pt", *FAST])
+    assert code == 2 and "exists" in err and (tmp_path / "b.pt").read_text() == "earlier work"
+    bare = tmp_path / "bare"
+    (bare / "train").mkdir(parents=True)
+    data = json.loads((scenes / "annotations" / "instances_train.json").read_text())
+    for split in ("train", "val"):
+        (bare / f"instances_{split}.json").write_text(json.dumps({**data, "annotations": []}))
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", bare, "--out", tmp_path / "c.pt", *FAST])
+    assert code == 2 and "annotates no object" in err and len(err.strip().splitlines()) == 1, err
