@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
-from torch.utils.data import Dataset, RandomSampler
+from torch.utils.data import Dataset, RandomSampler, TensorDataset
 from tqdm import tqdm
 
 from data.coco_instances import load_instances
@@ -79,12 +79,27 @@ class LabelledImages(Dataset):
         return self.image(index), self.targets[index]
 
 
-def label_logits(backbone: nn.Module, head: nn.Linear, images: torch.Tensor, device, precision: str,
-                 training: bool = False) -> torch.Tensor:
-    """(B, labels) logits of uint8 images: the head on the maximum of each feature channel over the grid."""
+STEM = 4  # body[:4]: conv1, its batch norm, ReLU and the max pool, kept as initialised and calibrated
+
+
+def label_logits(backbone: nn.Module, head: nn.Linear, inputs: torch.Tensor, device, precision: str,
+                 training: bool = False, from_stem: bool = False) -> torch.Tensor:
+    """(B, labels) logits: the head on the maximum of each feature channel over the grid, of uint8 images,
+    or, `from_stem`, of the stem's output (the input of layer1)."""
     with autocast(device, precision, training=training):
-        features = backbone.body(normalize_batch(images, device, MEAN, STD))
+        if from_stem:
+            features = backbone.body[STEM:](inputs.to(device, non_blocking=True))
+        else:
+            features = backbone.body(normalize_batch(inputs, device, MEAN, STD))
         return head(features.amax(dim=(2, 3))).float()
+
+
+@torch.no_grad()
+def stem_outputs(backbone: nn.Module, images: LabelledImages, device, batch_size: int = 64) -> TensorDataset:
+    """(the stem's output, labels) of every image, computed once, on the CPU."""
+    outputs = [backbone.body[:STEM](normalize_batch(batch, device, MEAN, STD)).cpu()
+               for batch, _ in make_loader(images, batch_size, 0, device)]
+    return TensorDataset(torch.cat(outputs), images.targets)
 
 
 def calibrate_on(backbone: nn.Module, images: LabelledImages, device) -> None:
@@ -101,28 +116,41 @@ def calibrate_on(backbone: nn.Module, images: LabelledImages, device) -> None:
 def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, batch_size: int, lr: float,
                    weight_decay: float, device, precision: str = "bf16", num_workers: int = 0, seed: int = 0,
                    progress: bool = False) -> tuple:
-    """Train every weight of `backbone` (its batch norm stays frozen) with a new linear head for `steps`
-    AdamW steps on batches drawn at random from `train_set`; warm-up over the first 5%, then cosine.
-    Returns (the head, the mean loss of the last tenth of the steps)."""
+    """Train layer1..layer4 of `backbone` (batch norm frozen) with a new linear head for `steps` AdamW steps
+    on batches drawn at random from `train_set`; warm-up over the first 5%, then cosine. The stem stays
+    as it is, so its output, half a step's cost, is computed once when the images are kept in memory and
+    the outputs take less than a quarter of it. Returns (the head, the mean loss of the last tenth of
+    the steps)."""
     head = nn.Linear(backbone.num_channels, len(train_set.label_names)).to(device)
-    trained = nn.ModuleList([backbone, head])
+    trained = nn.ModuleList([backbone.body[STEM:], head])
+    for parameter in backbone.parameters():
+        parameter.requires_grad_(False)
     for parameter in trained.parameters():
         parameter.requires_grad_(True)
+    backbone.eval()
     trained.train()
+    side = train_set.side
+    stem_bytes = len(train_set) * backbone.body.layer1[0].conv1.in_channels * -(-side // 4) ** 2 * 4
+    from_stem = train_set.kept is not None and stem_bytes < available_memory()[0] // 4
+    data = stem_outputs(backbone, train_set, device) if from_stem else train_set
     optimizer = build_optimizer(trained, "adamw", lr, weight_decay, 0.0, device)
     scheduler = build_scheduler(optimizer, "cosine", total_steps=steps, warmup_steps=max(1, steps // 20))
-    sampler = RandomSampler(train_set, replacement=True, num_samples=steps * batch_size,
+    sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size,
                             generator=torch.Generator().manual_seed(seed))
     losses = []
-    for images, targets in tqdm(make_loader(train_set, batch_size, num_workers, device, sampler=sampler),
+    for inputs, targets in tqdm(make_loader(data, batch_size, num_workers, device, sampler=sampler),
                                 total=steps, desc="backbone", disable=not progress, leave=False):
-        logits = label_logits(backbone, head, images, device, precision, training=True)
+        if not from_stem:
+            with torch.no_grad():
+                inputs = backbone.body[:STEM](normalize_batch(inputs, device, MEAN, STD))
+        logits = label_logits(backbone, head, inputs, device, precision, training=True, from_stem=True)
         loss = F.binary_cross_entropy_with_logits(logits, targets.to(device, non_blocking=True))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         scheduler.step()
         losses.append(loss.detach())
+    trained.eval()
     tail = torch.stack(losses[-max(1, steps // 10):])
     return head, float(tail.mean())
 

@@ -42,6 +42,28 @@ def test_training_fits_the_labels(scenes):
     assert late < 0.5 * early  # six images, memorised: the loss of the last steps falls well below the first's
 
 
+def test_the_stem_computed_once_trains_as_the_stem_computed_every_step(scenes, monkeypatch):
+    import copy
+
+    import catr.backbone_training as backbone_training
+    torch.manual_seed(0)
+    backbone = build_model(CONFIGS["tiny_narrow"]).backbone[0]
+    results = []
+    for memory in (None, 0):  # all the memory there is; none, so nothing is kept
+        if memory is not None:
+            monkeypatch.setattr(backbone_training, "available_memory", lambda: (memory, "a test's limit"))
+        images = LabelledImages(scenes / "annotations" / "instances_train.json", scenes / "train", 48)
+        assert (images.kept is None) == (memory == 0)
+        trained = copy.deepcopy(backbone)
+        torch.manual_seed(1)  # the head's initial weights
+        head, loss = train_backbone(trained, images, 5, 4, 3e-3, 0.01, torch.device("cpu"), seed=1)
+        results.append((trained.state_dict(), head.weight.detach(), loss))
+    (kept, kept_head, kept_loss), (read, read_head, read_loss) = results
+    assert kept_loss == pytest.approx(read_loss, rel=1e-5) and torch.allclose(kept_head, read_head, atol=1e-6)
+    assert all(torch.allclose(kept[key], read[key], atol=1e-6) for key in kept)
+    assert torch.equal(kept["body.conv1.weight"], backbone.state_dict()["body.conv1.weight"])  # the stem stays
+
+
 def test_its_checkpoint_starts_a_captioner_whose_frozen_backbone_is_the_trained_one(scenes, tmp_path, run_cli):
     out = tmp_path / "backbone.pt"
     code, stdout, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", out, "--steps", "3", *FAST])
@@ -52,7 +74,7 @@ def test_its_checkpoint_starts_a_captioner_whose_frozen_backbone_is_the_trained_
     pretrained = catr.load_model(weights=out)
     torch.manual_seed(0)
     fresh = build_model(CONFIGS["tiny_narrow"])
-    assert not torch.equal(pretrained.backbone[0].body.conv1.weight, fresh.backbone[0].body.conv1.weight)
+    assert not torch.equal(pretrained.backbone[0].body.layer1[0].conv1.weight, fresh.backbone[0].body.layer1[0].conv1.weight)
     assert not torch.equal(pretrained.backbone[0].body.bn1.running_var, fresh.backbone[0].body.bn1.running_var)
     run = tmp_path / "captioner"
     argv = ["--data_dir", scenes, "--output_dir", run, "--weights", out, "--freeze_backbone", "--cache_features",
