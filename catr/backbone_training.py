@@ -10,6 +10,8 @@ Multi-label: one logit per label and binary cross-entropy, so an image may hold 
 COCO image several categories. Images are resized to a square of the captioner's side: the backbone is
 convolutional, and a classifier needs no aspect ratio kept.
 """
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -129,8 +131,8 @@ def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, b
         parameter.requires_grad_(True)
     backbone.eval()
     trained.train()
-    side = train_set.side
-    stem_bytes = len(train_set) * backbone.body.layer1[0].conv1.in_channels * -(-side // 4) ** 2 * 4
+    grid = math.ceil(train_set.side / 4)  # the stem's stride
+    stem_bytes = len(train_set) * backbone.body.layer1[0].conv1.in_channels * grid * grid * 4
     from_stem = train_set.kept is not None and stem_bytes < available_memory()[0] // 4
     data = stem_outputs(backbone, train_set, device) if from_stem else train_set
     optimizer = build_optimizer(trained, "adamw", lr, weight_decay, 0.0, device)

@@ -48,20 +48,28 @@ def test_the_stem_computed_once_trains_as_the_stem_computed_every_step(scenes, m
     import catr.backbone_training as backbone_training
     torch.manual_seed(0)
     backbone = build_model(CONFIGS["tiny_narrow"]).backbone[0]
+    computed_once = []
+    stem_outputs = backbone_training.stem_outputs
+    monkeypatch.setattr(backbone_training, "stem_outputs", lambda *a: computed_once.append(1) or stem_outputs(*a))
     results = []
-    for memory in (None, 0):  # all the memory there is; none, so nothing is kept
+    # All the memory there is; room for the six images (41 kB) but not their stem outputs (221 kB) within a
+    # quarter of it; none, so nothing is kept.
+    for memory, kept, cached in ((None, True, True), (400_000, True, False), (0, False, False)):
         if memory is not None:
             monkeypatch.setattr(backbone_training, "available_memory", lambda: (memory, "a test's limit"))
         images = LabelledImages(scenes / "annotations" / "instances_train.json", scenes / "train", 48)
-        assert (images.kept is None) == (memory == 0)
+        assert (images.kept is not None) == kept
         trained = copy.deepcopy(backbone)
         torch.manual_seed(1)  # the head's initial weights
+        computed_once.clear()
         head, loss = train_backbone(trained, images, 5, 4, 3e-3, 0.01, torch.device("cpu"), seed=1)
+        assert bool(computed_once) == cached
         results.append((trained.state_dict(), head.weight.detach(), loss))
-    (kept, kept_head, kept_loss), (read, read_head, read_loss) = results
-    assert kept_loss == pytest.approx(read_loss, rel=1e-5) and torch.allclose(kept_head, read_head, atol=1e-6)
-    assert all(torch.allclose(kept[key], read[key], atol=1e-6) for key in kept)
-    assert torch.equal(kept["body.conv1.weight"], backbone.state_dict()["body.conv1.weight"])  # the stem stays
+    first, first_head, first_loss = results[0]
+    for weights, head, loss in results[1:]:
+        assert loss == pytest.approx(first_loss, rel=1e-5) and torch.allclose(head, first_head, atol=1e-6)
+        assert all(torch.allclose(weights[key], first[key], atol=1e-6) for key in first)
+    assert torch.equal(first["body.conv1.weight"], backbone.state_dict()["body.conv1.weight"])  # the stem stays
 
 
 def test_its_checkpoint_starts_a_captioner_whose_frozen_backbone_is_the_trained_one(scenes, tmp_path, run_cli):
