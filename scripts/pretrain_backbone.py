@@ -4,10 +4,10 @@ The backbone of a random CATR configuration learns to tell which labels each tra
 its COCO categories and, where the annotations carry one, the synthetic set's `colour`. A linear
 head reads the maximum of each feature channel over the grid; binary cross-entropy per label, AdamW,
 warm-up then cosine. layer1..layer4 train; the stem (conv1 and the max pool) stays as initialised, so
-its output is computed once; every batch norm is set from the first 64 images, then frozen. The result is a captioner checkpoint whose backbone is trained and whose
-transformer is still random, for `train_captioner.py --weights FILE --freeze_backbone --cache_features`:
-a frozen random ResNet reports colour far better than shape, and this one reports both
-(docs/captioning.md). Splits are read as train_captioner.py reads them, instances_S.json instead of
+its output is computed once; every batch norm is set from the first 64 images, then frozen. The
+result is a captioner checkpoint whose backbone is trained and whose transformer is still random, for
+`train_captioner.py --weights FILE --freeze_backbone --cache_features`: a frozen random ResNet reports
+colour far better than shape, and this one reports both (docs/captioning.md). Splits are read as train_captioner.py reads them, instances_S.json instead of
 captions_S.json: DATA_DIR/annotations/instances_S.json (or DATA_DIR/instances_S.json) and DATA_DIR/S/.
 
     python scripts/make_synthetic_data.py --captions --out shapes --size 96 --max_shapes 1 --train_scenes 3000
