@@ -7,8 +7,10 @@ warm-up then cosine. layer1..layer4 train; the stem (conv1 and the max pool) sta
 its output is computed once; every batch norm is set from the first 64 images, then frozen. The
 result is a captioner checkpoint whose backbone is trained and whose transformer is still random, for
 `train_captioner.py --weights FILE --freeze_backbone --cache_features`: a frozen random ResNet reports
-colour far better than shape, and this one reports both (docs/captioning.md). Splits are read as train_captioner.py reads them, instances_S.json instead of
-captions_S.json: DATA_DIR/annotations/instances_S.json (or DATA_DIR/instances_S.json) and DATA_DIR/S/.
+colour far better than shape, and this one reports both (docs/captioning.md).
+
+Splits are read as train_captioner.py reads them, instances_S.json for captions_S.json:
+DATA_DIR/annotations/instances_S.json (or DATA_DIR/instances_S.json) and the images in DATA_DIR/S/.
 
     python scripts/make_synthetic_data.py --captions --out shapes --size 96 --max_shapes 1 --train_scenes 3000
     python scripts/pretrain_backbone.py --data_dir shapes --config tiny_narrow --image_size 96 --out backbone.pt
