@@ -29,8 +29,7 @@ from models.training.optim import build_optimizer, build_scheduler
 from models.training.predict import make_loader
 from models.training.runtime import autocast
 
-from .backbone import calibrate_batch_norm
-from .training import CALIBRATION_IMAGES, MEAN, STD
+from .training import CALIBRATION_IMAGES, MEAN, STD, calibrate_on_images
 
 
 class LabelledImages(Dataset):
@@ -105,14 +104,10 @@ def stem_outputs(backbone: nn.Module, images: LabelledImages, device, batch_size
 
 
 def calibrate_on(backbone: nn.Module, images: LabelledImages, device) -> None:
-    """Set a random backbone's frozen batch-norm statistics from the first training images
-    (catr.backbone.calibrate_batch_norm), as train_captioner.py does for --no_pretrained."""
+    """Set a random backbone's frozen batch-norm statistics from the first training images, as
+    train_captioner.py does for --no_pretrained."""
     count = min(CALIBRATION_IMAGES, len(images))
-    if count < 2:
-        raise UserError("a backbone trained from random weights needs at least 2 training images to set its "
-                        "batch-norm statistics")
-    batch = torch.stack([images.image(index) for index in range(count)])
-    calibrate_batch_norm(backbone, normalize_batch(batch, device, MEAN, STD))
+    calibrate_on_images(backbone, torch.stack([images.image(index) for index in range(count)]), device)
 
 
 def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, batch_size: int, lr: float,

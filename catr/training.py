@@ -15,6 +15,7 @@ from tqdm import tqdm
 from data.datasets import available_memory
 from data.io import UserError
 from data.transforms import normalize_batch
+from models.checkpoint import unwrap
 from models.training.distributed import merge_dicts
 from models.training.runtime import autocast
 from models.training.settings import (TRAINING_RULES, check_settings, finite_number, flag_name, one_of, switch,
@@ -70,8 +71,8 @@ def caption_step(model, device, precision="bf16", from_features: bool = False, o
     `output_ids`, the open words of a closed vocabulary (`catr.captioner.open_output_ids`), only their
     logits are computed: the same loss, since every other word's probability is 0, and every target
     must be one of them (`check_open_targets`)."""
-    if output_ids is not None:
-        position = torch.full((int(output_ids.max()) + 1,), -1, dtype=torch.long, device=device)
+    if output_ids is not None:  # each vocabulary id's column among the open ones, -1 where it is closed
+        position = torch.full((unwrap(model).config.vocab_size,), -1, dtype=torch.long, device=device)
         position[output_ids] = torch.arange(len(output_ids), device=device)
 
     def step(batch):
@@ -89,7 +90,7 @@ def caption_step(model, device, precision="bf16", from_features: bool = False, o
                            from_features=from_features, output_ids=output_ids)
         targets, ignored = ids[:, 1:], PAD_ID
         if output_ids is not None:
-            targets, ignored = position[targets.clamp(max=len(position) - 1)].masked_fill(caption_mask[:, 1:], -1), -1
+            targets, ignored = position[targets].masked_fill(caption_mask[:, 1:], -1), -1
         loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=ignored)
         correct = ((logits.detach().argmax(-1) == targets) & ~caption_mask[:, 1:]).sum()
         return loss, correct, tokens
@@ -133,10 +134,16 @@ def calibrate_random_backbone(model, pairs: CaptionPairs, device, count: int = C
     images = torch.stack([F.interpolate(pairs.image(i)[None].float(), size=(side, side), mode="bilinear",
                                         antialias=True)[0].round().clamp(0, 255).to(torch.uint8)
                           for i in range(min(count, len(pairs.split.paths)))])
+    calibrate_on_images(model.backbone[0], images, device, "; start from trained weights with --weights")
+
+
+def calibrate_on_images(backbone, images: torch.Tensor, device, advice: str = "") -> None:
+    """`calibrate_batch_norm` on uint8 training images, normalised as CATR's input; fewer than 2 images
+    are one line, ending with `advice`."""
     if len(images) < 2:
-        raise UserError("a captioner trained from random weights needs at least 2 training images to set its "
-                        "backbone's batch-norm statistics; start from trained weights with --weights")
-    calibrate_batch_norm(model.backbone[0], normalize_batch(images, device, MEAN, STD))
+        raise UserError("training from random weights needs at least 2 training images to set the backbone's "
+                        f"batch-norm statistics{advice}")
+    calibrate_batch_norm(backbone, normalize_batch(images, device, MEAN, STD))
 
 
 class BackboneFeatures(Dataset):

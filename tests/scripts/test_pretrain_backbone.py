@@ -116,3 +116,15 @@ def test_an_existing_out_and_a_set_without_objects_are_one_line(scenes, tmp_path
         (bare / f"instances_{split}.json").write_text(json.dumps({**data, "annotations": []}))
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", bare, "--out", tmp_path / "c.pt", *FAST])
     assert code == 2 and "annotates no object" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("content", [b"not an image at all", None])  # a text file; a truncated PNG
+def test_an_unreadable_training_image_is_one_line(scenes, tmp_path, run_cli, content):
+    import shutil
+    data = tmp_path / "set"
+    shutil.copytree(scenes, data)
+    image = sorted((data / "train").iterdir())[0]
+    image.write_bytes(content if content is not None else image.read_bytes()[:200])
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", data, "--out", tmp_path / "b.pt", *FAST])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and f"cannot read image {image}" in err, err
+    assert not (tmp_path / "b.pt").exists()
