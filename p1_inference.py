@@ -15,16 +15,19 @@ import os
 import time
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, atomic_path
+from data.io import UserError, atomic_path, some_names
 import torch
 
 from data.datasets import ImageFolder
-from data.images import list_images, some_names
+from data.images import list_images
 from data.outputs import check_output_file
-from data.pets import default_class_names, label_from_name
-from data.transforms import eval_transform_from_config, normalization
+from data.pets import class_names_or_default, label_from_name
+from data.transforms import eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
-from models.training.predict import accuracy, confusion_matrix, inference_model, make_loader, per_class_accuracy, predict
+from models.attention import inference_model
+from models.training.accuracy import accuracy, confusion_matrix, per_class_accuracy
+from models.training.loader import make_loader
+from models.training.predict import predict
 from models.figures.classifier import confusion_figure
 from models.figures.plots import check_figure_path, save_figure
 from models.training.runtime import cpu_share, default_num_workers, resolve_device
@@ -66,7 +69,7 @@ def main(argv=None):
     # The temporary file is made first, so an unwritable output fails before any work is done.
     with atomic_path(out_csv) as tmp:
         # Every image is decoded once here, so a corrupt file is named before the model runs.
-        # Workers hand over uint8 images; predict() normalises them on the device with the config's values.
+        # Workers hand over uint8 images; predict() normalises them on the device by the model's own values.
         dataset = ImageFolder(args.img_dir, eval_transform_from_config(config, to_float=False), labeled=False,
                               files=files, skip_bad_images=args.skip_bad_images, check_threads=cpu_share())
         labels = folder_labels(dataset.files, config["num_classes"])
@@ -75,8 +78,7 @@ def main(argv=None):
         checked = time.perf_counter()
         num_workers = default_num_workers(device) if args.num_workers is None else args.num_workers
         loader = make_loader(dataset, args.batch_size, num_workers, device)
-        mean, std = normalization(config)
-        logits, indices = predict(model, loader, device, progress=True, mean=mean, std=std)
+        logits, indices = predict(model, loader, device, progress=True)
         predictions = logits.argmax(dim=1)
         write_predictions(tmp, [dataset.files[i].name for i in indices], predictions.tolist())
     done = time.perf_counter()
@@ -84,7 +86,7 @@ def main(argv=None):
 
     if labels is not None:
         labels = labels[indices]
-        class_names = config.get("class_names") or default_class_names(config["num_classes"])
+        class_names = class_names_or_default(config.get("class_names"), config["num_classes"])
         confusion = confusion_matrix(predictions, labels, config["num_classes"])
         print(accuracy_report(confusion, class_names))
         if args.confusion:

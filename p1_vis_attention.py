@@ -32,7 +32,7 @@ from data.io import UserError, warn
 from data.images import check_unique_stems, open_rgb
 from data.flags import layer_index
 from data.outputs import check_output_folder, refuse_inputs
-from data.pets import default_class_names
+from data.pets import class_names_or_default
 from data.transforms import denormalize, eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
 from models.explain.maps import HEAD_FUSIONS, class_relevancy_maps, collect_attention, position_embedding_similarity
@@ -147,7 +147,7 @@ def main(argv=None):
     model.to(device)
     transform = eval_transform_from_config(config)
     mean, std = normalization(config)
-    names = config.get("class_names") or default_class_names(config["num_classes"])
+    names = class_names_or_default(config.get("class_names"), config["num_classes"])
     similarity = position_embedding_similarity(model.positional_embedding.pos_embedding).cpu()
     entries = []
     for path in paths:

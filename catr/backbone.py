@@ -11,6 +11,9 @@ from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.ops import FrozenBatchNorm2d
 
+from data.io import UserError
+from data.transforms import MEAN, STD, normalize_batch
+
 from .position_encoding import PositionEmbeddingSine
 
 RESNET101_LAYERS = (3, 4, 23, 3)
@@ -88,3 +91,14 @@ def build_backbone(hidden_dim: int, layers=RESNET101_LAYERS, width_per_group: in
                    expansion: int = Bottleneck.expansion) -> Joiner:
     return Joiner(Backbone(layers, width_per_group, expansion), PositionEmbeddingSine(hidden_dim // 2))
 
+
+CALIBRATION_IMAGES = 64  # the first training images a random backbone's batch norms are set from
+
+
+def calibrate_on_images(backbone: Backbone, images: Tensor, device, advice: str = "") -> None:
+    """`calibrate_batch_norm` on uint8 training images, normalised as CATR's input; fewer than 2 images
+    are one line, ending with `advice`."""
+    if len(images) < 2:
+        raise UserError("training from random weights needs at least 2 training images to set the backbone's "
+                        f"batch-norm statistics{advice}")
+    calibrate_batch_norm(backbone, normalize_batch(images, device, MEAN, STD))

@@ -24,12 +24,12 @@ from data.coco_instances import load_instances
 from data.datasets import available_memory
 from data.images import open_rgb
 from data.io import UserError
-from data.transforms import normalize_batch
+from data.transforms import MEAN, STD, normalize_batch
 from models.training.optim import build_optimizer, build_scheduler
-from models.training.predict import make_loader
+from models.training.loader import make_loader
 from models.training.runtime import autocast
 
-from .training import CALIBRATION_IMAGES, MEAN, STD, calibrate_on_images
+from .backbone import CALIBRATION_IMAGES, calibrate_on_images
 
 
 class LabelledImages(Dataset):

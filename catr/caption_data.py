@@ -14,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.functional import pil_to_tensor
 
-from data.coco_captions import check_entry, read_json
+from data.coco_captions import caption_entries
 from data.images import open_rgb
 from data.io import UserError
 
@@ -42,19 +42,14 @@ class CaptionSplit:
 def read_caption_split(annotations, img_dir, encode, max_tokens: int) -> CaptionSplit:
     """The split of `annotations` whose images are in `img_dir`; `encode(text)` gives a caption's ids
     from [CLS] to [SEP], which may hold at most `max_tokens` after [CLS] (the captioner's steps)."""
-    data = read_json(annotations, "annotations file")
+    images, entries = caption_entries(annotations)
     where = f"annotations file {annotations}"
-    if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
-            or not isinstance(data.get("annotations"), list):
-        raise UserError(f"{where} is not in COCO's caption format: expected an object with 'images' and "
-                        "'annotations' lists, as in captions_train2017.json")
     img_dir = Path(img_dir)
     if not img_dir.is_dir():
         raise UserError(f"image folder not found: {img_dir}")
     split = CaptionSplit(Path(annotations), img_dir)
     index = {}
-    for i, entry in enumerate(data["images"]):
-        check_entry(entry, i, {"id": int, "file_name": str}, f"{where}, 'images'")
+    for entry in images:
         if entry["id"] in index:
             raise UserError(f"{where}: image id {entry['id']} is listed twice in 'images'")
         index[entry["id"]] = len(split.image_ids)
@@ -64,8 +59,7 @@ def read_caption_split(annotations, img_dir, encode, max_tokens: int) -> Caption
         split.token_ids.append([])
     if not split.image_ids:
         raise UserError(f"{where} lists no images")
-    for i, entry in enumerate(data["annotations"]):
-        check_entry(entry, i, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
+    for i, entry in enumerate(entries):
         if entry["image_id"] not in index:
             raise UserError(f"{where}: caption {i} is for image id {entry['image_id']}, which 'images' does not list")
         ids = encode(entry["caption"])

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from data.transforms import MEAN, STD
+
 from .backbone import RESNET101_LAYERS, build_backbone
 from .preprocess import MAX_SIDE
 from .tokenizer import PAD_ID
@@ -82,6 +84,11 @@ class Caption(nn.Module):
     def image_size(self) -> int:
         """The longer side, in pixels, of the images it takes (see catr.preprocess)."""
         return self.config.image_size
+
+    @property
+    def input_config(self) -> dict:
+        """The images it takes (models.training.forward): CATR's normalisation, longer side image_size."""
+        return {"mean": MEAN, "std": STD, "image_size": self.image_size}
 
     def encode(self, images: Tensor, pixel_mask: Tensor = None) -> EncodedImages:
         """Backbone, projection and encoder for (B, 3, H, W) images.

@@ -1,12 +1,11 @@
 """Flags the captioning scripts share: which weights to load, and how to search for captions."""
 import argparse
-import os
 
 import torch
 
 from data.io import UserError, warn
-
-from models.weights import read_torch_file
+from data.weights import read_torch_file
+from models.training.runtime import device_memory
 
 from .captioner import CONFIGS, build_model
 from .checkpoint import checkpoint_config, is_caption_checkpoint
@@ -50,13 +49,6 @@ def check_search_arguments(args) -> None:
         raise UserError(f"--max_steps must be in 1..{MAX_STEPS}, got {args.max_steps}")
 
 
-def available_memory(device: torch.device) -> int:
-    """Bytes free for new tensors: the GPU's free memory, or the memory the system can still give."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def check_beam(args, model, device: torch.device) -> None:
     """Refuse a beam wider than the vocabulary (no search can keep more hypotheses than words), and a
     beam and batch whose search would not fit in the memory free now, naming the size needed."""
@@ -64,7 +56,7 @@ def check_beam(args, model, device: torch.device) -> None:
     if args.beam > vocab:
         raise UserError(f"--beam {args.beam} is wider than the vocabulary ({vocab} words); give at most {vocab}")
     needed = search_memory_bytes(model, args.beam, args.batch_size, args.max_steps)
-    free = available_memory(device)
+    free = device_memory(device)
     if needed > free:
         raise UserError(f"--beam {args.beam} with --batch_size {args.batch_size} needs about {needed / 2**30:.1f} GiB "
                         f"for the search, and {device} has {free / 2**30:.1f} GiB free: give a smaller --beam or "

@@ -4,6 +4,8 @@ from PIL import Image
 from torch import Tensor
 from torchvision.transforms import functional as TF
 
+from data.transforms import MEAN, STD
+
 MAX_SIDE = 299
 
 
@@ -20,7 +22,7 @@ def resize_longer_side(image: Image.Image, max_side: int = MAX_SIDE) -> Image.Im
 
 def preprocess(image: Image.Image) -> Tensor:
     """An RGB image, already resized, -> (3, H, W) float tensor in [-1, 1]."""
-    return TF.normalize(TF.to_tensor(image), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+    return TF.normalize(TF.to_tensor(image), MEAN, STD)
 
 
 def batch_images(images: list) -> tuple:

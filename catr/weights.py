@@ -1,6 +1,6 @@
 """The published CATR weights: where they are, and loading them (or a local file) strictly."""
 from data.io import UserError
-from models.weights import download_state, read_torch_file, state_dict_mismatch
+from data.weights import download_state, read_torch_file, state_dict_mismatch
 
 from .captioner import Caption, build_model
 from .checkpoint import checkpoint_config, is_caption_checkpoint

@@ -41,20 +41,38 @@ def check_entry(entry, index: int, fields: dict, where: str) -> None:
             raise UserError(f"{where}: entry {index} has no {kind.__name__} {name!r}")
 
 
-def load_annotations(path) -> CaptionAnnotations:
+def split_paths(data_dir, kind: str, split: str) -> tuple:
+    """(annotations file, image folder) of a split: `kind`_`split`.json (kind: captions or instances) in
+    DATA_DIR/annotations/ as COCO lays it out, else in DATA_DIR itself; the images in DATA_DIR/`split`/."""
+    data_dir = Path(data_dir)
+    coco = data_dir / "annotations" / f"{kind}_{split}.json"
+    return (coco if coco.is_file() else data_dir / f"{kind}_{split}.json"), data_dir / split
+
+
+def caption_entries(path) -> tuple:
+    """(the 'images' entries, the 'annotations' entries) of a COCO caption file, each checked: an
+    image has an int `id` and a str `file_name`, an annotation an int `image_id` and a str `caption`."""
     data = read_json(path, "annotations file")
     where = f"annotations file {path}"
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("annotations"), list):
         raise UserError(f"{where} is not in COCO's caption format: expected an object with 'images' and "
                         f"'annotations' lists, as in captions_val2017.json")
-    annotations = CaptionAnnotations(Path(path))
-    for index, entry in enumerate(data["annotations"]):
-        check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
-        annotations.references.setdefault(entry["image_id"], []).append(entry["caption"])
-    repeated_ids = []
     for index, entry in enumerate(data["images"]):
         check_entry(entry, index, {"id": int, "file_name": str}, f"{where}, 'images'")
+    for index, entry in enumerate(data["annotations"]):
+        check_entry(entry, index, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
+    return data["images"], data["annotations"]
+
+
+def load_annotations(path) -> CaptionAnnotations:
+    images, entries = caption_entries(path)
+    where = f"annotations file {path}"
+    annotations = CaptionAnnotations(Path(path))
+    for entry in entries:
+        annotations.references.setdefault(entry["image_id"], []).append(entry["caption"])
+    repeated_ids = []
+    for entry in images:
         if entry["id"] in annotations.file_names:
             repeated_ids.append(entry["id"])
         elif entry["id"] in annotations.references:

@@ -15,15 +15,19 @@ from .pets import NUM_CLASSES, parse_label
 SHARED_MEMORY = "/dev/shm"  # where torch keeps tensors shared between processes on Linux
 
 
-def available_memory() -> tuple:
-    """(bytes, where): the memory a new shared tensor may take, and which limit that is."""
-    limits = []
+def host_memory() -> tuple:
+    """(bytes, where): the memory the system can still give, and which figure that is."""
     try:
         with open("/proc/meminfo") as info:
             fields = dict(line.split(":", 1) for line in info)
-        limits.append((int(fields["MemAvailable"].split()[0]) * 1024, "MemAvailable"))
+        return int(fields["MemAvailable"].split()[0]) * 1024, "MemAvailable"
     except (OSError, KeyError, ValueError):
-        limits.append((os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free memory"))
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "free memory"
+
+
+def available_memory() -> tuple:
+    """(bytes, where): the memory a new shared tensor may take, and which limit that is."""
+    limits = [host_memory()]
     if os.path.isdir(SHARED_MEMORY):
         shm = os.statvfs(SHARED_MEMORY)
         limits.append((shm.f_bavail * shm.f_frsize, f"free space in {SHARED_MEMORY}"))

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from .io import UserError, warn
+from .io import UserError, some_names, warn
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # 100 megapixels: a 30- or 50-megapixel camera photo opens; 300 MB as 8-bit RGB once decoded.
 MAX_PIXELS = 100_000_000
-SHOWN_NAMES = 3  # how many skipped files a warning names
 
 
 def is_image_file(path) -> bool:
@@ -55,12 +54,6 @@ def list_images(folder) -> list:
 
 def _count(names: list, what: str) -> str:
     return f"{len(names)} {what}{'s' if len(names) > 1 else ''}"
-
-
-def some_names(names: list) -> str:
-    """The first SHOWN_NAMES names, and how many more."""
-    more = len(names) - SHOWN_NAMES
-    return ", ".join(names[:SHOWN_NAMES]) + (f" and {more} more" if more > 0 else "")
 
 
 def open_rgb(path) -> Image.Image:

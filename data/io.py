@@ -168,3 +168,9 @@ def torch_save_atomic(obj, path) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def some_names(names: list, shown: int = 3) -> str:
+    """The first `shown` of `names`, and how many more: what a message names of a long list."""
+    more = len(names) - shown
+    return ", ".join(map(str, names[:shown])) + (f" and {more} more" if more > 0 else "")

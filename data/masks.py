@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .images import some_names, upright, upright_size
-from .io import UserError, warn
+from .images import upright, upright_size
+from .io import UserError, some_names, warn
 
 TRIMAP_VALUES = {1, 2, 3}
 TRIMAP_BACKGROUND = 2

@@ -39,6 +39,12 @@ def default_class_names(num_classes: int) -> list:
     return list(CLASS_NAMES) if num_classes == NUM_CLASSES else [str(i) for i in range(num_classes)]
 
 
+def class_names_or_default(names, num_classes: int) -> list:
+    """`names` when given, else the default names of `num_classes` classes (a config written before
+    it recorded them, or a folder without classes.txt)."""
+    return list(names or default_class_names(num_classes))
+
+
 def read_class_names(data_dir, num_classes: int = NUM_CLASSES) -> list:
     """Names from `DATA_DIR/classes.txt` (one per line, label order) when present, else the breeds."""
     path = Path(data_dir) / "classes.txt"

@@ -1,6 +1,6 @@
 """The files of a training's run folder (p1_train.py, scripts/train_captioner.py): what marks a run,
-the lock that keeps a second training out, the temporaries a killed run left, and config.json and
-metrics.csv written and read back.
+the checkpoints kept every few epochs, the lock that keeps a second training out, the temporaries a
+killed run left, and config.json and metrics.csv written and read back.
 
 Any of RUN_FILES marks a folder as holding a run: a new training refuses it, `--resume` continues it.
 A run whose lock is held is still training.
@@ -18,6 +18,14 @@ from .io import UserError, exclusive_lock, lock_holder, make_folder, remove_temp
 
 RUN_FILES = ("config.json", "metrics.csv", "best.pt", "last.pt")
 LOCK_FILE = "train.lock"
+EPOCH_FILES = "epoch_*.pt"  # the checkpoints kept every --save_every epochs
+
+
+def epoch_file(epoch: int) -> str:
+    """The name of the checkpoint kept after `epoch` (1-based): epoch_003.pt."""
+    return f"epoch_{epoch:03d}.pt"
+
+
 def run_files(folder) -> list:
     """The names of the RUN_FILES present in `folder`."""
     return [name for name in RUN_FILES if (Path(folder) / name).exists()]
@@ -63,7 +71,7 @@ def locked_run_folder(folder):
 def remove_stale_temporaries(folder) -> list:
     """Delete the temporaries of RUN_FILES that a killed run left (a last.pt one of a ViT-L run holds
     gigabytes). Only safe under the folder's lock. Returns the removed paths."""
-    return [tmp for name in RUN_FILES for tmp in remove_temporaries(Path(folder) / name)]
+    return [tmp for name in (*RUN_FILES, EPOCH_FILES) for tmp in remove_temporaries(Path(folder) / name)]
 
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")

@@ -10,7 +10,8 @@ import functools
 import torch
 from torchvision import transforms as T
 
-# The package's weights were trained on inputs normalised with mean = std = 0.5.
+# The package ViT's weights were trained on inputs normalised with mean = std = 0.5, and so were CATR's
+# (its Normalize(0.5, 0.5)): the one home of both models' normalisation.
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.5, 0.5, 0.5)
 AUGMENTATIONS = ("basic", "light", "strong")

@@ -66,6 +66,11 @@ def set_attention(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     return model
 
 
+def inference_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """`model` ready to predict: eval mode, fused attention (same function, no kept scores), on `device`."""
+    return set_attention(model, "fast").eval().to(device)
+
+
 @contextmanager
 def explicit_attention(model: torch.nn.Module):
     """Run the block with explicit attention, so each block keeps `attn.scores`; restore after."""

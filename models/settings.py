@@ -5,9 +5,9 @@ from data.io import UserError
 from data.transforms import AUGMENTATIONS
 from .attention import ATTENTION_MODES
 from .training.optim import OPTIMIZERS
-from .training.settings import (TRAINING_RULES, channel_values, check_settings, class_names, finite_number,
-                                flag_name, one_of, switch, text, whole_number)
-from .vit import MODEL_NAMES, native_image_size, patch_size
+from .training.settings import (TRAINING_RULES, channel_values, check_required, check_settings, class_names,
+                                finite_number, flag_name, one_of, switch, text, whole_number)
+from .vit import MODEL_NAMES, image_size_problem, native_image_size
 
 
 def vit_image_size(value, settings):
@@ -16,10 +16,7 @@ def vit_image_size(value, settings):
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         return "must be a whole number"
-    patch = patch_size(settings["model"])
-    if value > 0 and value % patch == 0:
-        return None
-    return f"must be a positive multiple of {settings['model']}'s patch size {patch}"
+    return image_size_problem(settings["model"], value)
 
 
 # What rebuilds a ViT and its inputs: the part of a checkpoint's config that inference reads. In this
@@ -53,10 +50,8 @@ def check_vit_run(settings: dict, name=flag_name) -> dict:
 def check_vit_checkpoint_config(config, path) -> dict:
     """The model part of a ViT checkpoint's config by VIT_MODEL_RULES, fields named `path: config 'field'`
     (the settings it was trained with are not read by inference); an unset image size resolved."""
-    missing = [key for key in VIT_CHECKPOINT_REQUIRED if not isinstance(config, dict) or key not in config]
-    if missing:
-        raise UserError(f"{path} is an incomplete checkpoint: it lacks "
-                        f"{', '.join(f'config[{key!r}]' for key in missing)}")
+    check_required(config, VIT_CHECKPOINT_REQUIRED, f"{path} is an incomplete checkpoint: it",
+                   shown=lambda key: f"config[{key!r}]")
     check_settings(config, VIT_MODEL_RULES, name=lambda key: f"{path}: config {key!r}")
     if config["image_size"] is None:
         config = {**config, "image_size": native_image_size(config["model"])}

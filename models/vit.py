@@ -2,16 +2,19 @@
 
 Every model is a `pytorch_pretrained_vit.ViT`, so a state dict saved here loads into the package's
 own class. The package cannot build a custom configuration through `ViT(name=None)` (its constructor
-refers to an undefined variable), so the small configurations are registered beside the published
-ones, without weights, and built by name like them.
+refers to an undefined variable), so a small configuration enters the package's table, without
+weights, for the moment its model is built, and is built by name like the published ones.
 """
+from unittest.mock import patch
+
 import torch
 from pytorch_pretrained_vit import ViT
 from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
 
 from data.io import UserError
+from data.transforms import MEAN, STD
 
-from .weights import download_state, read_torch_file, state_dict_mismatch
+from data.weights import download_state, read_torch_file, state_dict_mismatch
 
 PACKAGE_MODELS = ("B_16", "B_32", "L_16", "L_32",
                   "B_16_imagenet1k", "B_32_imagenet1k", "L_16_imagenet1k", "L_32_imagenet1k")
@@ -33,10 +36,13 @@ SMALL_MODELS = {
     "tiny": _small_config(patch=8, dim=96, heads=4, layers=4, image_size=64),
     "micro": _small_config(patch=8, dim=32, heads=2, layers=2, image_size=32),
 }
-for _name, _entry in SMALL_MODELS.items():
-    PRETRAINED_MODELS.setdefault(_name, _entry)
-
 MODEL_NAMES = PACKAGE_MODELS + tuple(SMALL_MODELS)
+
+
+def model_entry(name: str) -> dict:
+    """The package's table entry of `name` (config, native size, weights URL), or ours for a small model."""
+    check_model_name(name)
+    return SMALL_MODELS.get(name) or PRETRAINED_MODELS[name]
 
 
 def check_model_name(name: str) -> None:
@@ -45,29 +51,33 @@ def check_model_name(name: str) -> None:
 
 
 def native_image_size(name: str) -> int:
-    check_model_name(name)
-    return PRETRAINED_MODELS[name]["image_size"][0]
+    return model_entry(name)["image_size"][0]
 
 
 def patch_size(name: str) -> int:
-    check_model_name(name)
-    return PRETRAINED_MODELS[name]["config"]["patches"][0]
+    return model_entry(name)["config"]["patches"][0]
+
+
+def image_size_problem(name: str, image_size: int) -> str | None:
+    """What a side that is not a positive multiple of `name`'s patch size must be (the patch grid
+    would drop pixels), or None."""
+    patch = patch_size(name)
+    return None if image_size > 0 and image_size % patch == 0 else f"must be a positive multiple of {name}'s patch size {patch}"
 
 
 def check_image_size(name: str, image_size: int | None) -> int:
-    """The input side to build `name` at: `image_size`, or the native one when None; a side that is not
-    a positive multiple of the patch size (the patch grid would drop pixels) is refused."""
+    """The input side to build `name` at: `image_size`, or the native one when None; any other side
+    than `image_size_problem` allows is one line."""
     if image_size is None:
         return native_image_size(name)
-    patch = patch_size(name)
-    if image_size <= 0 or image_size % patch:
-        raise UserError(f"--image_size must be a positive multiple of {name}'s patch size {patch}, "
-                        f"not {image_size}")
+    problem = image_size_problem(name, image_size)
+    if problem:
+        raise UserError(f"--image_size {problem}, not {image_size}")
     return image_size
 
 
 def has_published_weights(name: str) -> bool:
-    return PRETRAINED_MODELS.get(name, {}).get("url") is not None
+    return name in MODEL_NAMES and model_entry(name)["url"] is not None
 
 
 def build_vit(name: str, num_classes: int = 37, image_size: int | None = None,
@@ -76,11 +86,20 @@ def build_vit(name: str, num_classes: int = 37, image_size: int | None = None,
 
     With `image_size` other than the weights' native size the position embeddings are resized.
     """
-    check_model_name(name)
     image_size = image_size or native_image_size(name)
-    model = ViT(name, pretrained=False, image_size=image_size, num_classes=num_classes)
+    # The package builds a model only from an entry of its table (its name=None path fails): ours is
+    # there for this call alone.
+    with patch.dict(PRETRAINED_MODELS, {name: model_entry(name)}):
+        model = ViT(name, pretrained=False, image_size=image_size, num_classes=num_classes)
     if weights is not None or pretrained:
         load_pretrained(model, name, weights)
+    return set_input_config(model, MEAN, STD)
+
+
+def set_input_config(model: ViT, mean, std) -> ViT:
+    """Record on `model` the inputs it takes (models.training.forward.input_config): its side and the
+    normalisation of its training images."""
+    model.input_config = {"mean": tuple(mean), "std": tuple(std), "image_size": model.image_size}
     return model
 
 
@@ -101,7 +120,7 @@ def fetch_pretrained_state(name: str, weights: str | None = None) -> dict:
         if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
             raise UserError(f"{weights} does not hold a state dict of tensors")
         return state
-    url = PRETRAINED_MODELS[name]["url"]
+    url = model_entry(name)["url"]
     if url is None:
         with_weights = [n for n in PACKAGE_MODELS if has_published_weights(n)]
         raise UserError(f"{name} has no published weights; pass --weights FILE, --no_pretrained, "
@@ -112,7 +131,7 @@ def fetch_pretrained_state(name: str, weights: str | None = None) -> dict:
 def load_pretrained(model: ViT, name: str, weights: str | None = None) -> None:
     """Load pretrained weights into `model`, keeping its own head when the class count differs."""
     state = dict(fetch_pretrained_state(name, weights))
-    source = weights or PRETRAINED_MODELS[name]["url"]
+    source = weights or model_entry(name)["url"]
     own = model.state_dict()
     state.pop("pre_logits.weight", None)  # the 21k models' representation layer, unused by the package
     state.pop("pre_logits.bias", None)

@@ -33,7 +33,8 @@ from models.explain.faithfulness import FRACTIONS, FaithfulnessTally, faithfulne
 from models.explain.methods import MEASURED, explanation_maps
 from models.figures.classifier import perturbation_figure
 from models.figures.plots import check_figure_path, write_report
-from models.training.predict import inference_model, make_loader
+from models.attention import inference_model
+from models.training.loader import make_loader
 from models.training.runtime import MAX_SEED, default_num_workers, resolve_device
 from models.vit import grid_size
 

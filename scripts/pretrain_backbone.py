@@ -34,6 +34,7 @@ import torch
 from catr.backbone_training import LabelledImages, calibrate_on, exact_label_accuracy, train_backbone
 from catr.captioner import CONFIGS, build_model
 from catr.checkpoint import CAPTION_FORMAT, MIN_IMAGE_SIZE, config_record
+from data.coco_captions import split_paths
 from data.outputs import check_output_file
 from models.checkpoint import save_checkpoint
 from models.training.runtime import resolve_device
@@ -63,12 +64,6 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def split_paths(data_dir: Path, split: str) -> tuple:
-    """(instances file, image folder) of a split, in COCO's layout or flat."""
-    coco = data_dir / "annotations" / f"instances_{split}.json"
-    return (coco if coco.is_file() else data_dir / f"instances_{split}.json"), data_dir / split
-
-
 def check_args(args) -> None:
     for flag in ("steps", "batch_size"):
         if getattr(args, flag) < 1:
@@ -79,7 +74,7 @@ def check_args(args) -> None:
         raise UserError("--lr must be above 0 and --weight_decay at least 0")
     if Path(args.out).exists():
         raise UserError(f"--out {args.out} exists; remove it or name a new file")
-    inputs = [split_paths(Path(args.data_dir), split)[0] for split in (args.train_split, args.val_split)]
+    inputs = [split_paths(args.data_dir, "instances", split)[0] for split in (args.train_split, args.val_split)]
     for split, instances in zip((args.train_split, args.val_split), inputs):
         if not instances.is_file():
             raise UserError(f"no instances file for the split {split!r}: neither "
@@ -96,8 +91,8 @@ def main(argv=None):
     config = replace(config, image_size=args.image_size or config.image_size)
     model = build_model(config)
     backbone = model.backbone[0].to(device)
-    train_set = LabelledImages(*split_paths(Path(args.data_dir), args.train_split), config.image_size)
-    val_set = LabelledImages(*split_paths(Path(args.data_dir), args.val_split), config.image_size,
+    train_set = LabelledImages(*split_paths(args.data_dir, "instances", args.train_split), config.image_size)
+    val_set = LabelledImages(*split_paths(args.data_dir, "instances", args.val_split), config.image_size,
                              label_names=train_set.label_names)
     print(f"backbone of CATR {args.config} at {config.image_size}px on {device}: {len(train_set)} train images, "
           f"{len(train_set.label_names)} labels ({', '.join(train_set.label_names[:8])}"

@@ -24,36 +24,31 @@ model learns (--data_dir, --num_workers, --device, --no_progress), a larger --ep
 --patience.
 """
 import argparse
-import math
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError
 import torch
-from torch.utils.data import DistributedSampler
 
 from catr.caption_data import CaptionPairs, collate_captions, read_caption_split
 from catr.captioner import CONFIGS, build_model, close_vocabulary, open_output_ids
 from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
 from catr.decode import MAX_STEPS
 from catr.tokenizer import load_tokenizer
-from catr.training import (BackboneFeatures, calibrate_random_backbone, caption_step, caption_vocabulary,
-                           check_open_targets, check_run, parameter_groups, set_trainable, validation_scores)
+from catr.features import BackboneFeatures
+from catr.training import (calibrate_random_backbone, caption_step, caption_vocabulary, check_open_targets,
+                           parameter_groups, set_trainable)
+from catr.training_settings import check_run
+from catr.validation import validation_scores
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
-from models.checkpoint import host_copy, load_checkpoint_file
-from models.weights import state_dict_mismatch
-from models.training.distributed import (ShardSampler, backend_name, cleanup_distributed,
-                                         is_distributed, main_process_first)
-from models.training.engine import evaluate, train_one_epoch
-from models.training.optim import build_optimizer, build_scheduler
-from models.training.predict import make_loader
-from models.training.runtime import resolve_device
-from models.training.session import (add_loop_flags, add_runtime_flags, completion_message, resolve_run_args,
-                                     restore_progress, run_session, start_training_process, stop_early,
-                                     write_epoch_files, write_run_start)
+from data.checkpoints import load_checkpoint_file
+from data.coco_captions import split_paths
+from data.weights import state_dict_mismatch
+from models.training.distributed import main_process_first
+from models.training.loop import Task, fit
+from models.training.session import add_loop_flags, add_runtime_flags, resolve_run_args, training_run
 
 COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_bleu4", "val_cider", "lr", "seconds")
 
@@ -109,12 +104,6 @@ def make_config(args) -> dict:
     return dict(vars(args))
 
 
-def split_paths(data_dir: Path, split: str) -> tuple:
-    """(annotations file, image folder) of a split, in COCO's layout or flat."""
-    coco = data_dir / "annotations" / f"captions_{split}.json"
-    return (coco if coco.is_file() else data_dir / f"captions_{split}.json"), data_dir / split
-
-
 def initial_model(args):
     """The model to start from (on the CPU) and its CATR configuration, the image side applied."""
     if args.no_pretrained:
@@ -128,42 +117,38 @@ def initial_model(args):
 
 def main(argv=None):
     args = resolve_run_args(get_args_parser, argv, check_run, make_config, required=("catr",))
-    device = resolve_device(args.device)
-    with run_session(args.output_dir, args.resume, load_run_checkpoint, vars(args)) as (resumed, writer):
-        train(args, device, resumed, writer)
+    with training_run(args, load_run_checkpoint) as run:
+        fit(args, make_task(args, run), run)
 
 
 def load_run_checkpoint(path) -> dict:
     return load_checkpoint_file(path, CAPTION_FORMAT, "scripts/train_captioner.py")
 
 
-def train(args, device, resumed, writer):
-    rank, world_size, device = start_training_process(args, device)
-    is_main = rank == 0
-    progress = args.progress and is_main
-    out = Path(args.output_dir)
-
+def make_task(args, run) -> Task:
+    """The captioner, its caption pairs (or their cached features) and its teacher-forced steps, for
+    models.training.loop.fit."""
     torch.manual_seed(args.seed)
-    if resumed is None:
+    if run.resumed is None:
         model = initial_model(args)
     else:
         model = build_model(config_from_record(args.catr))  # config.json's, checked with the settings
-        problem = state_dict_mismatch(model.state_dict(), resumed["model"])
+        problem = state_dict_mismatch(model.state_dict(), run.resumed["model"])
         if problem:
-            raise UserError(f"{out / 'last.pt'} does not match the CATR configuration of {out / 'config.json'}: "
-                            f"{problem}")
-        model.load_state_dict(resumed["model"])
+            raise UserError(f"{run.out / 'last.pt'} does not match the CATR configuration of "
+                            f"{run.out / 'config.json'}: {problem}")
+        model.load_state_dict(run.resumed["model"])
     config = {**vars(args), "catr": config_record(model.config)}
     set_trainable(model, args.freeze_backbone)
-    model.to(device)
+    model.to(run.device)
 
     encode = load_tokenizer().encode
-    splits = [read_caption_split(*split_paths(Path(args.data_dir), name), encode, MAX_STEPS)
+    splits = [read_caption_split(*split_paths(Path(args.data_dir), "captions", name), encode, MAX_STEPS)
               for name in (args.train_split, args.val_split)]
     train_pairs, val_pairs = (CaptionPairs(split, model.image_size) for split in splits)
-    if resumed is None and args.no_pretrained:
-        calibrate_random_backbone(model, train_pairs, device)
-    if resumed is None and args.closed_vocabulary:
+    if run.resumed is None and args.no_pretrained:
+        calibrate_random_backbone(model, train_pairs, run.device)
+    if run.resumed is None and args.closed_vocabulary:
         close_vocabulary(model, caption_vocabulary(train_pairs))
     output_ids = open_output_ids(model)
     if output_ids is not None:
@@ -171,79 +156,38 @@ def train(args, device, resumed, writer):
     train_set, val_set = train_pairs, val_pairs
     if args.cache_features:
         model.eval()
-        train_set, val_set = (BackboneFeatures(pairs, model, device, progress=progress) for pairs in (train_pairs, val_pairs))
+        train_set, val_set = (BackboneFeatures(pairs, model, run.device, progress=run.progress)
+                              for pairs in (train_pairs, val_pairs))
 
-    plain_model = model
-    if is_distributed():
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    train_sampler = DistributedSampler(train_set, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed)
-    train_loader = make_loader(train_set, args.batch_size, args.num_workers, device, sampler=train_sampler,
-                               collate_fn=collate_captions)
-    val_loader = make_loader(val_set, args.batch_size * 2, args.num_workers, device,
-                             sampler=ShardSampler(len(val_set), rank, world_size), collate_fn=collate_captions)
-    steps_per_epoch = math.ceil(len(train_loader) / args.grad_accum)
-    optimizer = build_optimizer(plain_model, "adamw", args.lr, args.weight_decay, 0.0, device,
-                                param_groups=parameter_groups(plain_model, args.lr, args.lr_backbone))
-    scheduler = build_scheduler(optimizer, args.schedule, total_steps=steps_per_epoch * args.epochs,
-                                warmup_steps=round(args.warmup_epochs * steps_per_epoch))
-    history, best_score, best_epoch, start_epoch = restore_progress(resumed, optimizer, scheduler, "best_score",
-                                                                    -math.inf)
-    if is_main:
-        write_run_start(out, config, args.resume, history, COLUMNS)
     scored = args.score_images != 0
-    criterion = "val CIDEr-D" if scored else "val loss"
-    complete = completion_message(start_epoch, best_epoch, args.epochs, args.patience, criterion)
-    if complete:
-        if is_main:
-            print(f"{out} is already complete ({start_epoch} epochs): {complete}")
-        cleanup_distributed()
-        return
-    if is_main:
-        trainable = sum(p.numel() for p in plain_model.parameters() if p.requires_grad)
-        print(f"CATR {args.config} at {plain_model.image_size}px on {device} x{world_size}{backend_name()}: "
-              f"{len(train_pairs.split.image_ids)} train images ({len(train_pairs)} captions), "
-              f"{len(val_pairs.split.image_ids)} val images, {trainable / 1e6:.2f}M trained parameters -> {out}")
-
-    # Val loss over the whole head: a val word the training captions lack counts in full.
-    step = caption_step(model, device, args.precision, from_features=args.cache_features, output_ids=output_ids)
-    val_step = caption_step(plain_model, device, args.precision, from_features=args.cache_features)
     score_count = len(val_pairs.split.image_ids) if args.score_images is None else args.score_images
-    for epoch in range(start_epoch, args.epochs):
-        start = time.time()
-        torch.manual_seed(args.seed * 1000 + epoch * 10 + rank)  # this epoch's dropout
-        train_sampler.set_epoch(epoch)
-        row = {"epoch": epoch + 1}
-        row.update(train_one_epoch(model, train_loader, optimizer, scheduler, device, args.precision, args.grad_accum,
-                                   clip_grad=args.clip_grad, progress=progress, desc=f"epoch {epoch + 1}/{args.epochs}",
-                                   epoch=epoch + 1, batch_step=step))
-        row.pop("train_seconds")
-        row.update(evaluate(plain_model, val_loader, device, args.precision, progress, batch_step=val_step))
-        row.pop("val_seen")
-        row.update(val_bleu4=None, val_cider=None)
-        if scored:
-            row.update(validation_scores(plain_model, val_pairs, score_count, rank, world_size, device,
-                                         max_steps=args.max_steps, progress=progress)[0])
-        row["seconds"] = round(time.time() - start, 2)
-        history.append(row)
-        score = row["val_cider"] if scored else -row["val_loss"]
-        improved = score > best_score
-        if improved:
-            best_score, best_epoch = score, epoch + 1
-        stop = args.patience > 0 and epoch + 1 - best_epoch >= args.patience
-        if is_main:
-            state = dict(epoch=epoch + 1, best_score=best_score, best_epoch=best_epoch, history=list(history))
-            writer.submit(write_epoch_files, out, host_copy(plain_model.state_dict()), config, state,
-                          host_copy(optimizer.state_dict()), host_copy(scheduler.state_dict()), improved,
-                          format=CAPTION_FORMAT, columns=COLUMNS)
-            scores = f" | val BLEU-4 {row['val_bleu4']:.4f} CIDEr-D {row['val_cider']:.4f}" if scored else ""
-            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} "
-                  f"next-token acc {row['val_acc']:.2f}%{scores}{' *' if improved else ''} | {row['seconds']:.0f}s",
-                  flush=True)
-        if stop_early(stop, device, is_main, criterion, args.patience):
-            break
-    if is_main:
-        print(f"best {criterion} at epoch {best_epoch}: {out / 'best.pt'}")
-    cleanup_distributed()
+
+    def extra_metrics(plain_model):
+        if not scored:
+            return {"val_bleu4": None, "val_cider": None}
+        return validation_scores(plain_model, val_pairs, score_count, run.rank, run.world_size, run.device,
+                                 max_steps=args.max_steps, progress=run.progress)[0]
+
+    def epoch_line(row, improved, train_seconds):
+        scores = f" | val BLEU-4 {row['val_bleu4']:.4f} CIDEr-D {row['val_cider']:.4f}" if scored else ""
+        return (f"epoch {row['epoch']}: train loss {row['train_loss']:.4f} | val loss {row['val_loss']:.4f} "
+                f"next-token acc {row['val_acc']:.2f}%{scores}{' *' if improved else ''} | {row['seconds']:.0f}s")
+
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return Task(
+        model, train_set, val_set, config, CAPTION_FORMAT,
+        train_step=lambda trained, amp: caption_step(trained, run.device, amp, from_features=args.cache_features,
+                                                     output_ids=output_ids),
+        # Val loss over the whole head: a val word the training captions lack counts in full.
+        val_step=lambda plain, amp: caption_step(plain, run.device, amp, from_features=args.cache_features),
+        score=(lambda row: row["val_cider"]) if scored else (lambda row: -row["val_loss"]),
+        criterion="val CIDEr-D" if scored else "val loss",
+        shown=(lambda score: f"{score:.4f}") if scored else (lambda score: f"{-score:.4f}"),
+        name=f"CATR {args.config} at {model.image_size}px",
+        describe=(f"{len(train_pairs.split.image_ids)} train images ({len(train_pairs)} captions), "
+                  f"{len(val_pairs.split.image_ids)} val images, {trainable / 1e6:.2f}M trained parameters"),
+        epoch_line=epoch_line, columns=COLUMNS, extra_metrics=extra_metrics, collate_fn=collate_captions,
+        param_groups=parameter_groups(model, args.lr, args.lr_backbone))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,14 @@ import p1_train
 from data.datasets import ImageFolder
 from data.images import list_images
 from data.synthetic import make_synthetic_split
-from data.transforms import eval_transform_from_config, normalization
-from models.attention import set_attention
+from data.transforms import eval_transform_from_config
+from models.attention import inference_model, set_attention
 from models.checkpoint import model_config, model_from_checkpoint, save_checkpoint
-from models.training.engine import make_loss_step, train_one_epoch
+from models.training.engine import classification_step, make_loss_step, train_one_epoch
 from models.training.optim import build_optimizer, build_scheduler
-from models.training.predict import inference_model, make_loader, predict
+from models.training.loader import make_loader
+from models.training.predict import predict
+from models.training.runtime import autocast
 from models.vit import build_vit, random_vit
 from tests.support import DEVICES, ROOT, clear_of_bf16_ties
 
@@ -52,9 +54,10 @@ def test_bf16_training_steps_with_fast_attention(compiled):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     optimizer = build_optimizer(model, "adamw", 1e-3, 0.0, 0.9, device)
     scheduler = build_scheduler(optimizer, "constant", total_steps=5, warmup_steps=0)
-    step = make_loss_step(torch.compile(model), device, "bf16") if compiled else None
-    result = train_one_epoch(model, Loader(micro_batches(5, size=64)), optimizer, scheduler, device, "bf16",
-                             progress=False, compiled_step=step)
+    amp = autocast(device, "bf16", training=True)
+    compiled_step = make_loss_step(torch.compile(model), device, amp) if compiled else None
+    step = classification_step(model, device, amp, compiled_step=compiled_step, full_batch=Loader.batch_size)
+    result = train_one_epoch(model, Loader(micro_batches(5, size=64)), optimizer, scheduler, step)
     assert result["train_loss"] == result["train_loss"] and result["train_loss"] < 10
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
@@ -72,7 +75,8 @@ def synchronisations_in_one_epoch(steps: int) -> int:
         warnings.simplefilter("always")
         torch.cuda.set_sync_debug_mode("warn")
         try:
-            train_one_epoch(model, loader, optimizer, scheduler, device, "bf16", progress=False)
+            train_one_epoch(model, loader, optimizer, scheduler,
+                            classification_step(model, device, autocast(device, "bf16", training=True)))
         finally:
             torch.cuda.set_sync_debug_mode("default")
     return sum("synchroniz" in str(w.message) for w in caught)
@@ -123,9 +127,7 @@ def fp32_logits_on_the_cpu(ckpt, folder) -> dict:
     model, config = model_from_checkpoint(ckpt)
     dataset = ImageFolder(folder, eval_transform_from_config(config, to_float=False), labeled=False,
                           files=list_images(folder))
-    mean, std = normalization(config)
-    logits, indices = predict(inference_model(model, device), make_loader(dataset, 32, 0, device), device,
-                              mean=mean, std=std)
+    logits, indices = predict(inference_model(model, device), make_loader(dataset, 32, 0, device), device)
     return {dataset.files[i].name: row for i, row in zip(indices.tolist(), logits)}
 
 

@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 
 import data.datasets
-import models.checkpoint
-import models.training.session
+import models.training.loop
 import p1_train
 from models.checkpoint import load_checkpoint
 from tests.support import FAST, ROOT, rows
@@ -46,18 +45,18 @@ def test_resume_after_an_interruption_gives_the_same_rows(synthetic_data, tmp_pa
     code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / "whole"])
     assert code == 0, err
 
-    real_save, saves = models.checkpoint.save_checkpoint, []
+    real_save, saves = models.training.loop.write_checkpoint, []
 
     def save_then_die(path, *a, **k):  # killed right after the second epoch's last.pt is on disk
         real_save(path, *a, **k)
         saves.append(path)
         if path.name == "last.pt" and len([p for p in saves if p.name == "last.pt"]) == 2:
             raise KeyboardInterrupt
-    monkeypatch.setattr(models.training.session, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(models.training.loop, "write_checkpoint", save_then_die)
     code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / "cut"])
     assert code == 130 and "interrupted" in err
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 2
-    monkeypatch.setattr(models.training.session, "save_checkpoint", real_save)
+    monkeypatch.setattr(models.training.loop, "write_checkpoint", real_save)
 
     code, _, err = run_cli(p1_train.main, ["--output_dir", tmp_path / "cut", "--resume", "--epochs", "4",
                                            "--patience", "0", "--device", "cpu", "--num_workers", workers,

@@ -11,15 +11,15 @@ labels (items: images) and the captioner's step for captions (items: caption tok
 """
 import contextlib
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.io import UserError
-from data.transforms import MEAN, STD
 from .distributed import all_reduce_sum
-from .predict import batch_logits
+from .forward import batch_logits
 from .runtime import uncompiled
 
 PROGRESS_EVERY = 50  # steps between progress-bar updates, each of which waits for the device
@@ -29,27 +29,24 @@ class NonFiniteLoss(UserError):
     """The training loss became NaN or infinite; the run stops before anything is saved."""
 
 
-def make_loss_step(model, device, precision="bf16", label_smoothing=0.0, mean=MEAN, std=STD):
-    """forward + loss as one function of (images, labels on `device`) -> (loss, logits), with the
-    training precision policy; uint8 images are normalised with `mean` and `std` first, outside the
-    model."""
+def make_loss_step(model, device, amp, label_smoothing=0.0):
+    """forward + loss as one function of (images, labels on `device`) -> (loss, logits), under `amp`,
+    the run's autocast context; uint8 images are normalised first by the model's input contract."""
     def loss_step(images, labels):
-        logits = batch_logits(model, images, device, precision, mean, std, training=True)
+        logits = batch_logits(model, images, device, amp)
         return F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing), logits
     return loss_step
 
 
-def classification_step(model, device, precision="bf16", label_smoothing=0.0, mean=MEAN, std=STD,
-                        compiled_step=None, full_batch=None):
+def classification_step(model, device, amp, label_smoothing=0.0, compiled_step=None, full_batch=None):
     """The batch step for (images, labels) batches: (mean loss, correct predictions, images).
 
     `compiled_step`, a make_loss_step over the same model with compiled blocks
-    (models.training.runtime.compile_blocks) and the same `mean` and `std`, runs batches of
-    `full_batch` images; any other batch (a partial last one), and every batch of a step without a
-    `compiled_step` (evaluation), runs with the compiled code set aside (`uncompiled`), so a
-    compiled graph only ever sees one shape.
+    (models.training.runtime.compile_blocks), runs batches of `full_batch` images; any other batch
+    (a partial last one), and every batch of a step without a `compiled_step` (evaluation), runs
+    with the compiled code set aside (`uncompiled`), so a compiled graph only ever sees one shape.
     """
-    eager_step = make_loss_step(model, device, precision, label_smoothing, mean, std)
+    eager_step = make_loss_step(model, device, amp, label_smoothing)
 
     def step(batch):
         images, labels = batch
@@ -59,6 +56,14 @@ def classification_step(model, device, precision="bf16", label_smoothing=0.0, me
             loss, logits = (compiled_step if full else eager_step)(images, labels)
         return loss, (logits.detach().argmax(1) == labels).sum(), len(labels)
     return step
+
+
+@dataclass(frozen=True)
+class Updates:
+    """How gradients become weight updates: one optimizer step every `grad_accum` micro-batches, the
+    gradient norm clipped to `clip_grad` first (0: never)."""
+    grad_accum: int = 1
+    clip_grad: float = 0.0
 
 
 class _Totals:
@@ -90,24 +95,21 @@ class _Totals:
         return loss_sum, correct, seen
 
 
-def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16", grad_accum=1,
-                    label_smoothing=0.0, clip_grad=0.0, progress=True, desc="train", epoch=1,
-                    compiled_step=None, mean=MEAN, std=STD, batch_step=None) -> dict:
-    """Train over `loader` once; returns the mean loss, accuracy (%), the last learning rate and the
-    seconds spent. Raises NonFiniteLoss, naming the epoch and step, if a loss was NaN or infinite.
-
-    `batch_step` computes each batch's loss (see the module's docstring); by default the
-    classification step of `model`, with `label_smoothing`, `compiled_step` and the `mean`/`std`
-    that normalise uint8 batches.
+def train_one_epoch(model, loader, optimizer, scheduler, batch_step, updates=Updates(), epoch=1,
+                    progress=None) -> dict:
+    """Train over `loader` once with `batch_step` (see the module's docstring); returns the mean loss,
+    accuracy (%), the last learning rate and the seconds spent. Raises NonFiniteLoss, naming the
+    `epoch` and step, if a loss was NaN or infinite. `progress`: the progress bar's label, None for
+    no bar.
     """
     model.train()
-    batch_step = batch_step or classification_step(model, device, precision, label_smoothing, mean, std,
-                                                   compiled_step, loader.batch_size)
+    device = next(model.parameters()).device
+    grad_accum = updates.grad_accum
     totals = _Totals(device)
     optimizer.zero_grad(set_to_none=True)
     lr = optimizer.param_groups[0]["lr"]
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, disable=not progress, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=progress, disable=progress is None, leave=False, dynamic_ncols=True)
     steps = len(loader)
     for step, batch in enumerate(bar):
         update = (step + 1) % grad_accum == 0 or step + 1 == steps
@@ -121,15 +123,15 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
             loss, correct, items = batch_step(batch)
             (loss / group_size).backward()
         if update:
-            if clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+            if updates.clip_grad > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), updates.clip_grad)
             lr = optimizer.param_groups[0]["lr"]
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             totals.add(step, loss, correct, items)
-        if progress and step % PROGRESS_EVERY == 0:
+        if progress is not None and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
     loss_sum, correct, seen = totals.read(epoch)
     return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen, "lr": lr,
@@ -137,13 +139,11 @@ def train_one_epoch(model, loader, optimizer, scheduler, device, precision="bf16
 
 
 @torch.no_grad()
-def evaluate(model, loader, device, precision="bf16", progress=True, mean=MEAN, std=STD, batch_step=None) -> dict:
-    """Loss and accuracy (%) over every item of `loader`'s data set, summed over all processes;
-    `batch_step` as in `train_one_epoch` (`val_seen` counts its items). The default step computes in
-    training's precision (see models.training.runtime.run_precision), so that its loss is the one trained."""
+def evaluate(model, loader, batch_step, progress: bool = False) -> dict:
+    """Loss and accuracy (%) over every item of `loader`'s data set with `batch_step` (as in
+    `train_one_epoch`), summed over all processes; `val_seen` counts its items."""
     model.eval()
-    batch_step = batch_step or classification_step(model, device, precision, mean=mean, std=std)
-    totals = _Totals(device)
+    totals = _Totals(next(model.parameters()).device)
     for step, batch in enumerate(tqdm(loader, desc="val", disable=not progress, leave=False, dynamic_ncols=True)):
         totals.add(step, *batch_step(batch))
     loss_sum, correct, seen = totals.read()

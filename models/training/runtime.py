@@ -5,6 +5,7 @@ import os
 
 import torch
 
+from data.datasets import host_memory
 from data.io import UserError, warn
 
 PRECISIONS = ("bf16", "fp32")  # what a run may ask for; run_precision says what it computes in
@@ -67,6 +68,13 @@ def autocast(device: torch.device, precision: str = "bf16", training: bool = Fal
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DistributedDataParallel and torch.compile wrappers."""
+    while hasattr(model, "module") or hasattr(model, "_orig_mod"):
+        model = getattr(model, "module", None) or model._orig_mod
+    return model
+
+
 def compile_blocks(model: torch.nn.Module, **options) -> torch.nn.Module:
     """Compile each transformer block of a package ViT in place (regional compilation), with
     torch.compile's `options` (a backend, for a measurement); returns `model`.
@@ -85,6 +93,13 @@ def uncompiled():
     """A context in which compiled modules run eagerly: a batch of another shape, or evaluation,
     then compiles nothing."""
     return torch.compiler.set_stance("force_eager")
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes free for new tensors on `device`: the GPU's free memory, or what the system can still give."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return host_memory()[0]
 
 
 def available_cpus() -> int:

@@ -1,21 +1,22 @@
-"""What every training script does around its epoch loop: its settings, new or resumed from a run
-folder, and the run folder held for the whole run (lock, stale temporaries, the last checkpoint,
-the background writer), the files each epoch writes there, and the flags every trainer shares."""
+"""What every training script does around its epoch loop (models.training.loop): its settings, new
+or resumed from a run folder, the run folder held for the whole run (lock, stale temporaries, the
+last checkpoint, the background writer), this process's place in torchrun's group, and the flags
+every trainer shares."""
 import argparse
-import json
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
-from data.io import UserError, write_text_atomic
-from data.resume import differing_settings, resumed_settings
-from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
-                            remove_stale_temporaries)
-from models.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from models.training.optim import SCHEDULES
-from models.training.distributed import broadcast_flag, global_rank, init_distributed
-from models.training.runtime import PRECISIONS, default_num_workers, training_precision
-from models.training.settings import check_required, check_resumed_checkpoint, flag_name
-from models.training.writer import BackgroundWriter
+import torch
+
+from data.io import UserError
+from data.resume import resumed_settings
+from data.run_files import check_new_run_folder, locked_run_folder, read_config, remove_stale_temporaries
+from .distributed import global_rank, init_distributed
+from .optim import SCHEDULES
+from .runtime import PRECISIONS, default_num_workers, resolve_device, training_precision
+from .settings import check_required, check_resumed_checkpoint, flag_name
+from .writer import BackgroundWriter
 
 
 def given_flags(parser: argparse.ArgumentParser, argv=None) -> dict:
@@ -81,54 +82,31 @@ def run_session(out, resume: bool, load_last, settings: dict):
             yield resumed, writer
 
 
-def write_epoch_files(out, weights, config, state, optimizer_state, scheduler_state, improved,
-                      format: str = CHECKPOINT_FORMAT, columns=METRIC_COLUMNS) -> None:
-    """best.pt (on an improvement), last.pt, then metrics.csv, each atomic; run in the background.
-    `state` holds the epoch, the best result so far and the `history` of metric rows."""
-    if improved:  # for inference and pictures: no optimizer state (it would double the file)
-        save_checkpoint(out / "best.pt", weights, config, format=format, **state)
-    save_checkpoint(out / "last.pt", weights, config, format=format, **state, optimizer=optimizer_state,
-                    scheduler=scheduler_state)
-    # The rows live in last.pt too: a kill between its write and metrics.csv's loses no row.
-    write_text_atomic(out / "metrics.csv", metrics_csv(state["history"], columns))
+@dataclass
+class Run:
+    """This process's place in a training run."""
+    out: Path  # the run folder
+    device: torch.device
+    rank: int
+    world_size: int
+    resumed: dict | None  # the last.pt to continue from
+    writer: BackgroundWriter  # writes each epoch's files in the background
+    progress: bool  # progress bars: asked for, and this is the main process
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
 
 
-def restore_progress(resumed, optimizer, scheduler, best_key: str, worst: float) -> tuple:
-    """(history, best, best_epoch, start_epoch): a new run's, or the `resumed` checkpoint's with the
-    optimizer and schedule restored; `best_key` names the checkpoint's best score."""
-    if resumed is None:
-        return [], worst, 0, 0
-    optimizer.load_state_dict(resumed["optimizer"])
-    scheduler.load_state_dict(resumed["scheduler"])
-    return resumed["history"], resumed[best_key], resumed["best_epoch"], resumed["epoch"]
-
-
-def write_run_start(out, config: dict, resume: bool, history: list, columns=METRIC_COLUMNS) -> None:
-    """config.json (unless a resume changes nothing in it) and metrics.csv rebuilt from the kept rows:
-    the rows live in last.pt, so a kill between its write and metrics.csv's loses no row."""
-    out = Path(out)
-    if not resume or differing_settings([config, read_config(out / "config.json")]):
-        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-    write_text_atomic(out / "metrics.csv", metrics_csv(history, columns))
-
-
-def completion_message(start_epoch: int, best_epoch: int, epochs: int, patience: int, criterion: str):
-    """Why a run has nothing left to train (its epochs done, or stopped early), or None."""
-    if start_epoch > 0 and start_epoch - best_epoch >= patience > 0:
-        return (f"it stopped early, no better {criterion} for {patience} epochs; to train on, pass a larger "
-                "--patience (0: never stop early)")
-    if start_epoch >= epochs:
-        return f"to train on, pass --epochs larger than {start_epoch}"
-    return None
-
-
-def stop_early(stop: bool, device, is_main: bool, criterion: str, patience: int) -> bool:
-    """Whether every process stops now, as the main process decided; it says why."""
-    if not broadcast_flag(stop, device):
-        return False
-    if is_main:
-        print(f"early stop: no better {criterion} for {patience} epochs")
-    return True
+@contextmanager
+def training_run(args, load_last):
+    """The run of a trainer's settings `args`, held for the block (`run_session`, with `load_last(path)`
+    reading last.pt), in torchrun's group when launched by it: yields its `Run`, with
+    `args.num_workers` and `args.precision` settled."""
+    device = resolve_device(args.device)
+    with run_session(args.output_dir, args.resume, load_last, vars(args)) as (resumed, writer):
+        rank, world_size, device = start_training_process(args, device)
+        yield Run(Path(args.output_dir), device, rank, world_size, resumed, writer, args.progress and rank == 0)
 
 
 def start_training_process(args, device) -> tuple:
@@ -151,6 +129,9 @@ def add_loop_flags(group, epochs: int, batch_size: int, items: str, schedule: st
     group.add_argument("--schedule", choices=SCHEDULES, default=schedule, help="lr after warm-up (default: %(default)s)")
     group.add_argument("--warmup_epochs", type=float, default=warmup_epochs,
                        help="linear lr warm-up length (default: %(default)s)")
+    group.add_argument("--save_every", type=int, default=0, metavar="N",
+                       help="also keep the checkpoint of every N-th epoch, as epoch_003.pt ..., beside best.pt "
+                            "and last.pt; 0 keeps none (default: 0)")
 
 
 def add_runtime_flags(group) -> None:

@@ -11,7 +11,7 @@ import json
 import math
 
 from data.io import UserError
-from data.resume import RESUME_FREE_FLAGS
+from data.resume import CHANGEABLE_ON_RESUME
 from .optim import SCHEDULES
 from .runtime import MAX_SEED, PRECISIONS
 
@@ -94,11 +94,10 @@ TRAINING_RULES = {
     "patience": whole_number(0), "num_workers": whole_number(0, unset=True), "seed": whole_number(0, MAX_SEED),
     "lr": finite_number(0), "weight_decay": finite_number(0), "warmup_epochs": finite_number(0),
     "clip_grad": finite_number(0), "schedule": one_of(SCHEDULES), "precision": one_of(PRECISIONS),
-    "device": text(unset=True), "resume": switch, "progress": switch,
+    "device": text(unset=True), "resume": switch, "progress": switch, "save_every": whole_number(0),
 }
 # last.pt's training state beside the weights (best.pt holds none of the optimizer's).
 TRAINING_STATE = ("epoch", "best_epoch", "history", "optimizer", "scheduler")
-LENGTH_SETTINGS = ("epochs", "patience")  # a resumed run may train longer, with another patience
 
 
 def flag_name(key: str) -> str:
@@ -115,11 +114,12 @@ def check_settings(settings: dict, rules: dict, name=flag_name) -> None:
                 raise UserError(f"{name(key)} {problem}, not {shown(settings[key])}")
 
 
-def check_required(config, required: tuple, what: str) -> None:
-    """`config` is a dict holding every one of `required`; else one line, "`what` lacks ..."."""
+def check_required(config, required: tuple, what: str, shown=repr) -> None:
+    """`config` is a dict holding every one of `required`; else one line, "`what` lacks ...", each
+    missing key written `shown(key)`."""
     missing = [key for key in required if not isinstance(config, dict) or key not in config]
     if missing:
-        raise UserError(f"{what} lacks {', '.join(map(repr, missing))}")
+        raise UserError(f"{what} lacks {', '.join(map(shown, missing))}")
 
 
 def check_resumed_checkpoint(checkpoint: dict, settings: dict, path, config_path) -> None:
@@ -130,10 +130,9 @@ def check_resumed_checkpoint(checkpoint: dict, settings: dict, path, config_path
     if missing:
         raise UserError(f"{path} lacks the training state ({', '.join(missing)}), as a best.pt does: --resume "
                         "continues from the run's own last.pt")
-    free = (*RESUME_FREE_FLAGS, *LENGTH_SETTINGS, "resume")
     written = checkpoint.get("config") if isinstance(checkpoint.get("config"), dict) else {}
     for key, value in settings.items():
-        if key in free or key not in written or written[key] == value:
+        if key in CHANGEABLE_ON_RESUME or key not in written or written[key] == value:
             continue
         raise UserError(f"{path} was written with {key} = {shown(written[key])}, but {config_path} says "
                         f"{shown(value)}: it is not this run's checkpoint; move it away to start the run "

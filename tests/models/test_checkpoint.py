@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from data.io import UserError
-from models.checkpoint import host_copy, load_checkpoint, model_from_checkpoint
+from data.checkpoints import host_copy
+from models.checkpoint import load_checkpoint, model_from_checkpoint
 
 
 def test_host_copy_is_a_snapshot_on_the_cpu():

@@ -4,10 +4,11 @@ import urllib.error
 import pytest
 import torch
 from pytorch_pretrained_vit import ViT
+from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
 
 from data.io import UserError
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from models.vit import MODEL_NAMES, PACKAGE_MODELS, build_vit, grid_size, random_vit
+from models.vit import MODEL_NAMES, PACKAGE_MODELS, SMALL_MODELS, build_vit, grid_size, random_vit
 
 EXPECTED = {  # name: (dim, layers, patch, native size)
     "B_16": (768, 12, 16, 224), "B_32": (768, 12, 32, 224), "L_16": (1024, 24, 16, 224),
@@ -86,11 +87,13 @@ def test_download_failure_names_url_and_flag(monkeypatch):
         build_vit("L_16", num_classes=37)
 
 
-def test_checkpoint_loads_into_the_package_class(tmp_path):
+def test_checkpoint_loads_into_the_package_class(tmp_path, monkeypatch):
     torch.manual_seed(0)
     model = random_vit("micro")
     config = {"model": "micro", "num_classes": 37, "image_size": 32}
     save_checkpoint(tmp_path / "c.pt", model, config, epoch=1)
+    assert "micro" not in PRETRAINED_MODELS  # building it left the package's table as it was
+    monkeypatch.setitem(PRETRAINED_MODELS, "micro", SMALL_MODELS["micro"])
     plain = ViT("micro", pretrained=False, num_classes=37, image_size=32)
     plain.load_state_dict(load_checkpoint(tmp_path / "c.pt")["model"])  # strict
     rebuilt, _ = model_from_checkpoint(tmp_path / "c.pt")

@@ -244,7 +244,7 @@ def test_item_09_beam_wider_than_the_vocabulary_or_the_memory_is_refused(coco, t
     monkeypatch.setattr(catr.pipeline, "generate", lambda *a, **k: pytest.fail("the search ran"))
     code, _, err = run_cli(eval_captions.main, argv + ["--beam", "40000"])
     assert code == 2 and "wider than the vocabulary (30522 words)" in err, err
-    monkeypatch.setattr(catr.cli, "available_memory", lambda device: 2**30)
+    monkeypatch.setattr(catr.cli, "device_memory", lambda device: 2**30)
     code, _, err = run_cli(eval_captions.main, argv + ["--beam", "2000", "--batch_size", "8"])
     assert code == 2 and "GiB for the search, and cpu has 1.0 GiB free" in err, err
     assert not (tmp_path / "r.json").exists()

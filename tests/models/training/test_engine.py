@@ -1,18 +1,23 @@
 """The training loop: no device waits per step, a non-finite loss stops the run, one compiled graph."""
+import contextlib
 import functools
 
 import pytest
 import torch
 
-import models.training.engine
+import models.training.loop
 import p1_train
 from models.checkpoint import load_checkpoint
-from models.training.engine import NonFiniteLoss, evaluate, train_one_epoch
+from models.training.engine import NonFiniteLoss, Updates, classification_step, evaluate, train_one_epoch
 from models.training.optim import build_optimizer, build_scheduler
 from models.vit import build_vit
 
 FAST = ["--model", "micro", "--no_pretrained", "--device", "cpu", "--num_workers", "0", "--no_progress",
         "--optimizer", "adamw", "--lr", "3e-3", "--batch_size", "32", "--patience", "0"]
+
+
+CPU = torch.device("cpu")
+AMP = contextlib.nullcontext()  # the CPU's autocast: none
 
 
 class Flatten(torch.nn.Module):
@@ -46,7 +51,7 @@ def train(count, nan_at=None, epoch=1):
     optimizer = build_optimizer(model, "sgd", 0.1, 0.0, 0.9, torch.device("cpu"))
     scheduler = build_scheduler(optimizer, "constant", total_steps=count, warmup_steps=0)
     return model, train_one_epoch(model, Loader(batches(count, nan_at)), optimizer, scheduler,
-                                  torch.device("cpu"), progress=False, epoch=epoch)
+                                  classification_step(model, CPU, AMP), epoch=epoch)
 
 
 @pytest.mark.parametrize("count", [2, 7])
@@ -61,7 +66,7 @@ def test_the_device_is_read_once_per_pass_not_per_step(monkeypatch, count):
         monkeypatch.setattr(torch.Tensor, method, counted)
     model, result = train(count)
     train_reads = list(reads)
-    evaluate(model, Loader(batches(count)), torch.device("cpu"), progress=False)
+    evaluate(model, Loader(batches(count)), classification_step(model, CPU, AMP))
     # the totals with the first non-finite step, then their sum over processes; for 2 steps as for 7
     assert train_reads == ["tolist", "tolist"]
     assert len(reads) == 2 * len(train_reads)
@@ -76,21 +81,17 @@ def test_a_nan_loss_names_the_epoch_and_step():
 
 
 def test_a_nan_epoch_stops_the_run_and_keeps_the_last_good_checkpoints(small_data, tmp_path, run_cli, monkeypatch):
-    real, made = models.training.engine.make_loss_step, []
+    real = models.training.loop.train_one_epoch
 
-    def nan_in_epoch_two(*args, **kwargs):  # each epoch makes its step; the second one's 3rd loss is NaN
-        step, calls = real(*args, **kwargs), []
-        if not args[0].training:  # evaluation's step
-            return step
-        made.append(step)
-        epoch = len(made)
+    def nan_in_epoch_two(model, loader, optimizer, scheduler, batch_step, updates, epoch, progress):
+        calls = []
 
-        def loss_step(images, labels):
-            loss, logits = step(images, labels)
+        def step(batch):  # the second epoch's 3rd loss is NaN
+            loss, correct, items = batch_step(batch)
             calls.append(1)
-            return (loss * float("nan") if epoch == 2 and len(calls) == 3 else loss), logits
-        return loss_step
-    monkeypatch.setattr(models.training.engine, "make_loss_step", nan_in_epoch_two)
+            return (loss * float("nan") if epoch == 2 and len(calls) == 3 else loss), correct, items
+        return real(model, loader, optimizer, scheduler, step, updates, epoch, progress)
+    monkeypatch.setattr(models.training.loop, "train_one_epoch", nan_in_epoch_two)
     run = tmp_path / "run"
     code, out, err = run_cli(p1_train.main, ["--data_dir", small_data, "--output_dir", run, "--epochs", "3"] + FAST)
     assert code == 2
@@ -133,8 +134,7 @@ def _sgd_weights_after(loader_batches, grad_accum):
     scheduler = build_scheduler(optimizer, "constant", total_steps=10, warmup_steps=0)
     loader = Loader(loader_batches)
     loader.batch_size = len(loader_batches[0][1])
-    train_one_epoch(model, loader, optimizer, scheduler, torch.device("cpu"), progress=False,
-                    grad_accum=grad_accum)
+    train_one_epoch(model, loader, optimizer, scheduler, classification_step(model, CPU, AMP), Updates(grad_accum))
     return model.fc.weight.detach().clone()
 
 

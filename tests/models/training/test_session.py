@@ -3,7 +3,8 @@ import argparse
 
 import torch
 
-from models.training.session import add_loop_flags, add_runtime_flags, stop_early
+from models.training.loop import stop_early
+from models.training.session import add_loop_flags, add_runtime_flags
 
 
 def test_shared_flags_take_each_trainers_defaults():

@@ -1,14 +1,13 @@
 """Weight files and state dicts: reading, downloading and comparing them, with one-line errors.
 
-Shared by the ViT loaders (models/vit.py, models/checkpoint.py) and CATR's (catr/weights.py).
+Shared by the ViT loaders (models/vit.py, models/checkpoint.py), CATR's (catr/weights.py) and the checkpoints
+(data/checkpoints.py).
 """
 from pathlib import Path
 
 import torch
 
-from data.io import UserError
-
-SHOWN_KEYS = 3  # how many offending keys an error message names
+from .io import UserError, some_names
 
 
 def first_line(err: Exception) -> str:
@@ -44,12 +43,8 @@ def state_dict_mismatch(expected: dict, given: dict, ignore=()) -> str | None:
     unexpected = [k for k in given if k not in expected]
     reshaped = [f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
                 for k in expected if k in given and given[k].shape != expected[k].shape]
-    problems = [f"{what} ({len(keys)}): {_some(keys)}"
+    problems = [f"{what} ({len(keys)}): {some_names(keys)}"
                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
                                    ("keys with another shape", reshaped)) if keys]
     return "; ".join(problems) or None
 
-
-def _some(keys: list) -> str:
-    more = len(keys) - SHOWN_KEYS
-    return ", ".join(keys[:SHOWN_KEYS]) + (f", ... and {more} more" if more > 0 else "")
