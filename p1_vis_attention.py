@@ -37,9 +37,9 @@ from data.transforms import denormalize, eval_transform_from_config, normalizati
 from models.checkpoint import model_from_checkpoint
 from models.explain.maps import HEAD_FUSIONS, class_relevancy_maps, collect_attention, position_embedding_similarity
 from models.explain.methods import DRAWN, MAP_METHODS, MapOptions, compute_maps
-from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure, save_array
+from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure
 from models.figures.explorer import check_html_path, vit_image_entry, write_explorer
-from models.figures.plots import save_figure
+from models.figures.plots import save_array, save_figure
 from models.training.runtime import resolve_device
 from models.vit import grid_size
 

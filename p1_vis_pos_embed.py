@@ -14,9 +14,9 @@ from data.entry import run_main  # first: Ctrl-C during the slow imports below i
 from data.io import UserError
 from data.outputs import check_output_file
 from models.checkpoint import model_from_checkpoint
-from models.figures.classifier import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
+from models.figures.classifier import POS_EMBED_DPI, position_embedding_figure, save_colormap_png
 from models.explain.maps import position_embedding_similarity
-from models.figures.plots import save_figure
+from models.figures.plots import save_array, save_figure
 from models.vit import MODEL_NAMES, build_vit, check_image_size, grid_size
 
 FIGURE_FORMATS = (".png", ".pdf", ".svg")

@@ -40,9 +40,8 @@ from catr.pipeline import caption_files
 from catr.relevancy import word_relevancy
 from data.images import check_unique_stems, list_images
 from data.outputs import check_output_folder, refuse_inputs
-from models.figures.classifier import save_array
 from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
-from models.figures.plots import save_figure
+from models.figures.plots import save_array, save_figure
 from models.training.runtime import resolve_device
 
 DEFAULT_LAYER = -2

@@ -71,6 +71,10 @@ class Tokenizer:
         padding = torch.arange(ids.shape[1]) >= torch.tensor([len(c) for c in encoded])[:, None]
         return ids, padding
 
+    def split_words(self, text: str) -> list:
+        """The words of `text` as captions are split into words (`words` of its ids)."""
+        return [word for word, _, _ in self.words(self.encode(text))]
+
     def words(self, ids) -> list:
         """The words of `ids` as (word, first, end): a word and the slice of `ids` holding its pieces
         (`##` pieces join the word before them; special tokens are skipped)."""

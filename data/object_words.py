@@ -36,16 +36,9 @@ class WordTable:
         return sorted(set(self.entries.values()))
 
 
-def load_word_table(path=None, split_words=None) -> WordTable:
-    """The table in `path` (default: COCO's); `split_words` turns an entry into words as captions are
-    split (default: the captioner tokenizer's words)."""
-    if split_words is None:
-        from catr.tokenizer import load_tokenizer
-
-        tokenizer = load_tokenizer()
-
-        def split_words(name):
-            return [word for word, _, _ in tokenizer.words(tokenizer.encode(name))]
+def load_word_table(path, split_words) -> WordTable:
+    """The table in `path` (None: COCO's); `split_words(text)` turns an entry into words as captions are
+    split (the captioner tokenizer's `split_words`)."""
     path = Path(path) if path is not None else COCO_WORDS
     text = read_text(path, "word table")
     entries = {}

@@ -401,11 +401,11 @@ def given_captions(paths: dict, pending: list, captions: dict, tokenizer, image_
 def main(argv=None) -> None:
     args = parse_args(argv)
     methods = check_arguments(args)
-    table = load_word_table(args.words)
+    tokenizer = catr.load_tokenizer()
+    table = load_word_table(args.words, tokenizer.split_words)
     instances = load_instances(args.instances)
     check_table(table, instances)
     captions = caption_source(args, instances)
-    tokenizer = catr.load_tokenizer()
     if not args.generate:
         check_captions_name_objects(captions, table, tokenizer)
     paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)

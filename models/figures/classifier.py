@@ -97,12 +97,6 @@ def heads_figure(image, maps, title: str = "") -> Figure:
     return fig
 
 
-def save_array(path, array) -> None:
-    """Write `array` as a .npy file atomically (the numbers behind a figure)."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.asarray(array))
-
-
 def save_colormap_png(fig, path, dpi: int, cmap_name: str = SIMILARITY_CMAP,
                       levels: int = SIMILARITY_LEVELS) -> None:
     """Save a figure drawn only in `levels` colours of a colormap plus greys as a 256-colour PNG.

@@ -74,3 +74,9 @@ def write_report(record: dict, out_json=None, out_png=None, figure=None) -> None
         save_figure(figure(), out_png)
         print(f"wrote {out_png}")
     print(line)
+
+
+def save_array(path, array) -> None:
+    """Write `array` as a .npy file atomically (the numbers behind a figure)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.asarray(array))

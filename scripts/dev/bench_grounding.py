@@ -74,7 +74,8 @@ def grading_seconds(model, config: str, args, device) -> float:
     layers = catr.CONFIGS[config].dec_layers
     methods = [f"attention@{layer}" for layer in range(layers)] + ["relevancy", "uniform", "random"]
     tokenizer = catr.load_tokenizer()
-    grader = eval_grounding.Grader(grader_args, model, methods, load_word_table(), instances, tokenizer, device)
+    table = load_word_table(None, tokenizer.split_words)
+    grader = eval_grounding.Grader(grader_args, model, methods, table, instances, tokenizer, device)
     caption = eval_grounding.caption_ids(tokenizer.encode("a small brown dog sitting on the green grass near a fence")[1:-1])
     captions = [caption] * args.captions
     image = Image.new("RGB", (WIDTH, HEIGHT), (120, 90, 60))

@@ -8,7 +8,7 @@ from data.object_words import find_mentions, load_word_table
 
 @pytest.fixture(scope="module")
 def table():
-    return load_word_table()
+    return load_word_table(None, Tokenizer().split_words)
 
 
 def _named(table, caption):
@@ -43,7 +43,7 @@ def test_mentions(table, caption, named):
 def test_any_categories_and_comments(tmp_path):
     path = tmp_path / "shapes.txt"
     path.write_text("# synthetic shapes\ncircle: circle, circles, round thing  # a comment\nsquare: square\n\n")
-    shapes = load_word_table(path)
+    shapes = load_word_table(path, Tokenizer().split_words)
     assert shapes.categories == ["circle", "square"]
     assert _named(shapes, "A round thing, a circle and two squares") == [("circle", "thing"), ("circle", "circle")]
 
@@ -58,9 +58,9 @@ def test_not_a_table(tmp_path, text, message):
     path = tmp_path / "words.txt"
     path.write_text(text)
     with pytest.raises(UserError, match=message):
-        load_word_table(path)
+        load_word_table(path, Tokenizer().split_words)
 
 
 def test_missing_table(tmp_path):
     with pytest.raises(UserError, match="not found"):
-        load_word_table(tmp_path / "none.txt")
+        load_word_table(tmp_path / "none.txt", Tokenizer().split_words)
