@@ -14,7 +14,7 @@ import csv
 import os
 import time
 
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError, atomic_path, some_names
 import torch
 
@@ -23,9 +23,10 @@ from data.images import list_images
 from data.outputs import check_output_file
 from data.pets import class_names_or_default, label_from_name
 from data.transforms import eval_transform_from_config
-from models.checkpoint import model_from_checkpoint
 from models.attention import inference_model
+from models.checkpoint import model_from_checkpoint
 from models.training.accuracy import accuracy, confusion_matrix, per_class_accuracy
+from models.training.flags import add_batch_size_flag, add_device_flag, add_num_workers_flag, check_flags
 from models.training.loader import make_loader
 from models.training.predict import predict
 from models.figures.classifier import confusion_figure
@@ -38,11 +39,9 @@ def get_args_parser():
     parser.add_argument("--ckpt", required=True, help="checkpoint written by p1_train.py (e.g. RUN/best.pt)")
     parser.add_argument("--img_dir", required=True, help="folder of .jpg/.jpeg/.png images; any file names")
     parser.add_argument("--out_csv", required=True, help="CSV to write: header filename,label")
-    parser.add_argument("--batch_size", type=int, default=32, help="images per forward pass (default: 32)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--num_workers", type=int, default=None,
-                        help="processes decoding images in parallel, 0 to decode in the main process "
-                             "(default: min(8, CPUs) with a GPU, 0 on a CPU)")
+    add_batch_size_flag(parser, 32, "images per forward pass")
+    add_device_flag(parser)
+    add_num_workers_flag(parser)
     parser.add_argument("--skip_bad_images", action="store_true",
                         help="leave unreadable images out of the CSV with a warning instead of stopping")
     parser.add_argument("--confusion", default=None, metavar="PNG",
@@ -52,8 +51,7 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
-    if args.batch_size < 1 or (args.num_workers or 0) < 0:
-        raise UserError("--batch_size must be at least 1 and --num_workers at least 0")
+    check_flags(args, "batch_size", "num_workers")
     inputs = [args.ckpt, args.img_dir]
     out_csv = check_output_file(args.out_csv, "--out_csv", inputs)
     if args.confusion:

@@ -27,7 +27,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError, warn
 from data.images import check_unique_stems, open_rgb
 from data.flags import layer_index
@@ -40,6 +40,7 @@ from models.explain.methods import DRAWN, MAP_METHODS, MapOptions, compute_maps
 from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure
 from models.figures.explorer import check_html_path, vit_image_entry, write_explorer
 from models.figures.plots import save_array, save_figure
+from models.training.flags import add_device_flag
 from models.training.runtime import resolve_device
 from models.vit import grid_size
 
@@ -76,7 +77,7 @@ def parse_args(argv=None):
                         "predicted class of each image)")
     p.add_argument("--save_npy", action="store_true",
                    help="also write <image stem>_<method>.npy: the (g, g) map, or (heads, g, g) for heads")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_device_flag(p)
     return p.parse_args(argv)
 
 

@@ -10,7 +10,7 @@ package model by name (--model, pretrained by default) to see the embeddings bef
 import argparse
 from pathlib import Path
 
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError
 from data.outputs import check_output_file
 from models.checkpoint import model_from_checkpoint

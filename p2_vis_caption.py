@@ -25,7 +25,7 @@ finished beam is listed with its score. It is one self-contained file that opens
 import argparse
 from pathlib import Path
 
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.flags import layer_index
 from data.io import UserError
 import numpy as np

@@ -5,6 +5,7 @@ import torch
 
 from data.io import UserError, warn
 from data.weights import read_torch_file
+from models.training.flags import add_batch_size_flag, add_device_flag, check_flags
 from models.training.runtime import device_memory
 
 from .captioner import CONFIGS, build_model
@@ -32,19 +33,17 @@ def add_search_arguments(parser: argparse.ArgumentParser, batch_size: int) -> No
                         help="beam search ranks finished captions by log-probability / length ** A, the "
                              "length counting the words and the end; 0 ranks by the raw sum, larger values "
                              "favour longer captions (default: %(default)s)")
-    parser.add_argument("--batch_size", type=int, default=batch_size, metavar="B",
-                        help="images decoded together; images of the same size share a batch, others are "
-                             "decoded in groups of one size (default: %(default)s)")
+    add_batch_size_flag(parser, batch_size, "images decoded together; images of the same size share a batch, "
+                                            "others are decoded in groups of one size")
     parser.add_argument("--max_steps", type=int, default=MAX_STEPS,
                         help="at most this many tokens, 1..%(default)s (default: %(default)s)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    add_device_flag(parser)
 
 
 def check_search_arguments(args) -> None:
     if args.beam < 1:
         raise UserError(f"--beam must be at least 1, got {args.beam}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
+    check_flags(args, "batch_size")
     if not 1 <= args.max_steps <= MAX_STEPS:
         raise UserError(f"--max_steps must be in 1..{MAX_STEPS}, got {args.max_steps}")
 

@@ -18,7 +18,7 @@ import os
 import sys
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError
 import torch
 from tqdm import tqdm
@@ -34,6 +34,7 @@ from models.explain.methods import MEASURED, explanation_maps
 from models.figures.classifier import perturbation_figure
 from models.figures.plots import check_figure_path, write_report
 from models.attention import inference_model
+from models.training.flags import add_batch_size_flag, add_device_flag, check_flags
 from models.training.loader import make_loader
 from models.training.runtime import MAX_SEED, default_num_workers, resolve_device
 from models.vit import grid_size
@@ -51,14 +52,14 @@ def parse_args(argv=None):
                    help=f"the maps to measure, any of: {' '.join(MEASURED)} (default: all)")
     p.add_argument("--limit", type=int, metavar="N",
                    help="measure N images spread evenly over the folder's sorted names (default: all)")
-    p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per pass (default %(default)s)")
+    add_batch_size_flag(p, 32, "images per pass")
     p.add_argument("--fill", type=float, default=0.0, metavar="X",
                    help="value, in normalised units, that replaces removed pixels (default 0: mid-grey "
                         "for mean = std = 0.5); a finite number")
     p.add_argument("--seed", type=int, default=0, help="seed of the random maps, 0..2^32-1 (default %(default)s)")
     p.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
     p.add_argument("--out_png", metavar="FILE", help="draw both perturbation curves of every method here")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_device_flag(p)
     p.add_argument("--skip_bad_images", action="store_true",
                    help="warn about corrupt or truncated images and leave them out instead of stopping")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
@@ -71,10 +72,9 @@ def check_arguments(args) -> None:
         raise UserError(f"unknown method {unknown[0]!r}; choose from {', '.join(MEASURED)}")
     if len(set(args.methods)) != len(args.methods):
         raise UserError("a method is listed twice in --methods")
-    for flag in ("limit", "batch_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag} must be at least 1, not {value}")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, not {args.limit}")
+    check_flags(args, "batch_size")
     if not math.isfinite(args.fill):  # NaN or infinite pixels make every prediction the same: flat curves
         raise UserError(f"--fill must be a finite number, not {args.fill}")
     if not 0 <= args.seed <= MAX_SEED:

@@ -39,7 +39,7 @@ import json
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.flags import layer_index
 from data.io import UserError, warn, write_text_atomic
 import torch

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError
 from data.outputs import check_output_folder
 from data.synthetic import make_synthetic_split, write_pets_sized_jpegs

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError
 import torch
 
@@ -37,6 +37,7 @@ from catr.checkpoint import CAPTION_FORMAT, MIN_IMAGE_SIZE, config_record
 from data.coco_captions import split_paths
 from data.outputs import check_output_file
 from models.checkpoint import save_checkpoint
+from models.training.flags import add_batch_size_flag, add_device_flag, add_num_workers_flag, check_flags
 from models.training.runtime import resolve_device
 
 
@@ -52,22 +53,22 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="side of the square images in pixels, and the captioner's longer side later "
                         "(default: the configuration's)")
     p.add_argument("--steps", type=int, default=1200, help="training steps (default: %(default)s)")
-    p.add_argument("--batch_size", type=int, default=32, help="images per step (default: %(default)s)")
+    add_batch_size_flag(p, 32, "images per step")
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default: %(default)s)")
     p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same weights (default: 0)")
-    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_device_flag(p)
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
-    p.add_argument("--num_workers", type=int, default=0, help="DataLoader worker processes (default: 0)")
+    add_num_workers_flag(p, default=0)
     p.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bar")
     return p
 
 
 def check_args(args) -> None:
-    for flag in ("steps", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
+    if args.steps < 1:
+        raise UserError(f"--steps must be at least 1, not {args.steps}")
+    check_flags(args, "batch_size", "num_workers")
     if args.image_size is not None and args.image_size < MIN_IMAGE_SIZE:
         raise UserError(f"--image_size must be at least {MIN_IMAGE_SIZE}, not {args.image_size}")
     if not args.lr > 0 or args.weight_decay < 0:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError, warn, write_text_atomic
 from data.resume import IGNORED_SETTINGS, differing_settings
 from data.outputs import check_output_file

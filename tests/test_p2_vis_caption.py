@@ -95,7 +95,7 @@ def test_beam_search_in_batches_draws_the_chosen_beam(img_dir, tmp_path):
     (["--img_dir", "{images}", "--layer", "3", *TINY], "--layer 3 is out of range"),
     (["--img_dir", "{images}", "--max_steps", "0", *TINY], "--max_steps must be in 1..127"),
     (["--img_dir", "{images}", "--beam", "0", *TINY], "--beam must be at least 1, got 0"),
-    (["--img_dir", "{images}", "--batch_size", "0", *TINY], "--batch_size must be at least 1, got 0"),
+    (["--img_dir", "{images}", "--batch_size", "0", *TINY], "--batch_size must be at least 1, not 0"),
     (["--img_dir", "{images}", "--weights", "{images}/notes.txt", "--config", "tiny"], "is not a CATR checkpoint"),
     (["--images", "{images}/wide.jpg", "{tmp}/wide.png", *TINY], "are both named 'wide'"),
     (["--images", "{images}/notes.txt", *TINY], "1 of 1 images could not be read"),

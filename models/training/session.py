@@ -13,6 +13,7 @@ from data.io import UserError
 from data.resume import resumed_settings
 from data.run_files import check_new_run_folder, locked_run_folder, read_config, remove_stale_temporaries
 from .distributed import global_rank, init_distributed
+from .flags import add_batch_size_flag, add_device_flag, add_num_workers_flag
 from .optim import SCHEDULES
 from .runtime import PRECISIONS, default_num_workers, resolve_device, training_precision
 from .settings import check_required, check_resumed_checkpoint, flag_name
@@ -123,8 +124,7 @@ def add_loop_flags(group, epochs: int, batch_size: int, items: str, schedule: st
     """The epoch loop's flags, with this trainer's defaults; `items` says what a batch holds."""
     group.add_argument("--epochs", type=int, default=epochs,
                        help="(default: %(default)s); with --resume, a number larger than the run's extends it")
-    group.add_argument("--batch_size", type=int, default=batch_size,
-                       help=f"{items} per step per process (default: %(default)s)")
+    add_batch_size_flag(group, batch_size, f"{items} per step per process")
     group.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
     group.add_argument("--schedule", choices=SCHEDULES, default=schedule, help="lr after warm-up (default: %(default)s)")
     group.add_argument("--warmup_epochs", type=float, default=warmup_epochs,
@@ -137,12 +137,10 @@ def add_loop_flags(group, epochs: int, batch_size: int, items: str, schedule: st
 def add_runtime_flags(group) -> None:
     """Seed, device, precision, workers, resume and progress bars, as every trainer takes them."""
     group.add_argument("--seed", type=int, default=0, help="same seed, same run; 0..2^32-1 (default: 0)")
-    group.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
+    add_device_flag(group)
     group.add_argument("--precision", choices=PRECISIONS, default="bf16",
                        help="bf16 autocast on CUDA (default); the CPU always runs fp32")
-    group.add_argument("--num_workers", type=int, default=None,
-                       help="DataLoader worker processes (default: on a GPU the CPUs available to this process "
-                            "divided by the processes per node, at most 8; on the CPU 0)")
+    add_num_workers_flag(group)
     group.add_argument("--resume", action="store_true",
                        help="continue the run in --output_dir from its last.pt, with the settings of its config.json")
     group.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")

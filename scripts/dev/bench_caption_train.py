@@ -21,7 +21,7 @@ import sys
 from dataclasses import replace
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 import torch
 
 from benchlib import record_header, time_alternating

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 
 from data.io import UserError
 from benchlib import machine_line, markdown_table, targets_table

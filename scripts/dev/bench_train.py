@@ -11,7 +11,7 @@ import argparse
 import sys
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 
 from benchlib import add_common_arguments, print_report, run_benchmark
 from models.training.optim import OPTIMIZERS

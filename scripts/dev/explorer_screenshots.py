@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError, atomic_path, make_folder
 from PIL import Image
 

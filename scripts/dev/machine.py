@@ -12,7 +12,7 @@ import shutil
 import subprocess
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 import torch
 
 GIB = 2**30

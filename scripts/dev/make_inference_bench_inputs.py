@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 from data.io import UserError
 import torch
 from data.synthetic import write_pets_sized_jpegs

@@ -6,7 +6,7 @@ attention kernel alone. Explains the ratio bench_infer.py measures on a CPU.
 import argparse
 
 import _repo  # noqa: F401  (the repository on sys.path)
-from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
+from data.entry import run_main
 import torch
 import torch.nn.functional as F
 from models.attention import set_attention
