@@ -71,10 +71,6 @@ def texture_fill(texture: str, size: int, colour: np.ndarray, rng: random.Random
     return fill
 
 
-def draw_example(label: int, size: int, rng: random.Random) -> Image.Image:
-    return draw_example_with_mask(label, size, rng)[0]
-
-
 def background_colour(rng: random.Random) -> np.ndarray:
     """A random RGB colour (0-255) of low saturation, so that the shapes' colours stand out."""
     return np.array(colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.0, 0.25), rng.uniform(0.3, 0.9))) * 255

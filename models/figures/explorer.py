@@ -64,15 +64,6 @@ def quantize_maps(maps) -> dict:
             "lo": _b64(lo.squeeze(1).numpy()), "hi": _b64(hi.squeeze(1).numpy())}
 
 
-def dequantize_maps(entry: dict) -> np.ndarray:
-    """The float32 maps an entry of `quantize_maps` stands for, as the page reads them."""
-    shape = entry["shape"]
-    codes = np.frombuffer(base64.b64decode(entry["codes"]), np.uint8).reshape(-1, shape[-2] * shape[-1])
-    lo = np.frombuffer(base64.b64decode(entry["lo"]), "<f4")[:, None]
-    hi = np.frombuffer(base64.b64decode(entry["hi"]), "<f4")[:, None]
-    return (lo + codes.astype(np.float32) * ((hi - lo) / LEVELS)).reshape(shape)
-
-
 def colour_table(cmap: str) -> np.ndarray:
     """(256, 3) uint8: the colormap's colour for each code, as matplotlib draws it."""
     return matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, LEVELS + 1), bytes=True)[:, :3]

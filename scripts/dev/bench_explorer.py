@@ -31,8 +31,8 @@ from PIL import Image
 import p1_vis_attention
 import p2_vis_caption
 from benchlib import device_name, random_model
+from browser import INSTALL_HINT, browser_available, launch_chromium
 from models.checkpoint import model_config, save_checkpoint
-from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium
 from models.vit import MODEL_NAMES, check_image_size, check_model_name
 
 # Dispatch a mousemove at (x, y) of an element, then wait for the next animation frame: the page

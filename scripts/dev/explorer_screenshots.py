@@ -15,7 +15,7 @@ from data.entry import run_main
 from data.io import UserError, atomic_path, make_folder
 from PIL import Image
 
-from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium, point_in_cell
+from browser import INSTALL_HINT, browser_available, launch_chromium, point_in_cell
 
 
 def parse_args(argv=None):

@@ -1,5 +1,4 @@
 """data/masks.py and the synthetic set's masks: trimaps, binary and colour masks, one-line errors."""
-import random
 
 import numpy as np
 import pytest
@@ -7,7 +6,7 @@ from PIL import Image
 
 from data.io import UserError
 from data.masks import mask_paths, object_mask, read_mask, read_masks
-from data.synthetic import draw_example, draw_example_with_mask, make_synthetic_split
+from data.synthetic import make_synthetic_split
 from tests.support import huge_png
 
 
@@ -45,8 +44,6 @@ def test_synthetic_masks_line_up_with_the_shapes(tmp_path):
         assert mask.shape == saturation.shape and 0 < mask.mean() < 0.7
         # the shapes are saturated colours (>= 0.7), the backgrounds greyish (<= 0.25) with noise
         assert np.median(saturation[mask]) > 0.55 and np.median(saturation[~mask]) < 0.35, path.name
-    image, mask = draw_example_with_mask(5, 32, random.Random(0))
-    assert image.tobytes() == draw_example(5, 32, random.Random(0)).tobytes()
 
 
 def test_item_05_grey_alpha_masks_are_read_by_their_grey_values(tmp_path):

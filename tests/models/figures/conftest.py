@@ -1,7 +1,7 @@
 """One headless Chromium for the whole session; without Chromium or Playwright its tests are skipped."""
 import pytest
 
-from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium
+from browser import INSTALL_HINT, browser_available, launch_chromium
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import torch
 import p1_vis_attention
 import p2_vis_caption
 from data.io import UserError
-from models.figures.explorer import (HEAD_ROWS_BUDGET, caption_image_entry, check_html_path, colour_codes,
-                                     dequantize_maps, explorer_html, quantize_maps, vit_image_entry)
+from models.figures.explorer import (HEAD_ROWS_BUDGET, LEVELS, caption_image_entry, check_html_path, colour_codes,
+                                     explorer_html, quantize_maps, vit_image_entry)
 
 PAGE_LIMIT = 20_000_000  # bytes
 
@@ -19,6 +19,15 @@ PAGE_LIMIT = 20_000_000  # bytes
 def page_data(page: str) -> dict:
     text = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S).group(1)
     return json.loads(text)
+
+
+def dequantize_maps(entry: dict) -> np.ndarray:
+    """The float32 maps an entry of `quantize_maps` stands for, as the page reads them."""
+    shape = entry["shape"]
+    codes = np.frombuffer(base64.b64decode(entry["codes"]), np.uint8).reshape(-1, shape[-2] * shape[-1])
+    lo = np.frombuffer(base64.b64decode(entry["lo"]), "<f4")[:, None]
+    hi = np.frombuffer(base64.b64decode(entry["hi"]), "<f4")[:, None]
+    return (lo + codes.astype(np.float32) * ((hi - lo) / LEVELS)).reshape(shape)
 
 
 def random_attention(heads, tokens, seed=0):

@@ -14,7 +14,7 @@ import p2_vis_caption
 from data.images import open_rgb
 from data.transforms import denormalize, eval_transform_from_config
 from models.checkpoint import model_from_checkpoint
-from models.figures.browser import cell_colours, point_in_cell
+from browser import cell_colours, point_in_cell
 from models.figures.explorer import (MAP_CMAP, SIMILARITY_CMAP, colour_codes, colour_table, vit_image_entry,
                                      write_explorer)
 from models.explain.maps import attention_rollout, collect_attention, position_embedding_similarity, relevancy_maps

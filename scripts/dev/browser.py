@@ -1,4 +1,5 @@
-"""Headless Chromium for the HTML pages: the tests, the benchmark and the screenshots drive it.
+"""Headless Chromium for the HTML pages: the page tests, bench_explorer.py and explorer_screenshots.py
+drive it.
 
 Playwright for Python drives the system's Chromium (Debian's `chromium` package): Playwright's own
 browser download needs the network. The flags keep the browser from reaching the network by itself
