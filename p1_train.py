@@ -4,17 +4,17 @@
     torchrun --nproc_per_node 4 p1_train.py --data_dir p1_data --output_dir runs/l16_ddp
 
 Writes RUN/config.json, RUN/metrics.csv (one row per epoch), RUN/best.pt (the weights, on each
-improvement of the validation accuracy) and RUN/last.pt (weights and optimizer state, every epoch;
-`--resume` continues from it). RUN/train.lock keeps a second training out of RUN while this one runs.
+improvement of the validation accuracy), RUN/last.pt (weights and optimizer state, every epoch;
+`--resume` continues from it) and, with --save_every N, RUN/epoch_NNN.pt every N epochs; RUN/train.lock
+keeps a second training out of RUN while this one runs.
 
     python p1_train.py --output_dir runs/l16_sgd --resume                  # after a crash or Ctrl-C
     python p1_train.py --output_dir runs/l16_sgd --resume --epochs 20      # train a finished run on
 
 A resumed run takes every setting from RUN/config.json. It accepts again only the flags that do not
 change what the model learns (--num_workers, --cache_images, --device, --no_progress, --compile,
---attention, --grad_checkpointing, and --data_dir when the data has moved) and the two that say how
-long it trains: a larger --epochs and a new --patience. Any other flag with a new value is refused.
-The flags, RUN/config.json and RUN/last.pt's config obey the same rules (models/settings.py).
+--attention, --grad_checkpointing, --save_every, and --data_dir when the data has moved), a larger
+--epochs and a new --patience; the flags, config.json and last.pt's config obey the same rules.
 """
 import argparse
 from pathlib import Path
@@ -95,9 +95,8 @@ def resolve_args(argv=None) -> argparse.Namespace:
 def warn_classes_without_images(labels, class_names, num_classes: int) -> None:
     missing = sorted(set(range(num_classes)) - set(labels))
     if missing:
-        named = some_names([f"{k} ({class_names[k]})" for k in missing], SHOWN_CLASSES)
-        warn(f"{len(missing)} of {num_classes} classes have no training image: {named}; "
-             "the model cannot learn them")
+        warn(f"{len(missing)} of {num_classes} classes have no training image: "
+             f"{some_names([f'{k} ({class_names[k]})' for k in missing], SHOWN_CLASSES)}; the model cannot learn them")
 
 
 def make_config(args) -> dict:
@@ -114,18 +113,15 @@ def main(argv=None):
 def make_task(args, run) -> Task:
     """The ViT, its image folders and its classification steps, for models.training.loop.fit."""
     config = dict(vars(args))
-    # Workers return uint8 images; the engine converts and normalises them on the device. The images
-    # are checked before the model exists, so this process's share of the CPUs is idle for it.
-    data_dir, check_threads = Path(args.data_dir), cpu_share()
-    train_set, val_set = (ImageFolder(data_dir / split, transform, num_classes=args.num_classes,
+    # uint8 images, normalised on the device; checked before the model exists, on this process's idle CPUs
+    transforms = {"train": train_transform(args.image_size, augment=args.augment, to_float=False),
+                  "val": eval_transform(args.image_size, to_float=False)}
+    train_set, val_set = (ImageFolder(Path(args.data_dir) / split, transform, num_classes=args.num_classes,
                                       skip_bad_images=args.skip_bad_images, progress=run.progress,
-                                      cache_images=args.cache_images, check_threads=check_threads)
-                          for split, transform in (("train", train_transform(args.image_size, augment=args.augment,
-                                                                             to_float=False)),
-                                                   ("val", eval_transform(args.image_size, to_float=False))))
+                                      cache_images=args.cache_images, check_threads=cpu_share())
+                          for split, transform in transforms.items())
     if run.is_main:
         warn_classes_without_images(train_set.labels, config["class_names"], args.num_classes)
-
     torch.manual_seed(args.seed)
     fresh = run.resumed is None  # a resumed run takes its weights from last.pt, not from the pretrained ones
     with main_process_first():
@@ -151,14 +147,13 @@ def make_task(args, run) -> Task:
                 f"{' *' if improved else ''} | {row['seconds']:.0f}s, "
                 f"{len(train_set) / train_seconds:.1f} train images/s")
 
-    # Every crop is seeded by (seed, epoch, index): a resumed run draws the same crops as an
-    # uninterrupted one, whatever the workers.
     return Task(model, train_set, val_set, config, CHECKPOINT_FORMAT, train_step,
                 val_step=lambda plain, amp: classification_step(plain, run.device, amp),
                 score=lambda row: row["val_acc"], criterion="val acc", shown=lambda acc: f"{acc:.2f}%",
-                name=f"{args.model} at {args.image_size}px", describe=f"{len(train_set)} train, {len(val_set)} val images",
-                epoch_line=epoch_line, best_key="best_acc", sampler=SeededSampler,
-                optimizer=args.optimizer, momentum=args.momentum)
+                name=f"{args.model} at {args.image_size}px",
+                describe=f"{len(train_set)} train, {len(val_set)} val images",
+                epoch_line=epoch_line, best_key="best_acc", optimizer=args.optimizer, momentum=args.momentum,
+                sampler=SeededSampler)  # crops seeded by (seed, epoch, index): a resume draws the same
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ class BackboneFeatures(Dataset):
 
     def __init__(self, pairs: CaptionPairs, model, device, batch_size: int = 32, progress: bool = False):
         self.pairs = pairs
+        model.eval()
         self.features = [None] * len(pairs.split.paths)
         pending = {}  # image shape -> (index, image) pairs waiting for a full batch of that shape
         with torch.no_grad():

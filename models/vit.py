@@ -62,7 +62,9 @@ def image_size_problem(name: str, image_size: int) -> str | None:
     """What a side that is not a positive multiple of `name`'s patch size must be (the patch grid
     would drop pixels), or None."""
     patch = patch_size(name)
-    return None if image_size > 0 and image_size % patch == 0 else f"must be a positive multiple of {name}'s patch size {patch}"
+    if image_size > 0 and image_size % patch == 0:
+        return None
+    return f"must be a positive multiple of {name}'s patch size {patch}"
 
 
 def check_image_size(name: str, image_size: int | None) -> int:

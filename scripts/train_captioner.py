@@ -16,16 +16,15 @@ from the first 64 training images (random weights would otherwise leave its feat
 
 Writes RUN/config.json (the settings and the CATR configuration), RUN/metrics.csv (per epoch: train
 and val loss and next-token accuracy, val BLEU-4 and CIDEr-D of greedy captions), RUN/best.pt (on
-each better val CIDEr-D, or lower val loss with --score_images 0) and RUN/last.pt (with the optimizer
-state, every epoch). The checkpoints load in p2_vis_caption.py and scripts/eval_captions.py with
---weights. RUN/train.lock keeps a second training out while this one runs; --resume continues from
-last.pt with the settings of config.json, accepting again only the flags that do not change what the
-model learns (--data_dir, --num_workers, --device, --no_progress), a larger --epochs and a new
---patience.
+each better val CIDEr-D, or lower val loss with --score_images 0), RUN/last.pt (with the optimizer
+state, every epoch) and, with --save_every N, RUN/epoch_NNN.pt; they load in p2_vis_caption.py and
+scripts/eval_captions.py with --weights. RUN/train.lock keeps a second training out; --resume goes on
+from last.pt with config.json's settings, accepting again only the flags that do not change what the
+model learns (--data_dir, --num_workers, --device, --no_progress, --save_every), a larger --epochs
+and a new --patience.
 """
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main
@@ -143,7 +142,7 @@ def make_task(args, run) -> Task:
     model.to(run.device)
 
     encode = load_tokenizer().encode
-    splits = [read_caption_split(*split_paths(Path(args.data_dir), "captions", name), encode, MAX_STEPS)
+    splits = [read_caption_split(*split_paths(args.data_dir, "captions", name), encode, MAX_STEPS)
               for name in (args.train_split, args.val_split)]
     train_pairs, val_pairs = (CaptionPairs(split, model.image_size) for split in splits)
     if run.resumed is None and args.no_pretrained:
@@ -153,18 +152,13 @@ def make_task(args, run) -> Task:
     output_ids = open_output_ids(model)
     if output_ids is not None:
         check_open_targets(train_pairs, output_ids)
-    train_set, val_set = train_pairs, val_pairs
-    if args.cache_features:
-        model.eval()
-        train_set, val_set = (BackboneFeatures(pairs, model, run.device, progress=run.progress)
-                              for pairs in (train_pairs, val_pairs))
+    train_set, val_set = (BackboneFeatures(pairs, model, run.device, progress=run.progress) if args.cache_features
+                          else pairs for pairs in (train_pairs, val_pairs))
 
     scored = args.score_images != 0
     score_count = len(val_pairs.split.image_ids) if args.score_images is None else args.score_images
 
     def extra_metrics(plain_model):
-        if not scored:
-            return {"val_bleu4": None, "val_cider": None}
         return validation_scores(plain_model, val_pairs, score_count, run.rank, run.world_size, run.device,
                                  max_steps=args.max_steps, progress=run.progress)[0]
 
@@ -186,7 +180,8 @@ def make_task(args, run) -> Task:
         name=f"CATR {args.config} at {model.image_size}px",
         describe=(f"{len(train_pairs.split.image_ids)} train images ({len(train_pairs)} captions), "
                   f"{len(val_pairs.split.image_ids)} val images, {trainable / 1e6:.2f}M trained parameters"),
-        epoch_line=epoch_line, columns=COLUMNS, extra_metrics=extra_metrics, collate_fn=collate_captions,
+        epoch_line=epoch_line, columns=COLUMNS, collate_fn=collate_captions,
+        extra_metrics=extra_metrics if scored else lambda plain_model: {"val_bleu4": None, "val_cider": None},
         param_groups=parameter_groups(model, args.lr, args.lr_backbone))
 
 

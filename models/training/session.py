@@ -126,7 +126,8 @@ def add_loop_flags(group, epochs: int, batch_size: int, items: str, schedule: st
                        help="(default: %(default)s); with --resume, a number larger than the run's extends it")
     add_batch_size_flag(group, batch_size, f"{items} per step per process")
     group.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step (default: 1)")
-    group.add_argument("--schedule", choices=SCHEDULES, default=schedule, help="lr after warm-up (default: %(default)s)")
+    group.add_argument("--schedule", choices=SCHEDULES, default=schedule,
+                       help="lr after warm-up (default: %(default)s)")
     group.add_argument("--warmup_epochs", type=float, default=warmup_epochs,
                        help="linear lr warm-up length (default: %(default)s)")
     group.add_argument("--save_every", type=int, default=0, metavar="N",
