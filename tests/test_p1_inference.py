@@ -242,8 +242,8 @@ def test_any_name_is_predicted_even_with_a_unicode_digit(micro, tmp_path, capsys
     assert "accuracy" not in out  # not every name carries a label
 
 
-def test_item_06_a_name_that_is_not_utf8_is_refused_before_any_work(micro, tmp_path, capsys, monkeypatch):
-    """Item 6: a file named b'\\xffd.jpg' crashed with UnicodeEncodeError after predicting, leaving no CSV."""
+def test_a_name_that_is_not_utf8_is_refused_before_any_work(micro, tmp_path, capsys, monkeypatch):
+    """A file named b'\\xffd.jpg' crashed with UnicodeEncodeError after predicting, leaving no CSV."""
     folder = tmp_path / "imgs"
     folder.mkdir()
     random_image(np.random.default_rng(1)).save(folder / "0_1.png")

@@ -219,8 +219,8 @@ CONFIG_EDITS = {  # field: (hand-edited value, what the one line says of it); No
 
 
 @pytest.mark.parametrize("field", CONFIG_EDITS)
-def test_item_08_a_hand_edited_config_json_is_one_line_naming_the_field(fresh_run, run_cli, field):
-    """Item 8: 13 of 25 hand edits of config.json gave tracebacks on --resume and 4 invalid values passed
+def test_a_hand_edited_config_json_is_one_line_naming_the_field(fresh_run, run_cli, field):
+    """13 of 25 hand edits of config.json gave tracebacks on --resume and 4 invalid values passed
     silently; config.json is checked by the rules of the flags, before anything is written."""
     run, settings = fresh_run
     value, says = CONFIG_EDITS[field]
@@ -242,8 +242,8 @@ def test_the_unedited_config_json_passes_the_same_rules(fresh_run):
     assert vars(p1_train.resolve_args(["--output_dir", str(run), "--resume"])) == {**settings, "resume": True}
 
 
-def test_item_08_another_models_last_pt_on_resume_is_one_line(fresh_run, run_cli, tmp_path):
-    """Item 8: another model's last.pt in the run folder gave a size-mismatch traceback on --resume; so
+def test_another_models_last_pt_on_resume_is_one_line(fresh_run, run_cli, tmp_path):
+    """Another model's last.pt in the run folder gave a size-mismatch traceback on --resume; so
     did weights of another size under this run's config, and a best.pt copied to last.pt lacked the state."""
     run, settings = fresh_run
     state = dict(epoch=1, best_acc=10.0, best_epoch=1, history=[], optimizer={}, scheduler={})

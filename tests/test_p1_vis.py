@@ -244,8 +244,8 @@ def test_scripts_report_errors_as_one_line(ckpt, tmp_path):
         assert len(lines) == 1 and lines[0].startswith("error: "), stderr
 
 
-def test_item_01_a_figure_never_replaces_an_input_image(ckpt, tmp_path, monkeypatch):
-    """Item 1: with --out_dir the images' folder, a.png's figure a_last.png would replace the input
+def test_a_figure_never_replaces_an_input_image(ckpt, tmp_path, monkeypatch):
+    """With --out_dir the images' folder, a.png's figure a_last.png would replace the input
     image a_last.png; refused before the model loads."""
     folder = tmp_path / "imgs"
     folder.mkdir()

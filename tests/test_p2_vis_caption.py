@@ -162,8 +162,8 @@ def test_grader_script_passes_p2_weights_on_through_a_link(img_dir, tmp_path):
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {img_dir / 'notes.txt'} is not a CATR checkpoint")
 
 
-def test_item_01_out_dir_that_holds_the_inputs_never_overwrites_them(tmp_path, monkeypatch):
-    """Item 1: --out_dir the images' folder would replace a.png by its figure: refused, one line, exit 2."""
+def test_out_dir_that_holds_the_inputs_never_overwrites_them(tmp_path, monkeypatch):
+    """--out_dir the images' folder would replace a.png by its figure: refused, one line, exit 2."""
     Image.new("RGB", (40, 30), "red").save(tmp_path / "a.png")
     before = (tmp_path / "a.png").read_bytes()
     monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
@@ -172,16 +172,16 @@ def test_item_01_out_dir_that_holds_the_inputs_never_overwrites_them(tmp_path, m
     assert (tmp_path / "a.png").read_bytes() == before
 
 
-def test_item_10_out_dir_that_is_a_file_is_refused_before_the_model_loads(img_dir, tmp_path, monkeypatch):
-    """Item 10: an --out_dir that is a file is found before any captioning, not after the first batch."""
+def test_out_dir_that_is_a_file_is_refused_before_the_model_loads(img_dir, tmp_path, monkeypatch):
+    """An --out_dir that is a file is found before any captioning, not after the first batch."""
     (tmp_path / "file").write_text("x")
     monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
     with pytest.raises(UserError, match="is a file, not a folder"):
         p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path / "file"), *TINY])
 
 
-def test_item_02_a_thin_image_keeps_a_pixel_and_its_figure_stays_small(tmp_path):
-    """Item 2: a 4000x10 image became 299x0 (captioning crashed); a 50x4000 one made a figure of
+def test_a_thin_image_keeps_a_pixel_and_its_figure_stays_small(tmp_path):
+    """A 4000x10 image became 299x0 (captioning crashed); a 50x4000 one made a figure of
     1817x36032 px. Each side keeps at least 1 px, and the panel aspect is capped."""
     assert catr.resize_longer_side(Image.new("RGB", (4000, 10))).size == (299, 1)
     assert catr.resize_longer_side(Image.new("RGB", (10, 4000))).size == (1, 299)
@@ -194,8 +194,8 @@ def test_item_02_a_thin_image_keeps_a_pixel_and_its_figure_stays_small(tmp_path)
         assert max(width, height) < 4000, (name, width, height)
 
 
-def test_item_09_beam_wider_than_the_vocabulary_is_refused(img_dir, tmp_path, monkeypatch):
-    """Item 9: --beam has an upper bound, the vocabulary, checked before the search runs."""
+def test_beam_wider_than_the_vocabulary_is_refused(img_dir, tmp_path, monkeypatch):
+    """--beam has an upper bound, the vocabulary, checked before the search runs."""
     monkeypatch.setattr(p2_vis_caption, "caption_files", lambda *a, **k: pytest.fail("the search ran"))
     with pytest.raises(UserError, match="wider than the vocabulary"):
         p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path), "--beam", "40000", *TINY])

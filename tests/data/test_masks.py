@@ -46,8 +46,8 @@ def test_synthetic_masks_line_up_with_the_shapes(tmp_path):
         assert np.median(saturation[mask]) > 0.55 and np.median(saturation[~mask]) < 0.35, path.name
 
 
-def test_item_05_grey_alpha_masks_are_read_by_their_grey_values(tmp_path):
-    """Item 5: an LA mask (grey + alpha) counted every opaque pixel as object."""
+def test_grey_alpha_masks_are_read_by_their_grey_values(tmp_path):
+    """An LA mask (grey + alpha) counted every opaque pixel as object."""
     grey = np.array([[0, 255], [0, 0]], dtype=np.uint8)
     la = Image.merge("LA", (Image.fromarray(grey), Image.new("L", (2, 2), 255)))
     la.save(tmp_path / "la.png")
@@ -56,8 +56,8 @@ def test_item_05_grey_alpha_masks_are_read_by_their_grey_values(tmp_path):
     assert object_mask(np.asarray(palette))[0].tolist() == [False, True]
 
 
-def test_item_05_a_mask_is_turned_upright_by_its_exif_orientation(tmp_path):
-    """Item 5: masks follow their EXIF orientation as images do (6: turned 90 degrees clockwise to show)."""
+def test_a_mask_is_turned_upright_by_its_exif_orientation(tmp_path):
+    """Masks follow their EXIF orientation as images do (6: turned 90 degrees clockwise to show)."""
     stored = np.zeros((2, 3), dtype=np.uint8)
     stored[0, 0] = 255  # top left as stored
     exif = Image.Exif()
@@ -67,8 +67,8 @@ def test_item_05_a_mask_is_turned_upright_by_its_exif_orientation(tmp_path):
     assert mask.shape == (3, 2) and mask[0, 1] and mask.sum() == 1  # top right once upright
 
 
-def test_item_05_masks_of_another_size_or_without_object_are_left_out_with_a_warning(tmp_path, capsys):
-    """Item 5: a mask whose size is not its image's, or that holds no object, is warned about and left out."""
+def test_masks_of_another_size_or_without_object_are_left_out_with_a_warning(tmp_path, capsys):
+    """A mask whose size is not its image's, or that holds no object, is warned about and left out."""
     images, masks = tmp_path / "images", tmp_path / "masks"
     images.mkdir()
     masks.mkdir()

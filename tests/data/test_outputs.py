@@ -7,8 +7,8 @@ from data.io import UserError
 from data.outputs import check_output_file, check_output_folder, refuse_inputs
 
 
-def test_item_10_output_file_refused_when_a_folder_or_under_a_file(tmp_path):
-    """Item 10: a file output that is a folder, or whose parent is a file, is one line before any work."""
+def test_output_file_refused_when_a_folder_or_under_a_file(tmp_path):
+    """A file output that is a folder, or whose parent is a file, is one line before any work."""
     (tmp_path / "plain").write_text("x")
     with pytest.raises(UserError, match="is a folder; give a file name"):
         check_output_file(tmp_path, "--out_json")
@@ -17,8 +17,8 @@ def test_item_10_output_file_refused_when_a_folder_or_under_a_file(tmp_path):
     assert check_output_file(tmp_path / "new" / "r.json", "--out_json") == tmp_path / "new" / "r.json"
 
 
-def test_item_10_output_folder_refused_when_a_file(tmp_path):
-    """Item 10: a folder output that is a file, or lies under one, is one line."""
+def test_output_folder_refused_when_a_file(tmp_path):
+    """A folder output that is a file, or lies under one, is one line."""
     (tmp_path / "plain").write_text("x")
     with pytest.raises(UserError, match="is a file, not a folder"):
         check_output_folder(tmp_path / "plain", "--out_dir")
@@ -27,8 +27,8 @@ def test_item_10_output_folder_refused_when_a_file(tmp_path):
     check_output_folder(tmp_path / "new" / "sub", "--out_dir")
 
 
-def test_item_01_an_output_that_is_an_input_is_refused_under_any_name(tmp_path):
-    """Item 1: an output naming an input file (directly, through a link, or in an input folder) is refused."""
+def test_an_output_that_is_an_input_is_refused_under_any_name(tmp_path):
+    """An output naming an input file (directly, through a link, or in an input folder) is refused."""
     image = tmp_path / "a.png"
     image.write_bytes(b"png")
     os.symlink(image, tmp_path / "link.png")

@@ -24,8 +24,8 @@ def test_host_copy_is_a_snapshot_on_the_cpu():
     ("class_names", ["cat"], "config 'class_names' must be a list of 37 names"),
     ("image_size", 30, "config 'image_size' must be a positive multiple of micro's patch size 8, not 30"),
 ])
-def test_item_08_a_hand_edited_checkpoint_config_is_one_line_naming_the_field(ckpt, tmp_path, field, value, message):
-    """Item 8: checkpoints edited by hand (image_size "32", num_classes "37", std [0,0,0], model null)
+def test_a_hand_edited_checkpoint_config_is_one_line_naming_the_field(ckpt, tmp_path, field, value, message):
+    """Checkpoints edited by hand (image_size "32", num_classes "37", std [0,0,0], model null)
     crashed eval_explanations.py; the config is checked by the rules of p1_train.py's flags."""
     checkpoint = torch.load(ckpt, weights_only=True)
     checkpoint["config"][field] = value
@@ -35,8 +35,8 @@ def test_item_08_a_hand_edited_checkpoint_config_is_one_line_naming_the_field(ck
     assert str(refused.value).startswith(f"{tmp_path / 'edited.pt'}: {message}")
 
 
-def test_item_08_a_checkpoint_config_without_a_field_or_image_size_is_read_as_before(ckpt, tmp_path):
-    """Item 8: a missing required field is named; a null image size means the model's native one."""
+def test_a_checkpoint_config_without_a_field_or_image_size_is_read_as_before(ckpt, tmp_path):
+    """A missing required field is named; a null image size means the model's native one."""
     checkpoint = torch.load(ckpt, weights_only=True)
     del checkpoint["config"]["num_classes"]
     torch.save(checkpoint, tmp_path / "short.pt")

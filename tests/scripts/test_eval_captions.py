@@ -208,8 +208,8 @@ def caption_argv(annotations, folder, out, *more):
     return ["--annotations", annotations, "--img_dir", folder, "--out_results", out, *TINY, *more]
 
 
-def test_item_02_a_very_thin_image_is_captioned_with_the_rest_of_its_batch(tmp_path, run_cli):
-    """Item 2: a 4000x10 image became 299x0 and crashed its batch (and every rerun); now both are captioned."""
+def test_a_very_thin_image_is_captioned_with_the_rest_of_its_batch(tmp_path, run_cli):
+    """A 4000x10 image became 299x0 and crashed its batch (and every rerun); now both are captioned."""
     annotations, folder = make_coco(tmp_path, {1: (4000, 10, "thin.png"), 2: (64, 48, "plain.jpg")})
     out = tmp_path / "r.json"
     code, stdout, err = run_cli(eval_captions.main, caption_argv(annotations, folder, out, "--batch_size", "2"))
@@ -222,23 +222,23 @@ def test_item_02_a_very_thin_image_is_captioned_with_the_rest_of_its_batch(tmp_p
     ([], "no 'images' entry has the id of a captioned image"),
     ([{"id": 99, "file_name": "a.jpg"}], "no 'images' entry has the id of a captioned image"),
 ])
-def test_item_07_no_image_entry_for_the_captions_is_one_line(tmp_path, run_cli, entries, message):
-    """Item 7: `"images": []` or ids that match no caption gave StopIteration."""
+def test_no_image_entry_for_the_captions_is_one_line(tmp_path, run_cli, entries, message):
+    """`"images": []` or ids that match no caption gave StopIteration."""
     annotations, folder = make_coco(tmp_path, {1: (32, 32, "a.jpg")}, entries=entries)
     code, _, err = run_cli(eval_captions.main, caption_argv(annotations, folder, tmp_path / "r.json"))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_item_07_references_that_tokenise_to_nothing_are_one_line(tmp_path, run_cli):
-    """Item 7: references of punctuation only made pycocoevalcap's CIDEr raise ValueError."""
+def test_references_that_tokenise_to_nothing_are_one_line(tmp_path, run_cli):
+    """References of punctuation only made pycocoevalcap's CIDEr raise ValueError."""
     annotations, _ = make_coco(tmp_path, {1: (32, 32, "a.jpg")}, references={1: ["...", "!!"]})
     results = write_results(tmp_path / "r.json", {1: "a cat"})
     code, _, err = run_cli(eval_captions.main, ["--annotations", annotations, "--results", results])
     assert code == 2 and "tokenise to nothing" in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_item_09_beam_wider_than_the_vocabulary_or_the_memory_is_refused(coco, tmp_path, run_cli, monkeypatch):
-    """Item 9: --beam 40000 ran until the kernel killed it; it is wider than the 30522 words. A beam and
+def test_beam_wider_than_the_vocabulary_or_the_memory_is_refused(coco, tmp_path, run_cli, monkeypatch):
+    """--beam 40000 ran until the kernel killed it; it is wider than the 30522 words. A beam and
     batch whose search needs more memory than is free are refused with the size."""
     argv = caption_argv(coco / "captions.json", coco / "val2017", tmp_path / "r.json")
     monkeypatch.setattr(catr.pipeline, "generate", lambda *a, **k: pytest.fail("the search ran"))
@@ -250,8 +250,8 @@ def test_item_09_beam_wider_than_the_vocabulary_or_the_memory_is_refused(coco, t
     assert not (tmp_path / "r.json").exists()
 
 
-def test_item_10_out_results_under_a_file_is_refused_before_any_work(coco, tmp_path, run_cli, monkeypatch):
-    """Item 10: --out_results under a file, or onto the annotations, is one line before captioning."""
+def test_out_results_under_a_file_is_refused_before_any_work(coco, tmp_path, run_cli, monkeypatch):
+    """--out_results under a file, or onto the annotations, is one line before captioning."""
     (tmp_path / "file").write_text("x")
     monkeypatch.setattr(eval_captions, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
     for out, message in ((tmp_path / "file" / "r.json", "a file stands where its folder should be"),
@@ -260,8 +260,8 @@ def test_item_10_out_results_under_a_file_is_refused_before_any_work(coco, tmp_p
         assert code == 2 and message in err, err
 
 
-def test_item_11_a_resume_with_other_settings_is_refused(coco, tmp_path, run_cli):
-    """Item 11: a results file begun greedy was completed with --beam 3 without a word."""
+def test_a_resume_with_other_settings_is_refused(coco, tmp_path, run_cli):
+    """A results file begun greedy was completed with --beam 3 without a word."""
     out = tmp_path / "r.json"
     argv = caption_argv(coco / "captions.json", coco / "val2017", out)
     code, _, err = run_cli(eval_captions.main, argv + ["--limit", "1"])
@@ -274,8 +274,8 @@ def test_item_11_a_resume_with_other_settings_is_refused(coco, tmp_path, run_cli
     assert code == 0 and len(json.loads(out.read_text())) == 3, err
 
 
-def test_item_11_limit_counts_the_images_it_scores(coco, tmp_path, run_cli):
-    """Item 11: --limit 1 on a 3-caption file printed 1 image and scored 3; with --results it was ignored."""
+def test_limit_counts_the_images_it_scores(coco, tmp_path, run_cli):
+    """--limit 1 on a 3-caption file printed 1 image and scored 3; with --results it was ignored."""
     out = tmp_path / "r.json"
     argv = caption_argv(coco / "captions.json", coco / "val2017", out)
     assert run_cli(eval_captions.main, argv)[0] == 0
@@ -289,8 +289,8 @@ def test_item_11_limit_counts_the_images_it_scores(coco, tmp_path, run_cli):
     assert last_json(stdout)["images"] == 2 and "scoring the first 2 of the 3 images" in stdout
 
 
-def test_item_12_an_image_listed_under_two_ids_is_reported_and_captioned_for_both(tmp_path, run_cli):
-    """Item 12: two ids with one file name captioned one of them, silently."""
+def test_an_image_listed_under_two_ids_is_reported_and_captioned_for_both(tmp_path, run_cli):
+    """Two ids with one file name captioned one of them, silently."""
     entries = [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "a.jpg"}, {"id": 3, "file_name": "b.jpg"}]
     annotations, folder = make_coco(tmp_path, {1: (32, 32, "a.jpg"), 3: (32, 32, "b.jpg")},
                                     references={i: ["a dog"] for i in (1, 2, 3)}, entries=entries)
@@ -304,8 +304,8 @@ def test_item_12_an_image_listed_under_two_ids_is_reported_and_captioned_for_bot
     assert last_json(stdout)["images"] == 3
 
 
-def test_item_13_a_temporary_left_by_a_kill_is_removed(coco, tmp_path, run_cli):
-    """Item 13: a `.r.json.*.tmp` left by `kill -9` during a write was never removed."""
+def test_a_temporary_left_by_a_kill_is_removed(coco, tmp_path, run_cli):
+    """A `.r.json.*.tmp` left by `kill -9` during a write was never removed."""
     out = tmp_path / "r.json"
     stale = tmp_path / ".r.json.abc123.tmp"
     stale.write_text("[{")

@@ -182,8 +182,8 @@ def test_benchmark_bad_input(run_cli):
     ("file/r.json", "a file stands where its folder should be"),
     ("image", "would overwrite the input"),
 ])
-def test_item_10_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli, monkeypatch, where, message):
-    """Item 10: --out_json into a folder, under a file, or onto an input is refused before the model loads."""
+def test_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli, monkeypatch, where, message):
+    """--out_json into a folder, under a file, or onto an input is refused before the model loads."""
     (tmp_path / "folder").mkdir()
     (tmp_path / "file").write_text("x")
     target = sorted((data / "val").iterdir())[0] if where == "image" else tmp_path / where
@@ -193,8 +193,8 @@ def test_item_10_out_json_checked_before_any_work(ckpt, data, tmp_path, run_cli,
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_item_05_grey_alpha_masks_are_not_all_object(ckpt, data, tmp_path, run_cli):
-    """Item 5: LA masks (grey + opaque alpha) gave a pointing game of 100 for every method, `random` included."""
+def test_grey_alpha_masks_are_not_all_object(ckpt, data, tmp_path, run_cli):
+    """LA masks (grey + opaque alpha) gave a pointing game of 100 for every method, `random` included."""
     la_masks = tmp_path / "la"
     la_masks.mkdir()
     for path in sorted((data / "val_masks").iterdir()):
@@ -213,9 +213,9 @@ def test_item_05_grey_alpha_masks_are_not_all_object(ckpt, data, tmp_path, run_c
     ("--fill", "nan", "--fill must be a finite number, not nan"),
     ("--fill", "-inf", "--fill must be a finite number, not -inf"),
 ])
-def test_item_14_seed_out_of_range_and_fill_not_finite_are_one_line(ckpt, data, run_cli, monkeypatch, flag,
+def test_seed_out_of_range_and_fill_not_finite_are_one_line(ckpt, data, run_cli, monkeypatch, flag,
                                                                     value, message):
-    """Item 14: a huge --seed overflowed torch.manual_seed (traceback); --fill nan or inf made flat curves."""
+    """A huge --seed overflowed torch.manual_seed (traceback); --fill nan or inf made flat curves."""
     monkeypatch.setattr(eval_explanations, "model_from_checkpoint", None)  # refused before the model loads
     argv = ["--ckpt", ckpt, "--img_dir", data / "val", f"{flag}={value}", "--no_progress"]
     code, _, err = run_cli(eval_explanations.main, argv)

@@ -181,7 +181,7 @@ def test_bad_input_is_one_line_and_exit_2(coco, tmp_path, run_cli):
 
 
 def test_outputs_checked_before_any_work_and_inputs_never_overwritten(coco, tmp_path, run_cli, monkeypatch):
-    """Item 1, 9, 10 and 14 in eval_grounding: an output onto an input, into a folder, under a file or onto
+    """eval_grounding: an output onto an input, into a folder, under a file or onto
     another output, a seed out of range and a beam wider than the vocabulary: one line before any grading."""
     monkeypatch.setattr(eval_grounding, "load_instances", None)  # every check below comes before the data
     (tmp_path / "file").write_text("")

@@ -157,12 +157,12 @@ def test_without_a_gpu_it_asks_for_dry_run(tmp_path):
     done = gpu_check(tmp_path)
     assert done.returncode == 2 and "no CUDA GPU" in done.stderr and "--dry_run" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "bench.jsonl").exists() and not (tmp_path / "checks.jsonl").exists()  # item 3
+    assert not (tmp_path / "bench.jsonl").exists() and not (tmp_path / "checks.jsonl").exists()
 
 
 @pytest.mark.parametrize("earlier", ["summary.md", "bench.jsonl", "checks.jsonl", "logs.tar.gz"])
-def test_item_03_earlier_results_are_refused_never_emptied(tmp_path, earlier):
-    """Item 3: a folder holding an earlier run's bench.jsonl or checks.jsonl was emptied before the checks
+def test_earlier_results_are_refused_never_emptied(tmp_path, earlier):
+    """A folder holding an earlier run's bench.jsonl or checks.jsonl was emptied before the checks
     (no GPU, wrong PYTHON) failed. Refused as one line before anything runs: no benchmark is started."""
     (tmp_path / earlier).write_text('{"benchmark": "train"}\n')
     done = gpu_check(tmp_path, "--dry_run", env={"PYTHON": str(tmp_path / "no_python")})
@@ -172,8 +172,8 @@ def test_item_03_earlier_results_are_refused_never_emptied(tmp_path, earlier):
     assert sorted(p.name for p in tmp_path.iterdir()) == [earlier]
 
 
-def test_item_03_a_wrong_python_writes_no_results(tmp_path):
-    """Item 3: the interpreter is checked before bench.jsonl and checks.jsonl are created."""
+def test_a_wrong_python_writes_no_results(tmp_path):
+    """The interpreter is checked before bench.jsonl and checks.jsonl are created."""
     done = gpu_check(tmp_path / "out", "--dry_run", env={"PYTHON": str(tmp_path / "no_python")})
     assert done.returncode == 2 and "set PYTHON" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "bench.jsonl").exists() and not (tmp_path / "out" / "checks.jsonl").exists()

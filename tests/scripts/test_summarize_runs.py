@@ -150,8 +150,8 @@ def training_holds_lock(folder):
         holder.wait()
 
 
-def test_item_15_a_run_still_training_is_marked_in_progress(tmp_path, run_cli):
-    """Item 15: a run whose train.lock is held was marked final with no hint that it still trains."""
+def test_a_run_still_training_is_marked_in_progress(tmp_path, run_cli):
+    """A run whose train.lock is held was marked final with no hint that it still trains."""
     done = write_run(tmp_path / "done", [40.0, 50.0], lr=0.1)
     training = write_run(tmp_path / "training", [60.0], lr=0.2)
     (done / "train.lock").write_text("p1_train.py, process 1 on host, since earlier\n")  # left unlocked
@@ -164,8 +164,8 @@ def test_item_15_a_run_still_training_is_marked_in_progress(tmp_path, run_cli):
     assert "Still training, their numbers may change: training (p1_train.py, process" in out
 
 
-def test_item_15_a_run_before_its_first_epoch_is_left_out_with_a_warning(tmp_path, run_cli):
-    """Item 15: a run that had not finished its first epoch (metrics.csv a header only, or none yet) made
+def test_a_run_before_its_first_epoch_is_left_out_with_a_warning(tmp_path, run_cli):
+    """A run that had not finished its first epoch (metrics.csv a header only, or none yet) made
     the whole comparison fail; so did a run whose every val_acc is NaN."""
     runs = [write_run(tmp_path / "done", [40.0]), write_run(tmp_path / "starting", []),
             write_run(tmp_path / "nan", ["nan"])]
@@ -180,8 +180,8 @@ def test_item_15_a_run_before_its_first_epoch_is_left_out_with_a_warning(tmp_pat
     assert code == 2 and err.startswith("error: no run to compare:") and len(err.strip().splitlines()) == 1
 
 
-def test_item_15_a_nan_accuracy_never_wins():
-    """Item 15: a NaN val_acc row won "final" (max() keeps a NaN met first)."""
+def test_a_nan_accuracy_never_wins():
+    """A NaN val_acc row won "final" (max() keeps a NaN met first)."""
     nan_first, steady = make_run("a", [float("nan"), 40.0]), make_run("b", [50.0])
     assert nan_first.best["epoch"] == 2
     assert final_run_index([nan_first, steady]) == 1

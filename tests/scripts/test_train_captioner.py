@@ -175,8 +175,8 @@ CAPTION_CONFIG_EDITS = [  # (where in config.json, the hand-edited value, what t
 
 
 @pytest.mark.parametrize("where, value, says", CAPTION_CONFIG_EDITS)
-def test_item_08_a_hand_edited_captioner_config_json_is_one_line(trained, tmp_path, run_cli, where, value, says):
-    """Item 8 in train_captioner: config.json is checked by the same rules as the flags before anything
+def test_a_hand_edited_captioner_config_json_is_one_line(trained, tmp_path, run_cli, where, value, says):
+    """train_captioner: config.json is checked by the same rules as the flags before anything
     runs (a string for a number, an unknown precision, a CATR configuration that cannot be built)."""
     run = tmp_path / "run"
     shutil.copytree(trained, run)
@@ -196,8 +196,8 @@ def test_item_08_a_hand_edited_captioner_config_json_is_one_line(trained, tmp_pa
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
 
 
-def test_item_08_a_captioner_checkpoint_edited_by_hand_is_one_line(trained, tmp_path, run_cli):
-    """Item 8: a checkpoint's CATR configuration is checked by the same rules where it is read."""
+def test_a_captioner_checkpoint_edited_by_hand_is_one_line(trained, tmp_path, run_cli):
+    """A checkpoint's CATR configuration is checked by the same rules where it is read."""
     ckpt = torch.load(trained / "best.pt", weights_only=True)
     ckpt["config"]["catr"]["vocab_size"] = 0
     torch.save(ckpt, tmp_path / "edited.pt")
@@ -206,8 +206,8 @@ def test_item_08_a_captioner_checkpoint_edited_by_hand_is_one_line(trained, tmp_
                     f"{tmp_path / 'edited.pt'}: config['catr'] 'vocab_size' must be at least 1, not 0")
 
 
-def test_item_08_another_runs_last_pt_on_resume_is_one_line(trained, tmp_path, run_cli):
-    """Item 8 in train_captioner: a last.pt written with other settings than config.json's is refused."""
+def test_another_runs_last_pt_on_resume_is_one_line(trained, tmp_path, run_cli):
+    """train_captioner: a last.pt written with other settings than config.json's is refused."""
     run = tmp_path / "run"
     shutil.copytree(trained, run)
     config = json.loads((run / "config.json").read_text())

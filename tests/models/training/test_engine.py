@@ -133,8 +133,8 @@ def _joined(parts):
 
 
 @pytest.mark.parametrize("count, grad_accum", [(2, 5), (3, 2), (5, 3)])
-def test_item_04_grad_accum_partial_group_updates_as_one_big_batch(count, grad_accum):
-    """Item 4: a group of fewer micro-batches than --grad_accum (more than the batches left, or the
+def test_grad_accum_partial_group_updates_as_one_big_batch(count, grad_accum):
+    """A group of fewer micro-batches than --grad_accum (more than the batches left, or the
     last group of an epoch) divides by the micro-batches really summed: each update equals the one
     a single batch of those images gives."""
     micro = batches(count)
