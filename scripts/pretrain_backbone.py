@@ -34,9 +34,9 @@ import torch
 from catr.backbone_training import LabelledImages, calibrate_on, exact_label_accuracy, train_backbone
 from catr.captioner import CONFIGS, build_model
 from catr.checkpoint import CAPTION_FORMAT, MIN_IMAGE_SIZE, config_record
+from data.checkpoints import write_checkpoint
 from data.coco_captions import split_paths
 from data.outputs import check_output_file
-from models.checkpoint import save_checkpoint
 from models.training.flags import add_batch_size_flag, add_device_flag, add_num_workers_flag, check_flags
 from models.training.runtime import resolve_device
 
@@ -107,8 +107,8 @@ def main(argv=None):
     record = {**{key: value for key, value in vars(args).items() if key != "progress"},
               "labels": train_set.label_names, "train_loss": train_loss, "val_exact": val_exact,
               "seconds": round(seconds, 1)}
-    save_checkpoint(args.out, model, {"catr": config_record(model.config), "pretrain_backbone": record},
-                    format=CAPTION_FORMAT)
+    write_checkpoint(args.out, CAPTION_FORMAT, model,
+                     {"catr": config_record(model.config), "pretrain_backbone": record})
     print(f"{args.steps} steps in {seconds:.0f}s: train loss {train_loss:.4f} | val: every label right in "
           f"{val_exact:.1%} of {len(val_set)} images -> {args.out}")
 

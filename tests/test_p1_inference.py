@@ -16,7 +16,8 @@ from data.entry import run_main
 from data.pets import CLASS_NAMES
 from data.transforms import eval_transform_from_config
 from models.checkpoint import model_config, save_checkpoint
-from models.training.predict import confusion_matrix, per_class_accuracy, predict
+from models.training.accuracy import confusion_matrix, per_class_accuracy
+from models.training.predict import predict
 from models.vit import build_vit, random_vit
 from tests.support import huge_png
 from tests.support import ROOT

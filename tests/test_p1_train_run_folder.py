@@ -260,3 +260,23 @@ def test_another_models_last_pt_on_resume_is_one_line(fresh_run, run_cli, tmp_pa
     save_checkpoint(run / "last.pt", random_vit("micro"), settings, epoch=1)  # as best.pt is written
     code, _, err = train(run_cli, "--output_dir", run, "--resume")
     assert code == 2 and len(err.splitlines()) == 1 and "lacks the training state" in err, err
+
+
+def test_save_every_keeps_a_series_of_checkpoints_that_load_for_inference(synthetic_data, tmp_path, run_cli):
+    run = tmp_path / "run"
+    code, _, err = train(run_cli, "--data_dir", synthetic_data, "--output_dir", run, "--epochs", "2",
+                         "--patience", "0", "--save_every", "1", *FAST)
+    assert code == 0, err
+    code, _, err = train(run_cli, "--output_dir", run, "--resume", "--epochs", "4", "--save_every", "2")
+    assert code == 0, err  # the flag changes nothing the model learns: a resume may set it anew
+    assert sorted(p.name for p in run.glob("epoch_*.pt")) == ["epoch_001.pt", "epoch_002.pt", "epoch_004.pt"]
+    kept = load_checkpoint(run / "epoch_002.pt")
+    assert kept["epoch"] == 2 and "optimizer" not in kept and len(kept["history"]) == 2
+    last = load_checkpoint(run / "last.pt")
+    assert list(kept["model"]) == list(last["model"]) and last["epoch"] == 4
+    (run / ".epoch_004.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+    code, _, err = train(run_cli, "--output_dir", run, "--resume")
+    assert code == 0 and not (run / ".epoch_004.pt.x1y2z3.tmp").exists()  # a killed write's temporary goes
+    code, _, err = train(run_cli, "--data_dir", synthetic_data, "--output_dir", tmp_path / "other",
+                         "--save_every", "-1", *FAST)
+    assert code == 2 and "--save_every must be at least 0, not -1" in err

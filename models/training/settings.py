@@ -5,7 +5,7 @@ and the value. A setting without a rule (from an older or newer version) passes 
 
 Here: the rules, the table every training script shares, and the check that a last.pt belongs to
 its run. The ViT's tables are in models/settings.py, the captioner's in catr/checkpoint.py and
-catr/training.py.
+catr/training_settings.py.
 """
 import json
 import math
