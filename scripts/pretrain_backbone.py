@@ -38,7 +38,7 @@ from data.checkpoints import write_checkpoint
 from data.coco_captions import split_paths
 from data.outputs import check_output_file
 from models.training.flags import add_batch_size_flag, add_device_flag, add_num_workers_flag, check_flags
-from models.training.runtime import resolve_device
+from models.training.runtime import PRECISIONS, resolve_device
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -58,7 +58,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--weight_decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="same seed, same weights (default: 0)")
     add_device_flag(p)
-    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16",
+    p.add_argument("--precision", choices=PRECISIONS, default="bf16",
                    help="bf16 autocast on CUDA (default); the CPU always runs fp32")
     add_num_workers_flag(p, default=0)
     p.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bar")
