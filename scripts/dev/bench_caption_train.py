@@ -16,6 +16,7 @@ adds time. The last line is JSON.
   python scripts/dev/bench_caption_train.py --sizes 96 128 --batch_size 32
 """
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -61,7 +62,8 @@ def make_step(variant: str, config: str, size: int, batch_size: int, tokens: int
     if variant == "closed":
         close_vocabulary(model, [*vocabulary.tolist(), SEP_ID])
     batch = (images, pixel_mask, ids, torch.zeros_like(ids, dtype=torch.bool))
-    loss_step = caption_step(model, torch.device("cpu"), "fp32", from_features=cached, output_ids=open_output_ids(model))
+    loss_step = caption_step(model, torch.device("cpu"), contextlib.nullcontext(), from_features=cached,
+                             output_ids=open_output_ids(model))  # fp32: no autocast
     optimizer = torch.optim.AdamW(parameter_groups(model, 1e-3, 1e-5))
 
     def step():
