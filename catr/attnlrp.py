@@ -20,8 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from models.explain.attnlrp import ConservativeLayerNorm, cp_lrp_rules
-from .relevancy import (TARGETS_PER_BACKWARD, caption_logits, expand_encoding, image_leaf_cells, per_image,
-                        teacher_forced_hidden)
+from .relevancy import TARGETS_PER_BACKWARD, caption_logits, expand_encoding, image_leaf_cells, teacher_forced_hidden
 from .tokenizer import PAD_ID
 from .transformer import MultiheadAttention
 
@@ -62,8 +61,3 @@ def explain_attnlrp(model, image: Tensor, caption_ids: Tensor, cells: tuple = No
             maps[captions[chunk], positions[chunk]] = cell_relevance(model, src, gradient[:, 0])
     return maps.unflatten(-1, grid)
 
-
-def word_attnlrp(model, images: Tensor, caption_ids: Tensor, image_index: Tensor = None) -> Tensor:
-    """(B, T, h, w): the AttnLRP map of every token of B teacher-forced captions (see
-    `catr.relevancy.per_image`)."""
-    return per_image(lambda image, ids: explain_attnlrp(model, image, ids), images, caption_ids, image_index)

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from models.explain.maps import min_max
-from .relevancy import caption_logits, decoder_inputs, expand_encoding, head_hidden, image_leaf_cells, per_image
+from .relevancy import caption_logits, decoder_inputs, expand_encoding, head_hidden, image_leaf_cells
 from .tokenizer import PAD_ID
 
 
@@ -49,8 +49,3 @@ def explain_legrad(model, image: Tensor, caption_ids: Tensor, cells: tuple = Non
     maps = min_max(summed.unflatten(-1, grid))
     return maps * real[..., None, None]
 
-
-def word_legrad(model, images: Tensor, caption_ids: Tensor, image_index: Tensor = None) -> Tensor:
-    """(B, T, h, w): the LeGrad map of every token of B teacher-forced captions (see
-    `catr.relevancy.per_image`)."""
-    return per_image(lambda image, ids: explain_legrad(model, image, ids), images, caption_ids, image_index)

@@ -3,8 +3,9 @@ batched as one caption at a time, the model left as it was."""
 import torch
 
 import catr
-from catr.attnlrp import CATR_RULES, cell_relevance, explain_attnlrp, word_attnlrp
+from catr.attnlrp import CATR_RULES, cell_relevance, explain_attnlrp
 from catr.relevancy import decoder_inputs, image_leaf_cells
+from catr.token_methods import token_maps
 from catr.transformer import MultiheadAttention
 from models.explain.attnlrp import cp_lrp_rules
 from tests.support import random_captions
@@ -52,7 +53,7 @@ def test_batched_equals_one_caption_at_a_time_and_the_model_is_restored(tiny_cat
     images = torch.randn(2, 3, 32, 48, generator=generator)
     captions = random_captions(5, 3, 4, seed=4)
     image_index = torch.tensor([0, 1, 0])
-    together = word_attnlrp(tiny_catr, images, captions, image_index)
+    together = token_maps("attnlrp", tiny_catr, images, captions, image_index)
     assert together.shape == (3, 5, 2, 3)
     with torch.no_grad():
         cells = [tiny_catr.image_cells(image[None]) for image in images]

@@ -2,17 +2,18 @@
 autograd.grad per token and per decoder layer."""
 import torch
 
-from catr.legrad import explain_legrad, word_legrad
+from catr.legrad import explain_legrad
 from catr.relevancy import decoder_inputs
+from catr.token_methods import token_maps
 from tests.support import random_captions
 
 
-def literal_legrad(model, features, caption, position):
-    """One token's map by the definition: for each decoder layer l, a forward pass of the model from
-    the backbone's `features` (1, C, h, w), the token's logit from layer l's state (final decoder norm
-    and head), its gradient with respect to layer l's cross-attention, relu, mean over heads and over
-    all queries; summed over the layers, min-max."""
-    total = 0
+def literal_legrad(model, features, caption):
+    """Each token's map by the definition: for each decoder layer l, a forward pass of the model from
+    the backbone's `features` (1, C, h, w), and for each token its logit from layer l's state (final
+    decoder norm and head), the gradient of that alone with respect to layer l's cross-attention,
+    relu, mean over heads and over all queries; summed over the layers, min-max. (tokens, h*w)."""
+    totals = [0] * len(caption)
     for layer in model.transformer.decoder.layers:
         recorded = []
         handle = layer.register_forward_hook(lambda _m, _a, out: recorded.append(out[:2]))
@@ -21,10 +22,11 @@ def literal_legrad(model, features, caption, position):
         finally:
             handle.remove()
         states, weights = recorded[0]
-        logit = model.mlp(model.transformer.decoder.norm(states))[0, position, caption[position]]
-        (grad,) = torch.autograd.grad(logit, weights)
-        total = total + grad[0].clamp(min=0).mean(dim=0).mean(dim=0)
-    return (total - total.min()) / (total.max() - total.min())
+        logits = model.mlp(model.transformer.decoder.norm(states))[0]
+        for position, token in enumerate(caption):
+            (grad,) = torch.autograd.grad(logits[position, token], weights, retain_graph=True)
+            totals[position] = totals[position] + grad[0].clamp(min=0).mean(dim=0).mean(dim=0)
+    return torch.stack([(total - total.min()) / (total.max() - total.min()) for total in totals])
 
 
 def test_legrad_equals_the_literal_computation_for_every_token(tiny_catr):
@@ -35,9 +37,8 @@ def test_legrad_equals_the_literal_computation_for_every_token(tiny_catr):
     with torch.no_grad():
         features = tiny_catr.backbone[0](image[None], torch.zeros(1, 48, 64, dtype=torch.bool))[0]
     for row, length in enumerate((4, 6)):
-        for position in range(length):
-            expected = literal_legrad(tiny_catr, features, captions[row, :length], position)
-            torch.testing.assert_close(maps[row, position].flatten(), expected, rtol=1e-4, atol=1e-5)
+        expected = literal_legrad(tiny_catr, features, captions[row, :length])
+        torch.testing.assert_close(maps[row, :length].flatten(1), expected, rtol=1e-4, atol=1e-5)
     assert (maps[0, 4:] == 0).all()
 
 
@@ -46,7 +47,7 @@ def test_legrad_batched_equals_one_caption_at_a_time(tiny_catr):
     images = torch.randn(2, 3, 32, 48, generator=generator)
     captions = random_captions(5, 3, 4, seed=4)
     image_index = torch.tensor([0, 1, 0])
-    together = word_legrad(tiny_catr, images, captions, image_index)
+    together = token_maps("legrad", tiny_catr, images, captions, image_index)
     with torch.no_grad():
         cells = [tiny_catr.image_cells(image[None]) for image in images]
     for row in range(3):
