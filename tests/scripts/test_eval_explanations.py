@@ -179,10 +179,12 @@ def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
     assert code == 0, err
     record = last_json(out)
     assert record["benchmark"] == "explanations" and record["model"] == "micro" and record["batch_size"] == 2
-    assert len(record["relevancy_s"]) == len(record["train_step_s"]) == 2
-    assert record["relevancy_over_train_step"] == pytest.approx(
-        record["relevancy_s_median"] / record["train_step_s_median"], rel=1e-2)
-    assert "relevancy / training step" in out
+    assert record["methods"] == ["relevancy", "attnlrp", "legrad"]
+    for method in record["methods"]:
+        assert len(record[f"{method}_s"]) == len(record["train_step_s"]) == len(record["input_gradient_s"]) == 2
+        assert record[f"{method}_over_train_step"] == pytest.approx(
+            record[f"{method}_s_median"] / record["train_step_s_median"], rel=1e-2)
+        assert f"{method} / training step" in out
 
 
 def test_benchmark_bad_input(run_cli):
