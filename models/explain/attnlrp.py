@@ -71,7 +71,10 @@ class ConstantWeightSelfAttention(MultiHeadedSelfAttention):
 
     def forward(self, x, mask):
         b, n, d = x.shape
-        heads = lambda t: t.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)  # noqa: E731
+
+        def heads(t):  # (B, N, D) -> (B, heads, N, D / heads)
+            return t.view(b, n, self.n_heads, d // self.n_heads).transpose(1, 2)
+
         with torch.no_grad():
             q, k = heads(self.proj_q(x)), heads(self.proj_k(x))
             scores = q @ k.transpose(-2, -1) / math.sqrt(k.shape[-1])
