@@ -45,7 +45,7 @@ def refuse_other_settings(recorded, settings: dict, results, source, advice: str
     for key in [*settings, *(key for key in recorded if key not in settings)]:
         was, now = recorded.get(key, _MISSING), settings.get(key, _MISSING)
         if was != now:
-            raise UserError(f"{results} was begun with {key} {_shown(was)} ({source}), this run gives "
+            raise UserError(f"{results} was begun with {key} {_shown(was)} ({source}), this run asks for "
                             f"{_shown(now)}: give the same inputs and settings to complete it, or {advice}")
 
 
