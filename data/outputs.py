@@ -46,10 +46,10 @@ def check_names_fit(paths, flag: str) -> None:
 def check_output_file(path, flag: str, inputs=()) -> Path:
     """A file that can be written: not a folder (nor named as one, with a final /), a name that fits, no
     file among its parents, and none of `inputs`."""
+    check_names_fit([path], flag)
     if str(path).endswith(os.sep) or Path(path).is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name such as {Path(path) / 'out'}")
     path = Path(path)
-    check_names_fit([path], flag)
     _check_parent(path, flag)
     refuse_inputs([path], inputs, flag)
     return path
@@ -57,11 +57,11 @@ def check_output_file(path, flag: str, inputs=()) -> Path:
 
 def check_output_folder(path, flag: str, inputs=()) -> Path:
     """A folder that exists or can be created, and written in: not a file, no file among its parents,
-    neither one of the input folders `inputs` nor inside one."""
+    neither one of the input folders `inputs` nor inside one, nor the folder holding an input file."""
     path = Path(path)
+    check_names_fit([path], flag)
     if path.exists() and not path.is_dir():
         raise UserError(f"{flag} {path} is a file, not a folder")
-    check_names_fit([path], flag)
     if path.exists():
         _check_writable(path, path, flag)
     else:
@@ -71,14 +71,17 @@ def check_output_folder(path, flag: str, inputs=()) -> Path:
 
 
 def refuse_folder_in_inputs(folder, inputs, flag: str) -> None:
-    """Refuse writing into `folder` when it is one of the folders among `inputs` or lies inside one: what
-    it receives would be read as data next time (a figure counted as an image)."""
+    """Refuse writing into `folder` when it is one of the folders among `inputs`, lies inside one, or holds
+    one of the files among them: what it receives would be read as data next time (a figure counted as
+    an image)."""
     where = Path(folder).resolve()
-    for path in inputs:
-        path = Path(path)
+    for path in map(Path, inputs):
         if path.is_dir() and where.is_relative_to(path.resolve()):
             raise UserError(f"{flag} {folder} is {'the' if where == path.resolve() else 'inside the'} input "
                             f"folder {path}: its files would mix with the data; choose a folder outside it")
+        if path.is_file() and where == path.resolve().parent:
+            raise UserError(f"{flag} {folder} holds the input {path}: what is written there would mix with the "
+                            "data; choose another folder")
 
 
 def check_distinct_outputs(outputs: dict) -> None:

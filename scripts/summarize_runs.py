@@ -15,7 +15,7 @@ import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError, warn, write_text_atomic
 from data.resume import IGNORED_SETTINGS, differing_settings
-from data.outputs import check_output_file
+from data.outputs import check_distinct_outputs, check_output_file
 from data.run_files import NoFinishedEpoch, read_run
 
 
@@ -37,6 +37,7 @@ def main(argv=None):
     if args.out_png:
         from models.figures.plots import check_figure_path
         check_figure_path(args.out_png, "--out_png", args.run_dirs)
+    check_distinct_outputs({"--out_md": args.out_md, "--out_png": args.out_png})
     runs = comparable_runs(args.run_dirs)
     table = summary_markdown(runs)
     print(table, end="")
