@@ -39,14 +39,22 @@ def download_state(url: str, what: str):
 
 
 def state_dict_mismatch(expected: dict, given: dict, ignore=()) -> str | None:
-    """What keeps `given` from loading strictly into a model whose state dict is `expected`, or None."""
+    """What keeps `given` from loading strictly into a model whose state dict is `expected`, or None:
+    keys missing or unexpected, values that are no tensors or of another shape, and NaN or infinite
+    values (weights a diverged training wrote: every output they give is NaN)."""
     missing = [k for k in expected if k not in given and k not in ignore]
     unexpected = [k for k in given if k not in expected]
+    shared = [k for k in expected if k in given]
+    not_tensors = [f"{k} ({type(given[k]).__name__})" for k in shared if not isinstance(given[k], torch.Tensor)]
+    tensors = [k for k in shared if isinstance(given[k], torch.Tensor)]
     reshaped = [f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
-                for k in expected if k in given and given[k].shape != expected[k].shape]
+                for k in tensors if given[k].shape != expected[k].shape]
+    non_finite = [k for k in tensors if given[k].is_floating_point() and not torch.isfinite(given[k]).all()]
     problems = [f"{what} ({len(keys)}): {_some(keys)}"
                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                                   ("keys with another shape", reshaped)) if keys]
+                                   ("values that are not tensors", not_tensors),
+                                   ("keys with another shape", reshaped),
+                                   ("keys with NaN or infinite values", non_finite)) if keys]
     return "; ".join(problems) or None
 
 
