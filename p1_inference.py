@@ -49,6 +49,8 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    if not isinstance(args.img_dir, str):  # argparse reads --img_dir=-- as no value at all
+        raise UserError("--img_dir needs a folder; for a folder named '--', write ./--")
     if args.batch_size < 1 or (args.num_workers or 0) < 0:
         raise UserError("--batch_size must be at least 1 and --num_workers at least 0")
     inputs = [args.ckpt, args.img_dir]

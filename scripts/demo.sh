@@ -8,6 +8,7 @@
 set -euo pipefail
 OUT=${1:-demo_out}
 case $OUT in -*) OUT=./$OUT ;; esac  # a folder name starting with '-' must not read as an option
+OUT=$(realpath -m -- "$OUT")  # taken from the folder the script is called from, before moving to the repository
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 PY=${PYTHON:-python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
