@@ -237,7 +237,8 @@ def test_temporaries_of_names_what_atomic_path_leaves(tmp_path):
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--size", "0"], "at least 8 pixels"),
+    (["--size", "0"], "in 8..10000 pixels"),
+    (["--size", "100000"], "in 8..10000 pixels"),
     (["--train_per_class", "-1"], "at least 1"),
     (["--val_per_class", "0"], "at least 1"),
 ])

@@ -137,12 +137,31 @@ def _edited_set(scenes, tmp_path, edit):
     (lambda c: c.update(annotations=[a for a in c["annotations"] if a["image_id"] != c["images"][0]["id"]]),
      "has no captions"),
     (lambda c: c["annotations"][0].update(caption="red " * 130), "tokens"),
+    (lambda c: c["annotations"][0].update(caption=""), "caption 0 (image id"),
+    (lambda c: c["annotations"][1].update(caption=" ... !"), "holds no word"),
 ])
 def test_bad_captions_are_one_line(scenes, tmp_path, run_cli, edit, phrase):
     data = _edited_set(scenes, tmp_path, edit)
     _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
                     phrase)
     assert not (tmp_path / "run").exists()
+
+
+def test_validation_references_without_a_word_and_a_run_inside_its_data_are_refused_before_training(
+        scenes, tmp_path, run_cli):
+    data = tmp_path / "set"
+    shutil.copytree(scenes, data)
+    path = data / "annotations" / "captions_val.json"
+    captions = json.loads(path.read_text())
+    for annotation in captions["annotations"]:
+        annotation["caption"] = "..."
+    path.write_text(json.dumps(captions))
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
+                    "captions_val.json", "holds no word")
+    assert not (tmp_path / "run").exists()
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", scenes, "--output_dir", scenes / "run", *FAST],
+                    "inside the input folder")
+    assert not (scenes / "run").exists()
 
 
 def test_a_checkpoint_of_another_configuration_is_one_line(trained, tmp_path, run_cli):
