@@ -2,6 +2,7 @@
 
 Shared by the ViT loaders (models/vit.py, models/checkpoint.py) and CATR's (catr/weights.py).
 """
+import warnings
 from pathlib import Path
 
 import torch
@@ -9,6 +10,8 @@ import torch
 from data.io import UserError
 
 SHOWN_KEYS = 3  # how many offending keys an error message names
+# The first bytes of what torch.save writes: a zip archive, or (the legacy format) a pickle's protocol mark.
+TORCH_FILE_STARTS = (b"PK", b"\x80")
 
 
 def first_line(err: Exception) -> str:
@@ -20,10 +23,22 @@ def first_line(err: Exception) -> str:
 def read_torch_file(path, what: str = "weights file", expected: str = "a readable PyTorch file"):
     """`torch.load` of a local file with `weights_only=True`; a missing or unreadable file is one line."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, not {expected}; give the file")
     if not path.is_file():
         raise UserError(f"{what} not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as stream:
+            start = stream.read(2)
+    except OSError as err:
+        raise UserError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if not start.startswith(TORCH_FILE_STARTS):
+        raise UserError(f"{path} is not {expected}: it is not a file torch.save writes (those start as a zip "
+                        f"archive or a pickle; this starts with {start!r})")
+    try:
+        with warnings.catch_warnings():  # torch warns of a pickle protocol it may not read, before failing
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for a file that is not a checkpoint
         raise UserError(f"{path} is not {expected}: torch.load cannot read it ({first_line(err)})") from None
 

@@ -224,3 +224,12 @@ def test_an_image_name_near_the_length_limit_is_captioned_and_its_page_folder_ma
                          str(tmp_path / "new" / "page.html"), "--max_steps", "2", *TINY])
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["n" * 250 + ".png"]
     assert (tmp_path / "new" / "page.html").is_file()
+
+
+def test_a_checkpoint_whose_state_dict_holds_a_number_is_one_line(img_dir, tmp_path):
+    state = catr.build_model("tiny").state_dict()
+    state["transformer.decoder.norm.bias"] = 3
+    torch.save({"model": state}, tmp_path / "w.pt")
+    with pytest.raises(UserError, match=r"values that are not tensors \(1\): transformer.decoder.norm.bias \(int\)"):
+        p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path / "out"), "--weights",
+                             str(tmp_path / "w.pt"), "--config", "tiny"])
