@@ -415,3 +415,10 @@ def test_a_file_created_meanwhile_is_kept_when_replacing_is_not_allowed(tmp_path
     with atomic_path(tmp_path / "new.pt", replace=False) as tmp:
         tmp.write_text("ours")
     assert (tmp_path / "new.pt").read_text() == "ours"
+
+
+def test_a_float_tiff_in_0_to_1_decodes_to_its_grey_levels(tmp_path):
+    values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
+    grey = np.asarray(open_rgb(tmp_path / "f.tif"))[..., 0]
+    assert grey.max() == 255 and grey.min() == 0 and np.abs(grey - values * 255).max() <= 1

@@ -159,7 +159,7 @@ BAD_INPUT = [
     (["--results", "{tmp}/r.json"], "is not a COCO results file", {"results": '{"image_id": 1}'}),
     (["--results", "{tmp}/r.json"], "entry 1 has no int 'image_id'",
      {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": "2", "caption": "b"}]'}),
-    (["--results", "{tmp}/r.json"], "image id 77, which has no captions in",
+    (["--results", "{tmp}/r.json"], "image id 77, which is not among the annotated images of",
      {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": 77, "caption": "b"}]'}),
     (["--results", "{tmp}/r.json"], "image id 1 has more than one caption",
      {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}]'}),

@@ -163,3 +163,13 @@ def test_a_non_finite_length_penalty_is_refused(coco, run_cli):
             "--img_dir", coco / "images", "--instances", coco / "instances.json", "--generate", "--random_weights",
             *FAST, "--beam", "2", f"--length_penalty={value}"])
         assert code == 2 and "--length_penalty must be a finite number" in stderr, stderr
+
+
+def test_a_results_entry_of_an_unknown_image_names_the_image_not_missing_captions(coco, tmp_path, run_cli):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps([{"image_id": 77, "caption": "a square"}]))
+    argv = ["--img_dir", coco / "images", "--instances", coco / "instances.json", "--words", coco / "words.txt",
+            "--results", results, "--random_weights", *FAST]
+    code, _, stderr = run_cli(eval_grounding.main, argv)
+    assert code == 2 and "image id 77, which is not among the annotated images of" in stderr
+    assert "captions in" not in stderr
