@@ -174,11 +174,24 @@ def check_table(table, instances) -> None:
              f"{unknown[0]!r}); their words are ignored")
 
 
+def encode_captions(captions: dict, tokenizer, source) -> dict:
+    """Reference and results mode: image id -> each caption's ids, [CLS] to [SEP]; a caption too long for
+    the captioner is one line naming `source` and the image."""
+    encoded = {}
+    for image_id, texts in captions.items():
+        try:
+            encoded[image_id] = [tokenizer.encode(text) for text in texts]
+        except UserError as err:
+            raise UserError(f"{source}, image id {image_id}: {err}") from None
+    return encoded
+
+
 def check_captions_name_objects(captions: dict, table, tokenizer) -> None:
-    """Reference and results mode: some caption must hold a word of the table, or nothing can be graded."""
-    for texts in captions.values():
-        for text in texts or ():
-            if find_mentions(table, [word for word, _, _ in tokenizer.words(tokenizer.encode(text))]):
+    """Reference and results mode: some caption (token ids) must hold a word of the table, or nothing
+    can be graded."""
+    for captions_ids in captions.values():
+        for ids in captions_ids:
+            if find_mentions(table, [word for word, _, _ in tokenizer.words(ids)]):
                 return
     raise UserError(f"no caption holds a word of the word table {table.path}: nothing to grade")
 
@@ -360,14 +373,14 @@ def generate_batches(model, paths: dict, pending: list, args, device, instances)
                 yield image_id, image, [caption_ids(result.ids, result.ended)]
 
 
-def given_captions(paths: dict, pending: list, captions: dict, tokenizer, image_size: int, instances,
+def given_captions(paths: dict, pending: list, captions: dict, image_size: int, instances,
                    skip_bad_images: bool):
     for image_id in pending:
         image, excluded = open_annotated(paths[image_id], image_id, instances, image_size, skip_bad_images)
         if image is None:
             yield image_id, None, excluded
             continue
-        yield image_id, image, [caption_ids(tokenizer.encode(text)[1:-1]) for text in captions[image_id]]
+        yield image_id, image, [caption_ids(ids[1:-1]) for ids in captions[image_id]]
 
 
 def report_exclusions(records: list) -> dict:
@@ -392,6 +405,7 @@ def main(argv=None) -> None:
     captions = caption_source(args, instances)
     tokenizer = catr.load_tokenizer()
     if not args.generate:
+        captions = encode_captions(captions, tokenizer, args.captions or args.results)
         check_captions_name_objects(captions, table, tokenizer)
     paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)
     cache_path = cache_file(args)
@@ -411,7 +425,7 @@ def main(argv=None) -> None:
                 check_beam(args, model, device)
             grader = Grader(args, model, methods, table, instances, tokenizer, device)
             source = (generate_batches(model, paths, pending, args, device, instances) if args.generate
-                      else given_captions(paths, pending, captions, tokenizer, model.image_size, instances,
+                      else given_captions(paths, pending, captions, model.image_size, instances,
                                           args.skip_bad_images))
             for image_id, image, ids in tqdm(source, total=len(pending), desc="grounding", unit="image",
                                              disable=args.no_progress):
@@ -439,7 +453,8 @@ def main(argv=None) -> None:
     else:
         warn("no object a caption names is in its image: no map to grade, only the hallucination rates")
     result = {"methods": summary, "words": len(words), "categories": len(categories), "images": len(records),
-              "unreadable_images": unreadable, "left_out": excluded, "mode": "reference" if args.captions else "generated",
+              "unreadable_images": unreadable, "left_out": excluded,
+              "mode": "reference" if args.captions else "generated",
               "fractions": list(FRACTIONS), "pointing_tolerance_px": POINTING_TOLERANCE,
               "weights": weights_description(args), "word_table": str(table.path),
               "date": datetime.date.today().isoformat()}

@@ -173,3 +173,14 @@ def test_a_results_entry_of_an_unknown_image_names_the_image_not_missing_caption
     code, _, stderr = run_cli(eval_grounding.main, argv)
     assert code == 2 and "image id 77, which is not among the annotated images of" in stderr
     assert "captions in" not in stderr
+
+
+def test_a_caption_too_long_for_the_captioner_names_its_file_and_image(coco, tmp_path, run_cli):
+    data = json.loads((coco / "captions.json").read_text())
+    data["annotations"][2]["caption"] = "a square " * 70  # image 2's first caption: 140 tokens
+    captions = tmp_path / "captions.json"
+    captions.write_text(json.dumps(data))
+    argv = _args(coco, "--random_weights")
+    argv[argv.index("--captions") + 1] = captions
+    code, _, stderr = run_cli(eval_grounding.main, argv)
+    assert code == 2 and stderr.startswith(f"error: {captions}, image id 2: caption") and "at most 126" in stderr

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from PIL import Image
 
 import catr
 import eval_captions
@@ -122,6 +123,14 @@ def _one_line_error(run_cli, main, argv, *phrases):
         assert phrase in err, err
 
 
+def _image(tmp_path):
+    """An image to caption, outside the output folder."""
+    path = tmp_path / "in" / "x.png"
+    path.parent.mkdir(exist_ok=True)
+    Image.new("RGB", (40, 30), "red").save(path)
+    return path
+
+
 def _edited_set(scenes, tmp_path, edit):
     data = tmp_path / "set"
     shutil.copytree(scenes, data)
@@ -171,14 +180,14 @@ def test_a_checkpoint_of_another_configuration_is_one_line(trained, tmp_path, ru
     bare = {"model": ckpt["model"]}  # a published-style file of the tiny weights, read as the catr architecture
     torch.save(bare, tmp_path / "bare.pt")
     for path, phrase in ((tmp_path / "other.pt", "configuration it records"), (tmp_path / "bare.pt", "architecture")):
-        _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights", path],
+        _one_line_error(run_cli, p2_vis_caption.main, ["--images", _image(tmp_path), "--out_dir", tmp_path / "out", "--weights", path],
                         "does not match", phrase)
 
 
 def test_a_classifier_checkpoint_is_one_line(tmp_path, run_cli):
     from models.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "vit.pt", {"w": torch.zeros(1)}, {"model": "tiny"})
-    _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
+    _one_line_error(run_cli, p2_vis_caption.main, ["--images", _image(tmp_path), "--out_dir", tmp_path / "out", "--weights",
                                                    tmp_path / "vit.pt"], "another model")
 
 
@@ -220,7 +229,7 @@ def test_item_08_a_captioner_checkpoint_edited_by_hand_is_one_line(trained, tmp_
     ckpt = torch.load(trained / "best.pt", weights_only=True)
     ckpt["config"]["catr"]["vocab_size"] = 0
     torch.save(ckpt, tmp_path / "edited.pt")
-    _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
+    _one_line_error(run_cli, p2_vis_caption.main, ["--images", _image(tmp_path), "--out_dir", tmp_path / "out", "--weights",
                                                    tmp_path / "edited.pt"],
                     f"{tmp_path / 'edited.pt'}: config['catr'] 'vocab_size' must be at least 1, not 0")
 
