@@ -1,12 +1,15 @@
 """Flags the captioning scripts share: which weights to load, and how to search for captions."""
 import argparse
+import math
 
 import torch
 
 from data.io import UserError, warn
+from data.resumable import file_identity
 from data.weights import read_torch_file
-from models.training.flags import add_batch_size_flag, add_device_flag, check_flags
+from models.training.flags import add_batch_size_flag, add_device_flag
 from models.training.runtime import device_memory
+from models.training.settings import TRAINING_RULES, check_settings, finite_number, whole_number
 
 from .captioner import CONFIGS, build_model
 from .checkpoint import checkpoint_config, is_caption_checkpoint
@@ -40,12 +43,19 @@ def add_search_arguments(parser: argparse.ArgumentParser, batch_size: int) -> No
     add_device_flag(parser)
 
 
+# The search flags' rules; a NaN or infinite length penalty leaves the beams' ranking undefined.
+SEARCH_RULES = {"beam": whole_number(1), "batch_size": TRAINING_RULES["batch_size"],
+                "max_steps": whole_number(1, MAX_STEPS), "length_penalty": finite_number(-math.inf)}
+
+
 def check_search_arguments(args) -> None:
-    if args.beam < 1:
-        raise UserError(f"--beam must be at least 1, got {args.beam}")
-    check_flags(args, "batch_size")
-    if not 1 <= args.max_steps <= MAX_STEPS:
-        raise UserError(f"--max_steps must be in 1..{MAX_STEPS}, got {args.max_steps}")
+    check_settings(vars(args), SEARCH_RULES)
+
+
+def add_skip_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip_bad_images", action="store_true",
+                        help="leave out, with a warning, an image that cannot be read (default: stop at it, "
+                             "naming it; what is done is kept)")
 
 
 def check_beam(args, model, device: torch.device) -> None:
@@ -84,6 +94,15 @@ def captioner_config(args):
         if is_caption_checkpoint(checkpoint):
             return checkpoint_config(checkpoint, str(args.weights))
     return CONFIGS[args.config]
+
+
+def weights_identity(args) -> str:
+    """What identifies the weights the flags name: a file by its content, whatever its name."""
+    if args.random_weights:
+        return f"random weights, {args.config} configuration"
+    if args.weights:
+        return file_identity(args.weights)
+    return f"CATR {args.version}"
 
 
 def weights_description(args) -> str:
