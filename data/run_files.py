@@ -9,16 +9,17 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import UserError, exclusive_lock, lock_holder, make_folder, remove_temporaries
+from .io import TEMP_SUFFIX, UserError, exclusive_lock, lock_holder, make_folder, remove_temporaries
 
 RUN_FILES = ("config.json", "metrics.csv", "best.pt", "last.pt")
 LOCK_FILE = "train.lock"
-EPOCH_FILES = "epoch_*.pt"  # the checkpoints kept every --save_every epochs
+EPOCH_TEMPORARY = re.compile(r"\.(epoch_\d+\.pt)\.")  # what a temporary of a kept epoch's checkpoint starts with
 
 
 def epoch_file(epoch: int) -> str:
@@ -69,9 +70,13 @@ def locked_run_folder(folder):
 
 
 def remove_stale_temporaries(folder) -> list:
-    """Delete the temporaries of RUN_FILES that a killed run left (a last.pt one of a ViT-L run holds
-    gigabytes). Only safe under the folder's lock. Returns the removed paths."""
-    return [tmp for name in (*RUN_FILES, EPOCH_FILES) for tmp in remove_temporaries(Path(folder) / name)]
+    """Delete the temporaries of RUN_FILES and of the kept epochs' checkpoints that a killed run left
+    (a last.pt one of a ViT-L run holds gigabytes). Only safe under the folder's lock. Returns the
+    removed paths."""
+    folder = Path(folder)
+    kept = sorted({match.group(1) for path in folder.glob(f".epoch_*{TEMP_SUFFIX}")
+                   if (match := EPOCH_TEMPORARY.match(path.name))})
+    return [tmp for name in (*RUN_FILES, *kept) for tmp in remove_temporaries(folder / name)]
 
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
