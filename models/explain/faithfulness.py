@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from .road import noisy_linear_imputation
+from .statistics import interval_text
 
 FRACTIONS = tuple(i / 10 for i in range(10))  # the positive and negative tests: 0%, 10%, ..., 90% removed
 FULL_FRACTIONS = tuple(i / 10 for i in range(11))  # deletion and insertion: 0%, 10%, ..., 100%
@@ -245,3 +246,32 @@ class ImageScores:
 def mean_measures(per_map: list) -> dict:
     """The element-wise mean of several maps' measures of the same images (the random seeds)."""
     return {key: torch.stack([m[key] for m in per_map]).mean(dim=0) for key in per_map[0]}
+
+
+SHORT_NAMES = {"positive_auc": "positive", "negative_auc": "negative", "deletion_auc": "deletion",
+               "insertion_auc": "insertion", "pointing_game": "pointing", "energy": "energy", "iou": "IoU"}
+
+
+def standing(scores: dict, baseline: str = "random") -> str:
+    """Which measures a method beats and loses to the baseline on, by the intervals of the differences."""
+    verdicts = scores.get(f"against_{baseline}", {})
+    words = []
+    for verdict in ("beats", "loses"):
+        names = [SHORT_NAMES[m] for m, v in verdicts.items() if v["verdict"] == verdict]
+        if names:
+            words.append(f"{verdict} it in {', '.join(names)}")
+    return "; ".join(words) or "no clear difference"
+
+
+def faithfulness_table(summary: dict) -> str:
+    """A Markdown table of the scores with their 95% intervals, one row per method, with its standing
+    against random (only differences whose interval excludes 0 count)."""
+    measures = [m for m in HIGHER_IS_BETTER if any(s.get(m) is not None for s in summary.values())]
+    lines = ["| method | " + " | ".join(f"{SHORT_NAMES[m]} ({'higher' if HIGHER_IS_BETTER[m] else 'lower'} "
+                                          "is better)" for m in measures) + " | against random |",
+             "|---|" + "---|" * (len(measures) + 1)]
+    for method, s in summary.items():
+        cells = [interval_text(s.get(m), s.get(f"{m}_ci95")) for m in measures]
+        against = "(the baseline)" if method == "random" else standing(s)
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {against} |")
+    return "\n".join(lines)

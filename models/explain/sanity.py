@@ -16,8 +16,6 @@ A method passes when its maps have decorrelated once the top half of the blocks 
 upper end of the correlation's interval at that stage is below the midpoint between the floor and 1
 (it fails when the lower end is above it, and is unclear otherwise).
 """
-import copy
-
 import torch
 
 from .statistics import RESAMPLES, intervals, spearman
@@ -63,15 +61,16 @@ def randomise(modules, generator: torch.Generator) -> None:
 
 
 def randomised_models(model, stages: list, seed: int = 0):
-    """Yields (stage name, a copy of `model` with that stage and all before it randomised); `model`
-    itself is left untouched."""
+    """Yields (stage name, `model` with that stage and all before it randomised): the weights are
+    re-drawn in place and the trained ones put back when the generator ends, however it ends."""
     generator = torch.Generator().manual_seed(seed)
-    randomised = copy.deepcopy(model)
-    named = dict(randomised.named_modules())
-    names = {id(module): name for name, module in model.named_modules()}
-    for stage, modules in stages:
-        randomise([named[names[id(module)]] for module in modules], generator)
-        yield stage, randomised
+    trained = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    try:
+        for stage, modules in stages:
+            randomise(modules, generator)
+            yield stage, model
+    finally:
+        model.load_state_dict(trained)
 
 
 def cascading_randomisation(model, stages: list, maps_of, seed: int = 0) -> dict:
