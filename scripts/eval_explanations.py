@@ -112,8 +112,8 @@ def check_arguments(args) -> None:
         raise UserError("--sanity_images needs at least 2 images (its floor compares two), or 0 to skip it")
     if not math.isfinite(args.fill):  # NaN or infinite pixels make every prediction the same: flat curves
         raise UserError(f"--fill must be a finite number, not {args.fill}")
-    if not 0 <= args.seed <= MAX_SEED - RANDOM_SEEDS:
-        raise UserError(f"--seed must be in 0..{MAX_SEED - RANDOM_SEEDS}, not {args.seed}")
+    if not 0 <= args.seed <= MAX_SEED:
+        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
 
 
 def check_outputs(args, files: list) -> None:
