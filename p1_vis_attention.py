@@ -11,6 +11,11 @@ and its probability. Methods:
   relevancy  class-specific relevancy (Chefer, Gur & Wolf, ICCV 2021) through all layers: each
            layer's attention weighted by its gradient for the class --target_class (default the
            predicted class), negative parts dropped, accumulated from R = I as R + A_bar @ R
+  attnlrp  AttnLRP, CP-LRP variant (Achtibat et al., ICML 2024): input x gradient for --target_class
+           with the LRP rules (LayerNorm scale and softmax weights held constant, GELU identity),
+           summed per patch; signed, the patches' relevance adds up to the logit less the biases'
+  legrad   LeGrad (Bousselham et al., ICCV 2025): per layer, the positive gradient of that layer's
+           own [class] token's --target_class logit with respect to its attention, summed, min-max
 Layers and heads are numbered from 0, as in Python; negative --layer counts from the end.
 
 With --html FILE, one interactive page for all the images (docs/explorer.md): every layer and head,
@@ -18,7 +23,7 @@ the attention from any patch, rollout, relevancy for the top-5 classes and the p
 similarity of any patch. It is one self-contained file: open it in a browser, no network needed.
 
   python p1_vis_attention.py --ckpt runs/l16/best.pt --out_dir figs
-  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout heads
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method relevancy \
       --target_class 5
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg dog.jpg --html maps.html
@@ -56,24 +61,27 @@ def parse_args(argv=None):
                         help=f"without --images: draw the report's images {', '.join(REPORT_IMAGES)} "
                              "under DIR (default %(default)s)")
     p.add_argument("--out_dir", metavar="DIR",
-                   help="where to write <image stem>_<method>.png (and .npy); relevancy maps for a "
-                        "--target_class K are <image stem>_relevancy_classK.png (needed unless --html)")
+                   help="where to write <image stem>_<method>.png (and .npy); the maps of relevancy, "
+                        "attnlrp and legrad for a --target_class K are <image stem>_<method>_classK.png "
+                        "(needed unless --html)")
     p.add_argument("--html", metavar="FILE",
                    help="also (or instead) write one interactive page for all the images, a "
                         "self-contained FILE.html that opens offline; --method, --layer and the "
-                        "rollout and relevancy flags apply to the PNGs only")
-    p.add_argument("--method", choices=DRAWN, default="last", help="which map (default %(default)s)")
+                        "rollout and --target_class flags apply to the PNGs only")
+    p.add_argument("--method", nargs="+", choices=DRAWN, default=["last"], metavar="METHOD",
+                   help=f"which maps, one figure each: {', '.join(DRAWN)} (default: last)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
-                        "for rollout the last layer included; relevancy always uses every layer")
+                        "for rollout the last layer included; relevancy, attnlrp and legrad always use "
+                        "every layer")
     p.add_argument("--head_fusion", choices=HEAD_FUSIONS, default="mean",
                    help="rollout: how each layer's heads are combined (default %(default)s)")
     p.add_argument("--discard_ratio", type=float, default=0.0, metavar="F",
                    help="rollout: zero this fraction of the lowest weights of each attention row "
                         "before adding the identity, 0 <= F < 1 (default %(default)s)")
     p.add_argument("--target_class", type=int, default=None, metavar="K",
-                   help="relevancy: the class whose evidence is drawn, 0..classes-1 (default: the "
-                        "predicted class of each image)")
+                   help="relevancy, attnlrp, legrad: the class whose evidence is drawn, 0..classes-1 "
+                        "(default: the predicted class of each image)")
     p.add_argument("--save_npy", action="store_true",
                    help="also write <image stem>_<method>.npy: the (g, g) map, or (heads, g, g) for heads")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -112,14 +120,21 @@ def page_entry(model, x, path, image, names, similarity) -> dict:
                            top_classes, similarity, grid_size(model))
 
 
+def class_specific(method: str) -> bool:
+    """Whether the method's map is for one class (it reads --target_class)."""
+    return "target_class" in MAP_METHODS[method].flags
+
+
 def map_options(args) -> MapOptions:
-    """The options of --method, with a warning for each map flag the method does not read."""
+    """The options of the --method maps, with a warning for each map flag none of them reads."""
     options = MapOptions(layer=args.layer, head_fusion=args.head_fusion, discard_ratio=args.discard_ratio,
                          target_class=args.target_class)
+    read = {flag for method in args.method for flag in MAP_METHODS[method].flags}
     ignored = [f"--{flag}" for flag in ("head_fusion", "discard_ratio", "target_class")
-               if getattr(options, flag) != getattr(MapOptions(), flag) and flag not in MAP_METHODS[args.method].flags]
+               if getattr(options, flag) != getattr(MapOptions(), flag) and flag not in read]
     if ignored:
-        warn(f"{' and '.join(ignored)} do{'es' * (len(ignored) == 1)} not apply to --method {args.method}; ignored")
+        warn(f"{' and '.join(ignored)} do{'es' * (len(ignored) == 1)} not apply to --method "
+             f"{' '.join(args.method)}; ignored")
     return options
 
 
@@ -129,12 +144,13 @@ def main(argv=None):
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     if not 0.0 <= args.discard_ratio < 1.0:
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
+    args.method = list(dict.fromkeys(args.method))  # each figure once
     options = map_options(args)
     paths = image_paths(args)
     html = check_html_path(args.html, inputs=[args.ckpt, *paths]) if args.html else None
     if args.out_dir is not None:
         check_output_folder(args.out_dir, "--out_dir")
-        figures = [figure_path(args, path) for path in paths]
+        figures = [figure_path(args, path, method) for path in paths for method in args.method]
         npys = [figure.with_suffix(".npy") for figure in figures] if args.save_npy else []
         refuse_inputs([*figures, *npys], [args.ckpt, *paths], "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
@@ -156,7 +172,8 @@ def main(argv=None):
         if html:
             entries.append(page_entry(model, x, path, image, names, similarity))
         if args.out_dir is not None:
-            draw_figure(model, x, path, image, names, options, args)
+            for method in args.method:
+                draw_figure(model, x, path, image, names, method, options, args)
     if html:
         grid = grid_size(model)
         size = write_explorer(html, "vit", f"{config['model']} at {config['image_size']} px: "
@@ -164,14 +181,14 @@ def main(argv=None):
         print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
 
 
-def draw_figure(model, x, path, image, names, options, args) -> None:
-    """Write the figure of --method (and its .npy) for one image."""
-    method = MAP_METHODS[args.method]
-    logits, maps = compute_maps(args.method, model, x, options)
+def draw_figure(model, x, path, image, names, method_name, options, args) -> None:
+    """Write the figure of one method (and its .npy) for one image."""
+    method = MAP_METHODS[method_name]
+    logits, maps = compute_maps(method_name, model, x, options)
     prob, pred = logits.float().softmax(-1)[0].max(0)
     name = names[int(pred)]
     heading = f"{path.name}: predicted {name} ({prob:.1%})"
-    if args.method == "relevancy" and options.target_class is None:
+    if class_specific(method_name) and options.target_class is None:
         options = replace(options, target_class=int(pred))
     heads = model.transformer.blocks[0].attn.n_heads
     title = f"{heading}\n{method.describe(options, len(model.transformer.blocks), heads, names)}"
@@ -180,17 +197,17 @@ def draw_figure(model, x, path, image, names, options, args) -> None:
         fig = heads_figure(image, values, title)
     else:
         fig = attention_figure(image, values, title, map_title=method.map_title)
-    out = figure_path(args, path)
+    out = figure_path(args, path, method_name)
     save_figure(fig, out, dpi=ATTENTION_DPI)
     print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
     if args.save_npy:
         save_array(out.with_suffix(".npy"), values.numpy())
 
 
-def figure_path(args, path) -> Path:
-    """Where the figure of the image `path` goes: OUT_DIR/<stem>_<method>[_class<k>].png."""
-    suffix = f"_class{args.target_class}" if args.method == "relevancy" and args.target_class is not None else ""
-    return Path(args.out_dir) / f"{path.stem}_{args.method}{suffix}.png"
+def figure_path(args, path, method: str) -> Path:
+    """Where the figure of `method` for the image `path` goes: OUT_DIR/<stem>_<method>[_class<k>].png."""
+    suffix = f"_class{args.target_class}" if class_specific(method) and args.target_class is not None else ""
+    return Path(args.out_dir) / f"{path.stem}_{method}{suffix}.png"
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from PIL import Image
 
 import p1_vis_attention
 from data.synthetic import make_synthetic_split
-from models.explain.maps import relevancy_maps
+from models.explain.attnlrp import attnlrp_maps
+from models.explain.maps import legrad_maps, relevancy_maps
 from tests.support import direct_inputs, png_size
 
 import bench_explanations
@@ -39,7 +40,7 @@ def test_report_with_masks_json_and_figure(ckpt, data, tmp_path, run_cli):
     record = last_json(out)
     assert record == json.loads(out_json.read_text())
     assert record["images"] == 5 and record["located_images"] == 5
-    assert list(record["methods"]) == ["random", "last", "rollout", "relevancy"]
+    assert list(record["methods"]) == ["random", "last", "rollout", "relevancy", "attnlrp", "legrad"]
     measures = ("positive_auc", "negative_auc", "deletion_auc", "insertion_auc", "pointing_game", "energy", "iou")
     for method, scores in record["methods"].items():
         for measure in measures:
@@ -51,10 +52,10 @@ def test_report_with_masks_json_and_figure(ckpt, data, tmp_path, run_cli):
                 assert verdict["difference_ci95"][0] <= verdict["difference"] <= verdict["difference_ci95"][1]
         assert scores["positive_curve"][0] == 1.0 and len(scores["negative_curve"]) == 10
         assert len(scores["deletion_curve"]) == len(scores["insertion_curve"]) == 11
-    assert list(record["true_class"]) == ["relevancy"]  # the synthetic names carry labels
+    assert list(record["true_class"]) == ["relevancy", "attnlrp", "legrad"]  # the synthetic names carry labels
     assert record["accuracy_ci95"][0] <= record["accuracy"] <= record["accuracy_ci95"][1]
     assert record["random_seeds"] == [0, 1, 2, 3, 4] and record["bootstrap"]["resamples"] == 2000
-    assert set(record["differences"]) == {"last - rollout", "last - relevancy", "rollout - relevancy"}
+    assert len(record["differences"]) == 10 and "last - relevancy" in record["differences"]  # 5 methods, paired
     sanity = record["sanity"]["last"]
     assert sanity["stages"] == ["head", "block 1", "block 0"] and len(sanity["correlation_ci95"]) == 3
     assert sanity["verdict_stage"] == "block 1" and sanity["verdict"] in ("passes", "fails", "unclear")
@@ -201,6 +202,18 @@ def test_relevancy_figure_and_map_for_a_chosen_class(ckpt, image, tmp_path, run_
     assert not np.allclose(default[0].numpy(), expected[0].numpy())
 
 
+@pytest.mark.parametrize("method, maps", [("attnlrp", attnlrp_maps), ("legrad", legrad_maps)])
+def test_attnlrp_and_legrad_figures_for_a_chosen_class(ckpt, image, tmp_path, run_cli, method, maps):
+    code, out, err = run_cli(p1_vis_attention.main, [
+        "--ckpt", ckpt, "--images", image, "--out_dir", tmp_path, "--method", method, "--target_class", "3",
+        "--save_npy"])
+    assert code == 0 and err == "", err
+    model, x = direct_inputs(ckpt, image)
+    np.testing.assert_allclose(np.load(tmp_path / f"cat_{method}_class3.npy"), maps(model, x, 3)[2][0].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert png_size(tmp_path / f"cat_{method}_class3.png")[0] > 0
+
+
 @pytest.mark.parametrize("target", ["37", "-1"])
 def test_target_class_out_of_range(ckpt, image, tmp_path, run_cli, target):
     code, out, err = run_cli(p1_vis_attention.main, [
@@ -225,10 +238,12 @@ def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
     assert code == 0, err
     record = last_json(out)
     assert record["benchmark"] == "explanations" and record["model"] == "micro" and record["batch_size"] == 2
-    assert len(record["relevancy_s"]) == len(record["train_step_s"]) == 2
-    assert record["relevancy_over_train_step"] == pytest.approx(
-        record["relevancy_s_median"] / record["train_step_s_median"], rel=1e-2)
-    assert "relevancy / training step" in out
+    assert record["methods"] == ["relevancy", "attnlrp", "legrad"]
+    for method in record["methods"]:
+        assert len(record[f"{method}_s"]) == len(record["train_step_s"]) == len(record["input_gradient_s"]) == 2
+        assert record[f"{method}_over_train_step"] == pytest.approx(
+            record[f"{method}_s_median"] / record["train_step_s_median"], rel=1e-2)
+        assert f"{method} / training step" in out
 
 
 def test_measures_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
