@@ -190,6 +190,7 @@ def score_checkpoint(model, dataset, args, device, shares, has_mask, labels) -> 
     removal = Removal(args.removal, args.fill, torch.Generator().manual_seed(args.seed))
     seeds = range(args.seed, args.seed + RANDOM_SEEDS)
     specific = [m for m in args.methods if class_specific(m)]
+    rescored_methods = [m for m in args.methods if m == "random" or m in specific] if specific else []
     predicted_scores, true_scores, correct = ImageScores(), ImageScores(), []
     for images, indices in tqdm(loader, desc="explanations", unit="batch", disable=args.no_progress):
         images = images.to(device)
@@ -197,17 +198,30 @@ def score_checkpoint(model, dataset, args, device, shares, has_mask, labels) -> 
             logits = model(images)
         predicted = logits.argmax(dim=-1)
         located = (shares[indices], has_mask[indices]) if shares is not None else (None, None)
-        passes = [(predicted, predicted_scores, args.methods)]
-        if labels is not None:
-            truth = labels[indices].to(device)
-            correct.append(100.0 * (predicted == truth).double().cpu())
-            if specific:  # the random maps again, as the baseline of the true class's tests
-                passes.append((truth, true_scores, [m for m in args.methods if m == "random" or m in specific]))
-        for targets, scores, methods in passes:
-            for method in methods:
+        batch = {}
+        for method in args.methods:
+            method_seeds = seeds if method == "random" else [args.seed]
+            batch[method] = batch_measures(model, images, indices, method, predicted, logits, removal,
+                                           method_seeds, *located)
+            predicted_scores.add(method, batch[method])
+        if labels is None:
+            continue
+        truth = labels[indices].to(device)
+        correct.append(100.0 * (predicted == truth).double().cpu())
+        # Where the prediction is right, the true class's maps and tests are the predicted class's:
+        # only the wrong images are scored again (random too, as the baseline of the true class's tests).
+        wrong = (predicted != truth).cpu()
+        on_device = wrong.to(device)
+        for method in rescored_methods:
+            measures = {key: value.clone() for key, value in batch[method].items()}
+            if wrong.any():
                 method_seeds = seeds if method == "random" else [args.seed]
-                scores.add(method, batch_measures(model, images, indices, method, targets, logits, removal,
-                                                  method_seeds, *located))
+                rescored = batch_measures(model, images[on_device], indices[wrong], method, truth[on_device],
+                                          logits[on_device], removal, method_seeds,
+                                          *(part[wrong] if part is not None else None for part in located))
+                for key, value in rescored.items():
+                    measures[key][wrong] = value
+            true_scores.add(method, measures)
     return {"methods": predicted_scores.tensors(), "true_class": true_scores.tensors() if specific and labels
             is not None else {}, "correct": torch.cat(correct) if correct else None}
 
