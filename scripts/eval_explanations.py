@@ -351,7 +351,8 @@ def main(argv=None):
             report["sanity"] = sanity_check(model, dataset, args, device)
         all_scores.append(scores)
         reports.append(report)
-        accuracy = f", accuracy {interval_text(report['accuracy'], report['accuracy_ci95'])}%" if labels is not None else ""
+        accuracy = (f", accuracy {interval_text(report['accuracy'], report['accuracy_ci95'])}%"
+                    if labels is not None else "")
         print(f"\n{path} ({model_config['model']}{accuracy}): maps of the predicted class")
         print(faithfulness_table(report["methods"]))
         if report["true_class"]:

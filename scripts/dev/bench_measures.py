@@ -37,7 +37,8 @@ def parse_args(argv=None):
                    help="input size in pixels (default: the model's native size)")
     p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per step (default %(default)s)")
     p.add_argument("--steps", type=int, default=3, metavar="N", help="timed steps of each (default %(default)s)")
-    p.add_argument("--warmup", type=int, default=1, metavar="N", help="untimed steps of each first (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=1, metavar="N",
+                   help="untimed steps of each first (default %(default)s)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
     return p.parse_args(argv)
 
