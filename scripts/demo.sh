@@ -63,7 +63,7 @@ $PY scripts/train_captioner.py --data_dir "$OUT/scenes" --config tiny_narrow --w
 HELD_OUT=("$OUT"/scenes/val/*.png)
 echo "== three held-out scenes captioned, one map per word: decoder attention, then relevancy"
 $PY p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
-    --html "$OUT/caption_explorer.html" --device cpu
+    --html "$OUT/caption_explorer.html" --beam 3 --device cpu
 $PY p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" \
     --out_dir "$OUT/caption_relevancy" --method relevancy --device cpu
 echo "== its captions of the 50 held-out scenes, beside the most frequent training caption given to every scene"
