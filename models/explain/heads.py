@@ -58,7 +58,7 @@ def vit_head_importance(model, image: torch.Tensor) -> torch.Tensor:
     try:
         def loss():
             logits = model(image.detach())
-            return F.cross_entropy(logits.float(), logits.argmax(dim=-1))
+            return F.cross_entropy(logits, logits.argmax(dim=-1))
         return gate_importance(loss, [block.proj for block in blocks], blocks[0].attn.n_heads)
     finally:
         model.train(was_training)
