@@ -208,7 +208,7 @@ function buildPanels() {
     const figure = document.createElement("figure");
     figure.className = "caption";
     figure.innerHTML = (COMPARED ? `<div class="model"><b>${modelLabel(i)}</b> <span></span></div>` : "") +
-      `<div class="words" id="words-${i}" data-own-keys role="toolbar" aria-label="the words of the caption"></div>` +
+      `<div class="words" id="words-${i}" data-arrow-keys role="toolbar" aria-label="the words of the caption"></div>` +
       `<canvas id="map-${i}" class="view"></canvas>` +
       `<div class="bar"><span id="map-lo-${i}"></span><canvas class="colour-bar"></canvas><span id="map-hi-${i}"></span></div>` +
       `<figcaption id="map-caption-${i}"></figcaption><div class="beams-box"><table class="beams" id="beams-${i}"></table></div>`;

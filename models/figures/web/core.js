@@ -134,15 +134,16 @@ function fillSelect(select, labels) {
 }
 
 // The keys both pages share (the key map on each page lists them). A control that uses a key
-// itself keeps it: arrows in a radio group, a slider, a list, the patch grid or the word list; letters
-// in a list, which jumps to an option by its first letter.
+// itself keeps it: arrows in a radio group, a slider, a list, the patch grid or a caption's words
+// (marked data-arrow-keys); letters in a list, which jumps to an option by its first letter.
 function onPageKeys(actions) {
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
     if (event.key === "Escape") { actions.release(); return; }
     const target = event.target;
-    if (target instanceof HTMLSelectElement || target.closest("[data-own-keys]")) return;
-    const usesArrows = target instanceof HTMLInputElement && (target.type === "range" || target.type === "radio");
+    if (target instanceof HTMLSelectElement) return;
+    const usesArrows = (target instanceof HTMLInputElement && (target.type === "range" || target.type === "radio")) ||
+      Boolean(target.closest("[data-arrow-keys]"));
     const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
     const action = {
       "[": () => actions.layer(-1), "]": () => actions.layer(1),
