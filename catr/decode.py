@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from models.training.runtime import torch_threads
 from .tokenizer import CLS_ID, SEP_ID
 
 MAX_STEPS = 127  # 128 slots, the first taken by [CLS]
@@ -275,12 +276,8 @@ def _one_cpu_thread(device: torch.device):
     if device.type != "cpu":
         yield
         return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _stack_rows(rows: list, grid: tuple) -> Tensor:

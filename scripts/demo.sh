@@ -13,7 +13,13 @@ PY=${PYTHON:-python3}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 
 echo "== installing what is missing"
-PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt
+# A torch already installed is kept, whatever pip would prefer: a research machine's torch is built
+# for its CUDA driver. If it does not meet requirements.txt, pip stops and says so; nothing is replaced.
+KEEP=()
+if TORCH=$($PY -c "import torch; print(torch.__version__)" 2>/dev/null); then
+    KEEP=("torch==${TORCH%%+*}")
+fi
+PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt "${KEEP[@]}"
 
 if [ -e "$OUT/run_a" ] || [ -e "$OUT/data/train" ]; then
     echo "error: $OUT already holds a demo; remove it or pass another folder" >&2

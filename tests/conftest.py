@@ -1,6 +1,13 @@
-"""Shared fixtures: small synthetic data, a micro checkpoint, a tiny CATR, and running a CLI in-process."""
+"""Shared fixtures: small synthetic data, a micro checkpoint, a tiny CATR, running a CLI in-process,
+and a guard that fails any test which leaves global state changed."""
+import functools
+import os
+import sys
+
 import pytest
 import torch
+import torch._dynamo
+import torch._inductor.config
 
 from tests.support import ROOT  # noqa: F401  (first: it puts the repository and its scripts on sys.path)
 import catr
@@ -18,6 +25,78 @@ def pytest_collection_modifyitems(config, items):
         # The marker, not the keywords: those also hold folder names, and a checkout may sit in one named cuda.
         if item.get_closest_marker("cuda") is not None:
             item.add_marker(skip)
+
+
+def global_state() -> dict:
+    """What one test could change for every later one in the same process: torch's threads, dtype,
+    grad mode and numerics flags, the compiler's configuration and stance, the environment, the
+    working directory, the import path and the modules already imported, matplotlib's settings."""
+    import torch._dynamo.eval_frame as eval_frame
+
+    state = {
+        "threads": torch.get_num_threads(),
+        "default dtype": torch.get_default_dtype(),
+        "grad mode": torch.is_grad_enabled(),
+        "deterministic algorithms": torch.are_deterministic_algorithms_enabled(),
+        "float32 matmul precision": torch.get_float32_matmul_precision(),
+        "cudnn": (torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic,
+                  torch.backends.cudnn.conv.fp32_precision, torch.backends.cuda.matmul.fp32_precision),
+        "dynamo config": torch._dynamo.config.get_config_copy(),
+        "inductor config": torch._inductor.config.get_config_copy(),
+        "compiler stance": eval_frame._stance,
+        "torch.compile": torch.compile,
+        # pytest itself names the running test in the environment
+        "environment": {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"},
+        "working directory": os.getcwd(),
+        "sys.path": list(sys.path),
+        "modules": {name: id(module) for name, module in sys.modules.items()},
+    }
+    if "matplotlib" in sys.modules:
+        state["matplotlib rc"] = dict(sys.modules["matplotlib"].rcParams)
+    return state
+
+
+def _difference(name, before, after) -> str:
+    if isinstance(before, dict):
+        keys = sorted(k for k in before.keys() | after.keys() if before.get(k, None) != after.get(k, None))
+        return f"{name} ({', '.join(map(str, keys[:4]))})"
+    return f"{name} ({before!r} -> {after!r})"
+
+
+@pytest.fixture(autouse=True)
+def restores_global_state():
+    """Every test leaves the process as it found it, so the suite passes in any order."""
+    before = global_state()
+    yield
+    after = global_state()
+    before["modules"] = {name: key for name, key in before["modules"].items() if after["modules"].get(name) != key}
+    after["modules"] = {}  # modules a test imports stay; one removed or replaced is a change
+    changed = [_difference(name, before[name], after[name]) for name in before
+               if name in after and before[name] != after[name]]
+    assert not changed, f"the test left global state changed: {', '.join(changed)}"
+
+
+@pytest.fixture
+def fresh_dynamo():
+    """dynamo's caches emptied and its counters cleared before the test and after it, whatever happens."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    try:
+        yield torch._dynamo.utils.counters
+    finally:
+        torch._dynamo.reset()
+        torch._dynamo.utils.counters.clear()
+
+
+@pytest.fixture
+def aot_eager_compile(fresh_dynamo, monkeypatch):
+    """`torch.compile` on the `aot_eager` backend, which traces forward and backward as the default
+    one does without generating kernels (seconds, not minutes), and raises on any recompilation.
+    Yields dynamo's counters. (The stance "fail_on_recompile" would refuse the first compilation
+    too, which happens inside the code under test.)"""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        yield fresh_dynamo
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,17 @@ PRECISIONS = ("bf16", "fp32")  # what a run may ask for; run_precision says what
 MAX_SEED = 2**32 - 1  # seeds derived from it (per epoch, per image) stay within torch.manual_seed's range
 
 
+@contextlib.contextmanager
+def torch_threads(count: int):
+    """Run a block on `count` intra-op CPU threads, then restore the count it found."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def resolve_device(name: str | None = None) -> torch.device:
     """'cuda', 'cuda:1', 'cpu', or None for the best available; a missing GPU is one clear error."""
     if name is None:

@@ -25,6 +25,7 @@ import torch
 from data.datasets import ImageFolder
 from data.synthetic import write_pets_sized_jpegs
 from data.transforms import train_transform
+from models.training.runtime import torch_threads
 from benchlib import device_name, record_header, timed
 
 PATHS = ("float", "uint8", "cached")
@@ -55,35 +56,35 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if min(args.image_size, args.count, args.rounds, args.batch_size) < 1:
         raise UserError("--image_size, --count, --batch_size and --rounds must be at least 1")
-    torch.set_num_threads(1)  # as in a DataLoader worker, which PyTorch limits to one thread
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = write_pets_sized_jpegs(Path(args.out_dir or scratch) / "train", args.count, labeled=True)
-        datasets = {
-            "float": ImageFolder(folder, train_transform(args.image_size)),
-            "uint8": ImageFolder(folder, train_transform(args.image_size, to_float=False)),
-            "cached": ImageFolder(folder, train_transform(args.image_size, to_float=False), cache_images=True),
+    with torch_threads(1):  # as in a DataLoader worker, which PyTorch limits to one thread
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = write_pets_sized_jpegs(Path(args.out_dir or scratch) / "train", args.count, labeled=True)
+            datasets = {
+                "float": ImageFolder(folder, train_transform(args.image_size)),
+                "uint8": ImageFolder(folder, train_transform(args.image_size, to_float=False)),
+                "cached": ImageFolder(folder, train_transform(args.image_size, to_float=False), cache_images=True),
+            }
+            rates = {path: [] for path in PATHS}
+            for round_ in range(args.rounds):  # alternate, so a machine that gets busier skews all paths alike
+                for path in PATHS:
+                    rates[path].append(items_per_second(datasets[path], round_ * args.count, args.batch_size))
+        best = {path: round(max(rates[path]), 1) for path in PATHS}
+        for path in PATHS:
+            print(f"{path:>7}: {best[path]:7.1f} images/s per worker (rounds: "
+                  f"{', '.join(f'{r:.1f}' for r in rates[path])})")
+        record = {
+            **record_header("data", "scripts/dev/bench_data.py", argv, torch.device("cpu")),
+            "device_name": device_name(torch.device("cpu")).split(",")[0],  # one process, one core
+            "image_size": args.image_size,
+            "count": args.count,
+            "batch_size": args.batch_size,
+            "rounds": args.rounds,
+            **{f"{path}_img_per_s": best[path] for path in PATHS},
+            "speedup": round(best["uint8"] / best["float"], 3),
+            "speedup_cached": round(best["cached"] / best["float"], 3),
         }
-        rates = {path: [] for path in PATHS}
-        for round_ in range(args.rounds):  # alternate, so a machine that gets busier skews all paths alike
-            for path in PATHS:
-                rates[path].append(items_per_second(datasets[path], round_ * args.count, args.batch_size))
-    best = {path: round(max(rates[path]), 1) for path in PATHS}
-    for path in PATHS:
-        print(f"{path:>7}: {best[path]:7.1f} images/s per worker (rounds: "
-              f"{', '.join(f'{r:.1f}' for r in rates[path])})")
-    record = {
-        **record_header("data", "scripts/dev/bench_data.py", argv, torch.device("cpu")),
-        "device_name": device_name(torch.device("cpu")).split(",")[0],  # one process, one core
-        "image_size": args.image_size,
-        "count": args.count,
-        "batch_size": args.batch_size,
-        "rounds": args.rounds,
-        **{f"{path}_img_per_s": best[path] for path in PATHS},
-        "speedup": round(best["uint8"] / best["float"], 3),
-        "speedup_cached": round(best["cached"] / best["float"], 3),
-    }
-    print(f"uint8 / float: {record['speedup']:.2f}x, cached / float: {record['speedup_cached']:.2f}x")
-    print(json.dumps(record), flush=True)
+        print(f"uint8 / float: {record['speedup']:.2f}x, cached / float: {record['speedup_cached']:.2f}x")
+        print(json.dumps(record), flush=True)
 
 
 if __name__ == "__main__":

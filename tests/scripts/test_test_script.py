@@ -1,4 +1,7 @@
-"""The test command: the README's is the one CI runs, and it installs what the browser tests need."""
+"""The test command: the README's is the one CI runs; it installs what the browser tests need, at the
+versions the suite last passed with."""
+from packaging.requirements import Requirement
+
 from tests.support import ROOT
 
 COMMAND = "bash scripts/test.sh"
@@ -14,7 +17,27 @@ def test_readme_and_ci_run_the_same_test_command():
 def test_the_test_script_installs_playwright_and_chromium():
     script = (ROOT / "scripts" / "test.sh").read_text()
     assert "-r requirements-test.txt" in script and "apt-get install -y -q chromium" in script
-    assert script.rstrip().endswith('exec $PY -m pytest -q "$@"')
+    assert script.rstrip().endswith('exec $PY -m pytest -q -n auto "$@"')
     requirements = (ROOT / "requirements-test.txt").read_text().split()
     assert any(r.startswith("playwright") for r in requirements)
     assert any(r.startswith("pytest") for r in requirements)
+
+
+def test_the_test_script_installs_the_pinned_versions_unless_asked_for_the_newest():
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    assert "VERSIONS=(-c constraints.txt)" in script and 'if [ -n "${UNPINNED:-}" ]' in script
+
+
+def test_every_requirement_is_pinned_to_a_version_it_allows():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name] = version
+    for file in ("requirements.txt", "requirements-test.txt"):
+        for line in (ROOT / file).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                requirement = Requirement(line)
+                name = requirement.name.lower().replace("_", "-")
+                assert name in pins, f"{requirement.name} of {file} is not in constraints.txt"
+                assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} breaks {line}"

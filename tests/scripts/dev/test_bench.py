@@ -93,26 +93,17 @@ def test_bad_train_input_is_one_clear_error(argv, message):
         bench_train.main(["--model", "micro", *argv])
 
 
-def test_compiled_bench_shares_one_block_graph_and_times_the_compile(capsys, monkeypatch):
-    """The aot_eager backend traces like the default one without generating kernels: seconds."""
-    import functools
-    import torch._dynamo
-
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+def test_compiled_bench_shares_one_block_graph_and_times_the_compile(capsys, aot_eager_compile):
     bench_train.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "2",
                       "--warmup", "1", "--compile"])
     out = capsys.readouterr().out
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1  # micro's two blocks, one graph
-    torch._dynamo.reset()
+    assert aot_eager_compile["stats"]["unique_graphs"] == 1  # micro's two blocks, one graph
     record = last_json(out)
     assert record["compile"] and record["compile_s"] >= 0 and record["first_step_s"] > 0
     assert "compiling:" in out
 
 
-def test_compile_time_traces_one_block_against_the_whole_model(capsys):
+def test_compile_time_traces_one_block_against_the_whole_model(capsys, fresh_dynamo):
     import torch._dynamo
 
     records = {}
@@ -122,7 +113,6 @@ def test_compile_time_traces_one_block_against_the_whole_model(capsys):
         compile_time.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "1",
                            "--backend", "aot_eager", "--region", region])
         records[region] = last_json(capsys.readouterr().out)
-    torch._dynamo.reset()
     blocks, model = records["blocks"], records["model"]
     assert blocks["benchmark"] == "compile" and blocks["blocks"] == 2
     assert blocks["graphs"] == model["graphs"] == 1 and blocks["first_step_s"] > 0
