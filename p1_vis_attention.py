@@ -158,6 +158,8 @@ def check_page_flags(args) -> None:
     for path in [args.compare, *(args.scores or [])]:
         if path and not Path(path).is_file():
             raise UserError(f"file not found: {path}")
+    for path in args.scores or []:
+        read_scores(path)
 
 
 def main(argv=None):
@@ -177,8 +179,6 @@ def main(argv=None):
         refuse_inputs([*figures, *npys], [args.ckpt, *paths], "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)
-    for score_file in args.scores or []:
-        read_scores(score_file)
     device = resolve_device(args.device)
     first = load(args.ckpt, device)
     model, config, transform, names = first

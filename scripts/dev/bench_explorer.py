@@ -9,7 +9,11 @@ time from the input event (its timestamp) to the end of the frame that shows it:
 the next animation frame runs after that frame is painted. The same for the arrow keys on the patch
 grid (ViT page). The last line printed is one JSON object.
 
-  python scripts/dev/bench_explorer.py --model L_16_imagenet1k --image_size 384 --compare
+--random_maps writes the page from random maps of the model's shapes instead of running a model:
+the same size and the same drawing work (both depend on the shapes only), in seconds where ViT-L/16
+at 384 takes many minutes on a CPU.
+
+  python scripts/dev/bench_explorer.py --model L_16_imagenet1k --image_size 384 --compare --random_maps
   python scripts/dev/bench_explorer.py --model tiny
   python scripts/dev/bench_explorer.py --caption catr
 """
@@ -35,7 +39,10 @@ import p2_vis_caption
 from benchlib import device_name, random_model
 from models.checkpoint import model_config, save_checkpoint
 from models.figures.browser import INSTALL_HINT, browser_available, launch_chromium
+from models.figures.explorer import page_image, vit_image_entry, vit_model_entry, write_explorer
+from models.figures.vit_page import PAGE_CLASSES, SCORED_AS, page_methods
 from models.vit import MODEL_NAMES, check_image_size, check_model_name
+from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
 
 # In the page: for each input event of `type` on the element, the time from the event's timestamp to
 # a task queued from the next animation frame, which runs once that frame is painted.
@@ -63,6 +70,8 @@ def parse_args(argv=None):
     p.add_argument("--image_size", type=int, default=None, metavar="N",
                    help="ViT input size in pixels (default: the model's native size)")
     p.add_argument("--compare", action="store_true", help="a page of two models side by side (ViT pages)")
+    p.add_argument("--random_maps", action="store_true",
+                   help="ViT pages: random maps of the model's shapes instead of a model's (same size and drawing work)")
     p.add_argument("--hovers", type=int, default=200, metavar="N", help="hovers timed (default %(default)s)")
     p.add_argument("--keep", metavar="FILE", help="also keep the page as FILE.html")
     return p.parse_args(argv)
@@ -80,6 +89,30 @@ def write_vit_page(folder: Path, name: str, image_size: int, compare: bool) -> P
     image = folder / "random.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (image_size, image_size, 3), np.uint8)).save(image)
     p1_vis_attention.main(argv + ["--images", str(image), "--html", str(folder / "page.html"), "--device", "cpu"])
+    return folder / "page.html"
+
+
+def write_random_vit_page(folder: Path, name: str, image_size: int, compare: bool) -> Path:
+    """The page of random maps of the shapes of `name` at `image_size` (two models with `compare`, each
+    with its own pixels: both images stored, the larger page)."""
+    config = PRETRAINED_MODELS[name]["config"]
+    grid = (image_size // config["patches"][0],) * 2
+    layers, heads, tokens = config["num_layers"], config["num_heads"], 1 + grid[0] * grid[1]
+    rng = np.random.default_rng(0)
+    generator = torch.Generator().manual_seed(0)
+    models, entries = [], []
+    for i in range(1 + compare):
+        attentions = [torch.randn(heads, tokens, tokens, generator=generator).mul(3).softmax(-1) for _ in range(layers)]
+        methods = [{"name": m["name"], "maps": torch.rand(PAGE_CLASSES if m["per_class"] else 1, *grid, generator=generator),
+                    "captions": [f"{m['name']} for class {k}" for k in range(PAGE_CLASSES if m["per_class"] else 1)]}
+                   for m in page_methods()]
+        image = rng.integers(0, 256, (image_size, image_size, 3), np.uint8)
+        entries.append(vit_image_entry(image, attentions, [(k, f"class {k}", 0.2) for k in range(PAGE_CLASSES)],
+                                       methods, grid, torch.rand(layers, heads, generator=generator)))
+        models.append(vit_model_entry(f"random maps of {name} at {image_size} px", grid, layers, heads,
+                                      torch.rand(grid[0] * grid[1], grid[0] * grid[1], generator=generator) * 2 - 1))
+    write_explorer(folder / "page.html", "vit", f"random maps of {name}", models, [page_image("random.png", entries)],
+                   methods=page_methods(), scored=SCORED_AS)
     return folder / "page.html"
 
 
@@ -141,6 +174,8 @@ def main(argv=None):
         raise UserError(f"this benchmark {INSTALL_HINT}")
     if args.compare and args.caption:
         raise UserError("--compare makes a ViT page of two models; the caption page is timed with one")
+    if args.random_maps and args.caption:
+        raise UserError("--random_maps makes a ViT page; the caption page is timed with a model's maps")
     if args.caption is None:
         check_model_name(args.model)
         image_size = check_image_size(args.model, args.image_size)
@@ -150,7 +185,8 @@ def main(argv=None):
         if args.caption:
             path = write_caption_page(Path(folder), args.caption)
         else:
-            path = write_vit_page(Path(folder), args.model, image_size, args.compare)
+            write = write_random_vit_page if args.random_maps else write_vit_page
+            path = write(Path(folder), args.model, image_size, args.compare)
         write_s = time.perf_counter() - start
         size = path.stat().st_size
         if args.keep:
@@ -168,14 +204,15 @@ def main(argv=None):
     redraw, paint = summary([t[0] for t in times]), summary([t[1] for t in times])
     key_paint = summary([t[1] for t in keys]) if keys else None
     what = f"CATR {args.caption} caption page" if args.caption else \
-        f"{args.model} at {image_size} px{', two models' if args.compare else ''}"
+        f"{args.model} at {image_size} px{', two models' if args.compare else ''}{', random maps' * args.random_maps}"
     print(f"{what}: page {size / 1e6:.2f} MB written in {write_s:.1f} s, opened in {open_s:.2f} s; "
           f"{args.hovers} hovers: redraw median {redraw['median']:.2f} ms (max {redraw['max']:.2f}), "
           f"input to paint median {paint['median']:.1f} ms (p95 {paint['p95']:.1f}, max {paint['max']:.1f})" +
           (f"; {len(keys)} arrow keys: input to paint median {key_paint['median']:.1f} ms "
            f"(p95 {key_paint['p95']:.1f})" if keys else ""))
     print(json.dumps({"page": "caption" if args.caption else "vit", "model": args.caption or args.model,
-                      "image_size": None if args.caption else image_size, "models": 1 + args.compare, "bytes": size,
+                      "image_size": None if args.caption else image_size, "models": 1 + args.compare,
+                      "random_maps": args.random_maps, "bytes": size,
                       "write_s": round(write_s, 2), "open_s": round(open_s, 3), "hovers": args.hovers,
                       "redraw_ms": redraw, "input_to_paint_ms": paint, "key_input_to_paint_ms": key_paint,
                       "device_name": device_name(torch.device("cpu")),

@@ -7,15 +7,18 @@ import re
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import p1_vis_attention
 import p2_vis_caption
 from data.io import UserError
+from models.checkpoint import model_config, save_checkpoint
 from models.figures.explorer import (HEAD_ROWS_BUDGET, caption_image_entry, check_html_path, colour_codes,
                                      dequantize_maps, explorer_html, page_image, quantize_maps, vit_image_entry,
                                      vit_model_entry)
 from models.figures.scores import read_scores
 from models.figures.vit_page import page_methods
+from models.vit import random_vit
 
 PAGE_LIMIT = 25_000_000  # bytes
 
@@ -166,3 +169,29 @@ def test_scores_are_read_from_any_evaluation_json_with_their_intervals(tmp_path)
         with pytest.raises(UserError, match=message) as err:
             read_scores(tmp_path / name)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("main, argv", [
+    (p1_vis_attention.main, ["--ckpt", "unused.pt", "--images", "unused.jpg"]),
+    (p2_vis_caption.main, ["--images", "unused.jpg", "--random_weights", "--config", "tiny"]),
+])
+def test_compare_and_scores_are_checked_before_any_work(run_cli, tmp_path, main, argv):
+    (tmp_path / "bad.json").write_text("[]")
+    page = ["--html", tmp_path / "page.html"]
+    for extra, message in ((["--out_dir", tmp_path, "--compare", tmp_path / "b.pt"], "apply to the page: pass --html FILE"),
+                           (page + ["--compare", tmp_path / "missing.pt"], "file not found"),
+                           (page + ["--scores", tmp_path / "bad.json"], 'no "methods"'),
+                           (page + ["--scores", tmp_path / "a.json", tmp_path / "b.json"], "--scores takes one FILE")):
+        code, _, err = run_cli(main, argv + extra)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, extra
+
+
+def test_compare_refuses_a_model_of_another_shape(run_cli, ckpt, tmp_path):
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, random_vit("micro", image_size=64), model_config("micro", 64), epoch=1)
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    code, _, err = run_cli(p1_vis_attention.main, ["--ckpt", ckpt, "--images", image, "--html", tmp_path / "page.html",
+                                                   "--compare", other, "--device", "cpu"])
+    assert code == 2 and "differ in shape (4x4 patches, 2 layers, 2 heads against 8x8, 2, 2)" in err
+    assert not (tmp_path / "page.html").exists()
