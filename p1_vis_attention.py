@@ -21,7 +21,7 @@ beside the first's, driven by the same controls; --scores FILE shows the scores 
 wrote beside each method.
 
   python p1_vis_attention.py --ckpt runs/l16/best.pt --out_dir figs
-  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout heads
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method relevancy \
       --target_class 5
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg dog.jpg --html maps.html
@@ -74,7 +74,8 @@ def parse_args(argv=None):
     p.add_argument("--scores", nargs="+", metavar="FILE",
                    help="with --html: the --out_json of eval_explanations.py, shown beside each method; a "
                         "second FILE for --compare's model (a file of several checkpoints serves both)")
-    p.add_argument("--method", choices=DRAWN, default="last", help="which map (default %(default)s)")
+    p.add_argument("--method", nargs="+", choices=DRAWN, default=["last"], metavar="METHOD",
+                   help=f"which maps, one figure each: {', '.join(DRAWN)} (default: last)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
                         "for rollout the last layer included; relevancy always uses every layer")
@@ -113,13 +114,15 @@ def target_class(target, num_classes: int):
 
 
 def map_options(args) -> MapOptions:
-    """The options of --method, with a warning for each map flag the method does not read."""
+    """The options of the --method maps, with a warning for each map flag none of them reads."""
     options = MapOptions(layer=args.layer, head_fusion=args.head_fusion, discard_ratio=args.discard_ratio,
                          target_class=args.target_class)
+    read = {flag for method in args.method for flag in MAP_METHODS[method].flags}
     ignored = [f"--{flag}" for flag in ("head_fusion", "discard_ratio", "target_class")
-               if getattr(options, flag) != getattr(MapOptions(), flag) and flag not in MAP_METHODS[args.method].flags]
+               if getattr(options, flag) != getattr(MapOptions(), flag) and flag not in read]
     if ignored:
-        warn(f"{' and '.join(ignored)} do{'es' * (len(ignored) == 1)} not apply to --method {args.method}; ignored")
+        warn(f"{' and '.join(ignored)} do{'es' * (len(ignored) == 1)} not apply to --method "
+             f"{' '.join(args.method)}; ignored")
     return options
 
 
@@ -169,12 +172,13 @@ def main(argv=None):
     if not 0.0 <= args.discard_ratio < 1.0:
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
     check_page_flags(args)
+    args.method = list(dict.fromkeys(args.method))  # each figure once
     options = map_options(args)
     paths = image_paths(args)
     html = check_html_path(args.html, inputs=[args.ckpt, *paths, *filter(None, [args.compare])]) if args.html else None
     if args.out_dir is not None:
         check_output_folder(args.out_dir, "--out_dir")
-        figures = [figure_path(args, path) for path in paths]
+        figures = [figure_path(args, path, method) for path in paths for method in args.method]
         npys = [figure.with_suffix(".npy") for figure in figures] if args.save_npy else []
         refuse_inputs([*figures, *npys], [args.ckpt, *paths], "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
@@ -189,7 +193,9 @@ def main(argv=None):
         mean, std = normalization(config)
         for path in paths:
             x = transform(open_rgb(path))[None].to(device)
-            draw_figure(model, x, path, denormalize(x[0].cpu(), mean, std), names, options, args)
+            image = denormalize(x[0].cpu(), mean, std)
+            for method in args.method:
+                draw_figure(model, x, path, image, names, method, options, args)
     if html:
         models, images = page_models(args, paths, first, device)
         size = write_explorer(html, "vit", " against ".join(m["title"] for m in models), models, images,
@@ -197,14 +203,14 @@ def main(argv=None):
         print(f"{len(images)} image{'s' * (len(images) > 1)} -> {html} ({size / 1e6:.1f} MB)")
 
 
-def draw_figure(model, x, path, image, names, options, args) -> None:
-    """Write the figure of --method (and its .npy) for one image."""
-    method = MAP_METHODS[args.method]
-    logits, maps = compute_maps(args.method, model, x, options)
+def draw_figure(model, x, path, image, names, method_name, options, args) -> None:
+    """Write the figure of one method (and its .npy) for one image."""
+    method = MAP_METHODS[method_name]
+    logits, maps = compute_maps(method_name, model, x, options)
     prob, pred = logits.float().softmax(-1)[0].max(0)
     name = names[int(pred)]
     heading = f"{path.name}: predicted {name} ({prob:.1%})"
-    if args.method == "relevancy" and options.target_class is None:
+    if method_name == "relevancy" and options.target_class is None:
         options = replace(options, target_class=int(pred))
     heads = model.transformer.blocks[0].attn.n_heads
     title = f"{heading}\n{method.describe(options, len(model.transformer.blocks), heads, names)}"
@@ -213,17 +219,17 @@ def draw_figure(model, x, path, image, names, options, args) -> None:
         fig = heads_figure(image, values, title)
     else:
         fig = attention_figure(image, values, title, map_title=method.map_title)
-    out = figure_path(args, path)
+    out = figure_path(args, path, method_name)
     save_figure(fig, out, dpi=ATTENTION_DPI)
     print(f"{path}: predicted {name} ({prob:.1%}) -> {out}")
     if args.save_npy:
         save_array(out.with_suffix(".npy"), values.numpy())
 
 
-def figure_path(args, path) -> Path:
-    """Where the figure of the image `path` goes: OUT_DIR/<stem>_<method>[_class<k>].png."""
-    suffix = f"_class{args.target_class}" if args.method == "relevancy" and args.target_class is not None else ""
-    return Path(args.out_dir) / f"{path.stem}_{args.method}{suffix}.png"
+def figure_path(args, path, method: str) -> Path:
+    """Where the figure of `method` for the image `path` goes: OUT_DIR/<stem>_<method>[_class<k>].png."""
+    suffix = f"_class{args.target_class}" if method == "relevancy" and args.target_class is not None else ""
+    return Path(args.out_dir) / f"{path.stem}_{method}{suffix}.png"
 
 
 if __name__ == "__main__":

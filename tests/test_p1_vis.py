@@ -147,6 +147,17 @@ def test_rollout_map_is_the_class_row_of_the_product(ckpt, images, tmp_path, fus
                                rollout[0, 0, 1:].reshape(4, 4).numpy(), atol=1e-6)
 
 
+def test_several_methods_draw_one_figure_each_in_one_call(ckpt, images, tmp_path):
+    p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(images[0]), "--out_dir", str(tmp_path),
+                           "--method", "rollout", "heads", "rollout", "--save_npy"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat_heads.npy", "cat_heads.png", "cat_rollout.npy",
+                                                          "cat_rollout.png"]
+    one = tmp_path / "one"
+    p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(images[0]), "--out_dir", str(one),
+                           "--method", "rollout", "--save_npy"])
+    np.testing.assert_array_equal(np.load(one / "cat_rollout.npy"), np.load(tmp_path / "cat_rollout.npy"))
+
+
 def test_heads_give_one_map_per_head(ckpt, images, tmp_path):
     p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(images[0]), "--out_dir", str(tmp_path),
                            "--method", "heads", "--layer", "-2", "--save_npy"])

@@ -39,7 +39,7 @@ def test_the_measured_defaults_are_the_last_layer_and_the_predicted_class(model_
 
 def test_both_scripts_take_their_methods_from_the_registry():
     assert set(DRAWN) | set(MEASURED) == set(MAP_METHODS)
-    assert p1_vis_attention.parse_args(["--ckpt", "x", "--out_dir", "y", "--method", "heads"]).method == "heads"
+    assert p1_vis_attention.parse_args(["--ckpt", "x", "--out_dir", "y", "--method", "heads"]).method == ["heads"]
     needs_gradients = {name for name, method in MAP_METHODS.items() if method.needs_gradients}
     assert needs_gradients == {"relevancy"}
 
