@@ -43,9 +43,9 @@ from models.checkpoint import model_from_checkpoint
 from models.explain.maps import HEAD_FUSIONS
 from models.explain.methods import DRAWN, MAP_METHODS, MapOptions, compute_maps
 from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure, save_array
-from models.figures.explorer import check_html_path, page_image, write_explorer
+from models.figures.explorer import check_html_path, check_page_flags, page_image, write_explorer
 from models.figures.plots import save_figure
-from models.figures.scores import read_scores
+from models.figures.scores import model_scores
 from models.figures.vit_page import SCORED_AS, check_comparable, page_methods, vit_page_image, vit_page_model
 from models.training.runtime import resolve_device
 from models.vit import grid_size
@@ -136,14 +136,12 @@ def load(ckpt, device):
 def page_models(args, paths, first, device) -> tuple:
     """(model entries, images) of the page: the loaded first model's, then --compare's."""
     models, per_image = [], [[] for _ in paths]
-    scores = args.scores or []
     for i, ckpt in enumerate([args.ckpt] + ([args.compare] if args.compare else [])):
         model, config, transform, names = first if i == 0 else load(ckpt, device)
-        score_file = scores[min(i, len(scores) - 1)] if scores else None
         grid = grid_size(model)
         title = (f"{config['model']} at {config['image_size']} px: {len(model.transformer.blocks)} layers, "
                  f"{grid[0]}x{grid[1]} patches, checkpoint {ckpt}")
-        models.append(vit_page_model(model, title, score_file and read_scores(score_file, model_path=ckpt)))
+        models.append(vit_page_model(model, title, model_scores(args.scores, i, ckpt)))
         if i:
             check_comparable(models[0], models[i])
         mean, std = normalization(config)
@@ -151,18 +149,6 @@ def page_models(args, paths, first, device) -> tuple:
             x = transform(open_rgb(path))[None].to(device)
             per_image[index].append(vit_page_image(model, x, denormalize(x[0].cpu(), mean, std), names, index))
     return models, [page_image(path.name, entries) for path, entries in zip(paths, per_image)]
-
-
-def check_page_flags(args) -> None:
-    if args.html is None and (args.compare or args.scores):
-        raise UserError("--compare and --scores apply to the page: pass --html FILE")
-    if args.scores and len(args.scores) > 1 + bool(args.compare):
-        raise UserError(f"--scores takes one FILE{', or two with --compare' * (not args.compare)}")
-    for path in [args.compare, *(args.scores or [])]:
-        if path and not Path(path).is_file():
-            raise UserError(f"file not found: {path}")
-    for path in args.scores or []:
-        read_scores(path)
 
 
 def main(argv=None):

@@ -45,9 +45,9 @@ from catr.relevancy import word_relevancy
 from data.images import check_unique_stems, list_images
 from data.outputs import check_output_folder, refuse_inputs
 from models.figures.classifier import save_array
-from models.figures.explorer import caption_image_entry, check_html_path, page_image, write_explorer
+from models.figures.explorer import caption_image_entry, check_html_path, check_page_flags, page_image, write_explorer
 from models.figures.plots import save_figure
-from models.figures.scores import read_scores
+from models.figures.scores import model_scores
 from catr.heads import caption_head_importance
 from catr.weights import WEIGHT_URLS
 from models.training.runtime import resolve_device
@@ -133,25 +133,11 @@ def compare_args(args) -> argparse.Namespace:
                                  "weights": None if published else args.compare, "random_weights": False})
 
 
-def check_page_flags(args) -> None:
-    if args.html is None and (args.compare or args.scores):
-        raise UserError("--compare and --scores apply to the page: pass --html FILE")
-    if args.scores and len(args.scores) > 1 + bool(args.compare):
-        raise UserError(f"--scores takes one FILE{', or two with --compare' * (not args.compare)}")
-    files = [*(args.scores or []), *([args.compare] if args.compare and args.compare not in WEIGHT_URLS else [])]
-    for path in files:
-        if not Path(path).is_file():
-            raise UserError(f"file not found: {path}")
-    for path in args.scores or []:
-        read_scores(path)
-
-
 def page_model(args, model, index: int) -> dict:
     """The page's entry of a captioner: its name and the scores of its maps."""
     layers = model.transformer.decoder.layers
-    score_file = args.scores[min(index, len(args.scores) - 1)] if args.scores else None
     return {"title": weights_description(args), "layers": len(layers), "heads": layers[0].multihead_attn.nheads,
-            "scores": score_file and read_scores(score_file, model_path=args.weights)}
+            "scores": model_scores(args.scores, index, args.weights)}
 
 
 def compared_entries(args, paths, first: dict, device, tokenizer) -> tuple:
@@ -178,7 +164,7 @@ def main(argv=None) -> None:
     if args.out_dir is None and args.html is None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     check_search_arguments(args)
-    check_page_flags(args)
+    check_page_flags(args, compare_is_file=args.compare not in WEIGHT_URLS)
     if args.method == "relevancy" and args.heads == "all":
         raise UserError("--heads all draws attention heads; relevancy averages them: use --method attention")
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]

@@ -29,6 +29,7 @@ import torch
 
 from data.io import UserError, write_text_atomic
 from data.outputs import check_output_file
+from models.figures.scores import read_scores
 from models.explain.maps import class_row_map, fuse_heads, head_maps, layer_rollouts, patch_row_maps
 
 LEVELS = 255  # codes 0..255
@@ -50,6 +51,20 @@ def check_html_path(path, flag: str = "--html", inputs=()) -> Path:
     if not path.parent.is_dir():
         raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
     return check_output_file(path, flag, inputs)
+
+
+def check_page_flags(args, compare_is_file: bool = True) -> None:
+    """--compare and --scores, before any work: only with --html, at most one scores file a model,
+    every file named there (the compared model's where `compare_is_file`), each scores file readable."""
+    if args.html is None and (args.compare or args.scores):
+        raise UserError("--compare and --scores apply to the page: pass --html FILE")
+    if args.scores and len(args.scores) > 1 + bool(args.compare):
+        raise UserError(f"--scores takes one FILE{', or two with --compare' * (not args.compare)}")
+    for path in [args.compare if compare_is_file else None, *(args.scores or [])]:
+        if path and not Path(path).is_file():
+            raise UserError(f"file not found: {path}")
+    for path in args.scores or []:
+        read_scores(path)
 
 
 def _b64(array: np.ndarray) -> str:

@@ -60,3 +60,12 @@ def read_scores(path, flag: str = "--scores", model_path=None) -> dict:
             methods = entry["methods"]
     return {"file": path.name,
             "methods": {name: method_scores(scores) for name, scores in methods.items() if isinstance(scores, dict)}}
+
+
+def model_scores(files, index: int, model_path):
+    """The scores shown for the page's model `index` (0, or 1 for --compare's) from --scores FILE
+    [FILE2]: FILE2 for the second model where given, else FILE (a file of several checkpoints gives
+    each model its own entry); None without --scores."""
+    if not files:
+        return None
+    return read_scores(files[min(index, len(files) - 1)], model_path=model_path)

@@ -52,12 +52,16 @@ WATCH_JS = """([selector, type]) => {
         const input = event.timeStamp;
         requestAnimationFrame(() => {
             const channel = new MessageChannel();
-            channel.port1.onmessage = () => window.latencies.push([window.explorer.lastRedrawMs, performance.now() - input]);
+            channel.port1.onmessage = () =>
+                window.latencies.push([window.explorer.lastRedrawMs, performance.now() - input]);
             channel.port2.postMessage(null);
         });
     }, { capture: true });
 }"""
-WAIT_JS = "(count) => new Promise((done) => { const poll = () => window.latencies.length >= count ? done() : setTimeout(poll, 1); poll(); })"
+WAIT_JS = """(count) => new Promise((done) => {
+    const poll = () => window.latencies.length >= count ? done() : setTimeout(poll, 1);
+    poll();
+})"""
 
 
 def parse_args(argv=None):
@@ -71,7 +75,8 @@ def parse_args(argv=None):
                    help="ViT input size in pixels (default: the model's native size)")
     p.add_argument("--compare", action="store_true", help="a page of two models side by side (ViT pages)")
     p.add_argument("--random_maps", action="store_true",
-                   help="ViT pages: random maps of the model's shapes instead of a model's (same size and drawing work)")
+                   help="ViT pages: random maps of the model's shapes instead of a model's (the same size and "
+                        "drawing work)")
     p.add_argument("--hovers", type=int, default=200, metavar="N", help="hovers timed (default %(default)s)")
     p.add_argument("--keep", metavar="FILE", help="also keep the page as FILE.html")
     return p.parse_args(argv)
@@ -103,9 +108,9 @@ def write_random_vit_page(folder: Path, name: str, image_size: int, compare: boo
     models, entries = [], []
     for i in range(1 + compare):
         attentions = [torch.randn(heads, tokens, tokens, generator=generator).mul(3).softmax(-1) for _ in range(layers)]
-        methods = [{"name": m["name"], "maps": torch.rand(PAGE_CLASSES if m["per_class"] else 1, *grid, generator=generator),
-                    "captions": [f"{m['name']} for class {k}" for k in range(PAGE_CLASSES if m["per_class"] else 1)]}
-                   for m in page_methods()]
+        counts = {m["name"]: PAGE_CLASSES if m["per_class"] else 1 for m in page_methods()}
+        methods = [{"name": name, "maps": torch.rand(count, *grid, generator=generator),
+                    "captions": [f"{name} for class {k}" for k in range(count)]} for name, count in counts.items()]
         image = rng.integers(0, 256, (image_size, image_size, 3), np.uint8)
         entries.append(vit_image_entry(image, attentions, [(k, f"class {k}", 0.2) for k in range(PAGE_CLASSES)],
                                        methods, grid, torch.rand(layers, heads, generator=generator)))
