@@ -11,6 +11,11 @@ and its probability. Methods:
   relevancy  class-specific relevancy (Chefer, Gur & Wolf, ICCV 2021) through all layers: each
            layer's attention weighted by its gradient for the class --target_class (default the
            predicted class), negative parts dropped, accumulated from R = I as R + A_bar @ R
+  attnlrp  AttnLRP, CP-LRP variant (Achtibat et al., ICML 2024): input x gradient for --target_class
+           with the LRP rules (LayerNorm scale and softmax weights held constant, GELU identity),
+           summed per patch; signed, the patches' relevance adds up to the logit less the biases'
+  legrad   LeGrad (Bousselham et al., ICCV 2025): per layer, the positive gradient of that layer's
+           own [class] token's --target_class logit with respect to its attention, summed, min-max
 Layers and heads are numbered from 0, as in Python; negative --layer counts from the end.
 
 With --html FILE, one interactive page for all the images (docs/explorer.md): every layer and head,
@@ -62,12 +67,13 @@ def parse_args(argv=None):
                         help=f"without --images: draw the report's images {', '.join(REPORT_IMAGES)} "
                              "under DIR (default %(default)s)")
     p.add_argument("--out_dir", metavar="DIR",
-                   help="where to write <image stem>_<method>.png (and .npy); relevancy maps for a "
-                        "--target_class K are <image stem>_relevancy_classK.png (needed unless --html)")
+                   help="where to write <image stem>_<method>.png (and .npy); the maps of relevancy, "
+                        "attnlrp and legrad for a --target_class K are <image stem>_<method>_classK.png "
+                        "(needed unless --html)")
     p.add_argument("--html", metavar="FILE",
                    help="also (or instead) write one interactive page for all the images, a "
                         "self-contained FILE.html that opens offline; --method, --layer and the "
-                        "rollout and relevancy flags apply to the PNGs only")
+                        "rollout and --target_class flags apply to the PNGs only")
     p.add_argument("--compare", metavar="CKPT2",
                    help="with --html: a second checkpoint of the same shape (patch grid, layers, heads), "
                         "its maps of the same images beside the first's")
@@ -78,15 +84,16 @@ def parse_args(argv=None):
                    help=f"which maps, one figure each: {', '.join(DRAWN)} (default: last)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
                    help="the layer, from 0; negative counts from the end (default -1, the last); "
-                        "for rollout the last layer included; relevancy always uses every layer")
+                        "for rollout the last layer included; relevancy, attnlrp and legrad always use "
+                        "every layer")
     p.add_argument("--head_fusion", choices=HEAD_FUSIONS, default="mean",
                    help="rollout: how each layer's heads are combined (default %(default)s)")
     p.add_argument("--discard_ratio", type=float, default=0.0, metavar="F",
                    help="rollout: zero this fraction of the lowest weights of each attention row "
                         "before adding the identity, 0 <= F < 1 (default %(default)s)")
     p.add_argument("--target_class", type=int, default=None, metavar="K",
-                   help="relevancy: the class whose evidence is drawn, 0..classes-1 (default: the "
-                        "predicted class of each image)")
+                   help="relevancy, attnlrp, legrad: the class whose evidence is drawn, 0..classes-1 "
+                        "(default: the predicted class of each image)")
     p.add_argument("--save_npy", action="store_true",
                    help="also write <image stem>_<method>.npy: the (g, g) map, or (heads, g, g) for heads")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda when available)")
@@ -111,6 +118,11 @@ def target_class(target, num_classes: int):
         raise UserError(f"--target_class {target} is out of range: the model has {num_classes} classes, "
                         f"use 0..{num_classes - 1}")
     return target
+
+
+def class_specific(method: str) -> bool:
+    """Whether the method's map is for one class (it reads --target_class)."""
+    return "target_class" in MAP_METHODS[method].flags
 
 
 def map_options(args) -> MapOptions:
@@ -196,7 +208,7 @@ def draw_figure(model, x, path, image, names, method_name, options, args) -> Non
     prob, pred = logits.float().softmax(-1)[0].max(0)
     name = names[int(pred)]
     heading = f"{path.name}: predicted {name} ({prob:.1%})"
-    if method_name == "relevancy" and options.target_class is None:
+    if class_specific(method_name) and options.target_class is None:
         options = replace(options, target_class=int(pred))
     heads = model.transformer.blocks[0].attn.n_heads
     title = f"{heading}\n{method.describe(options, len(model.transformer.blocks), heads, names)}"
@@ -214,7 +226,7 @@ def draw_figure(model, x, path, image, names, method_name, options, args) -> Non
 
 def figure_path(args, path, method: str) -> Path:
     """Where the figure of `method` for the image `path` goes: OUT_DIR/<stem>_<method>[_class<k>].png."""
-    suffix = f"_class{args.target_class}" if method == "relevancy" and args.target_class is not None else ""
+    suffix = f"_class{args.target_class}" if class_specific(method) and args.target_class is not None else ""
     return Path(args.out_dir) / f"{path.stem}_{method}{suffix}.png"
 
 

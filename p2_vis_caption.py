@@ -5,7 +5,11 @@ image under <start>, then one panel per generated WordPiece token with the decod
 for it blended over the image, and <end> last (absent when --max_steps cut the caption short).
 With --method relevancy the panels show each token's relevancy instead (Chefer, Gur & Wolf, ICCV 2021:
 every attention of the network weighted by the gradient of that token's logit, the caption
-teacher-forced); the footer names the method.
+teacher-forced); with --method attnlrp its AttnLRP relevance (Achtibat et al., ICML 2024, CP-LRP:
+input x gradient at the encoder's input cells with LayerNorm scales and attention weights held
+constant; signed); with --method legrad its LeGrad map (Bousselham et al., ICCV 2025: the positive
+gradient of each decoder layer's own prediction of the token with respect to that layer's
+cross-attention, summed over the layers, min-max). The footer names the method.
 
 Defaults: CATR v2, greedy search and the second-to-last decoder layer (--layer -2, i.e. layer 4 of
 0..5), averaged over the 8 heads: in the report this repository reproduces, v2 gave the best captions
@@ -41,7 +45,7 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, ch
                       search_description, weights_description)
 from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
-from catr.relevancy import word_relevancy
+from catr.token_methods import DESCRIPTIONS, TOKEN_METHODS, token_maps
 from data.images import check_unique_stems, list_images
 from data.outputs import check_output_folder, refuse_inputs
 from models.figures.classifier import save_array
@@ -53,7 +57,7 @@ from catr.weights import WEIGHT_URLS
 from models.training.runtime import resolve_device
 
 DEFAULT_LAYER = -2
-METHODS = ("attention", "relevancy")
+METHODS = ("attention", *TOKEN_METHODS)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -79,8 +83,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--heads", choices=("mean", "all"), default="mean",
                         help="draw the mean over heads, or one row per head (default: %(default)s)")
     parser.add_argument("--method", choices=METHODS, default="attention",
-                        help="attention: one decoder layer's cross-attention (--layer, --heads); relevancy: "
-                             "each token's relevancy through all layers, heads averaged (default: %(default)s)")
+                        help="attention: one decoder layer's cross-attention (--layer, --heads); relevancy, "
+                             "attnlrp, legrad: each token's map through all layers, heads averaged "
+                             "(default: %(default)s)")
     parser.add_argument("--save_npy", action="store_true",
                         help="also write OUT_DIR/<stem>.npy: the maps drawn, (tokens, h, w) or "
                              "(tokens, heads, h, w), one entry per panel after <start>")
@@ -88,21 +93,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def token_relevancy(model, image, decoded, device):
-    """(tokens, h, w) relevancy of the generated tokens, [SEP] last where the caption ended."""
+def generated_token_maps(method: str, model, image, decoded, device):
+    """(tokens, h, w) maps of `method` (one of TOKEN_METHODS) of the generated tokens, [SEP] last where
+    the caption ended."""
     ids = caption_ids(decoded)
     if not ids:
         return np.zeros((0, *decoded.attention.shape[-2:]), dtype=np.float32)
     tensor = catr.preprocess(image).to(device)[None]
-    return word_relevancy(model, tensor, torch.tensor([ids], device=device))[0].cpu().numpy()
+    return token_maps(method, model, tensor, torch.tensor([ids], device=device))[0].cpu().numpy()
 
 
-def word_maps(decoded, relevancy=None) -> dict:
-    """The page's named map sets of one caption: name -> (words, layers, heads, h, w) or (words, h, w)."""
-    maps = {"cross-attention": decoded.attention}
-    if relevancy is not None:
-        maps["relevancy"] = torch.from_numpy(relevancy)
-    return maps
+def word_maps(decoded, method: str = "attention", maps=None) -> dict:
+    """The page's named map sets of one caption: name -> (words, layers, heads, h, w) or (words, h, w);
+    `maps`, the (words, h, w) maps of a gradient `method`, are a set of their own."""
+    sets = {"cross-attention": decoded.attention}
+    if maps is not None:
+        sets[method] = torch.from_numpy(maps)
+    return sets
 
 
 def beam_rows(decoded, tokenizer) -> list:
@@ -116,14 +123,14 @@ def caption_ids(decoded) -> list:
     return decoded.ids + ([catr.SEP_ID] if decoded.ended else [])
 
 
-def page_entry(model, image, decoded, tokenizer, args, device, relevancy=None) -> dict:
+def page_entry(model, image, decoded, tokenizer, args, device, gradient_maps=None) -> dict:
     """One captioner's page data for one image."""
     ids = torch.tensor(caption_ids(decoded), dtype=torch.long, device=device)
     importance = caption_head_importance(model, catr.preprocess(image).to(device), ids).cpu()
     return caption_image_entry(image, tokenizer.decode(decoded.ids) or "(empty caption)",
                                tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else []),
-                               word_maps(decoded, relevancy), beam_rows(decoded, tokenizer) if args.beam > 1 else (),
-                               importance)
+                               word_maps(decoded, args.method, gradient_maps),
+                               beam_rows(decoded, tokenizer) if args.beam > 1 else (), importance)
 
 
 def compare_args(args) -> argparse.Namespace:
@@ -153,8 +160,9 @@ def compared_entries(args, paths, first: dict, device, tokenizer) -> tuple:
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps, device):
         for path, image, decoded in batch:
             if decoded is not None:
-                relevancy = token_relevancy(model, image, decoded, device) if args.method == "relevancy" else None
-                entries[path] = page_entry(model, image, decoded, tokenizer, args, device, relevancy)
+                gradient_maps = (generated_token_maps(args.method, model, image, decoded, device)
+                                 if args.method != "attention" else None)
+                entries[path] = page_entry(model, image, decoded, tokenizer, args, device, gradient_maps)
                 tqdm.write(f"{path.name} ({weights_description(args)}): {entries[path]['caption']}")
     return entry, entries
 
@@ -165,8 +173,8 @@ def main(argv=None) -> None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     check_search_arguments(args)
     check_page_flags(args, compare_is_file=args.compare not in WEIGHT_URLS)
-    if args.method == "relevancy" and args.heads == "all":
-        raise UserError("--heads all draws attention heads; relevancy averages them: use --method attention")
+    if args.method != "attention" and args.heads == "all":
+        raise UserError(f"--heads all draws attention heads; {args.method} averages them: use --method attention")
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
     html = check_html_path(args.html, inputs=paths) if args.html else None
     check_unique_stems(paths)
@@ -183,7 +191,7 @@ def main(argv=None) -> None:
     tokenizer = catr.load_tokenizer()
     heads = "mean over heads" if args.heads == "mean" else "one row per head"
     shown = (f"cross-attention of decoder layer {layer}, {heads}" if args.method == "attention" else
-             "relevancy (Chefer et al. 2021), all layers, teacher-forced")
+             DESCRIPTIONS[args.method])
     note = f"{weights_description(args)}; {search_description(args)}; {shown}"
 
     unreadable, entries = [], {}
@@ -196,13 +204,14 @@ def main(argv=None) -> None:
                 unreadable.append(path)
                 continue
             caption = tokenizer.decode(decoded.ids) or "(empty caption)"
-            relevancy = token_relevancy(model, image, decoded, device) if args.method == "relevancy" else None
+            gradient_maps = (generated_token_maps(args.method, model, image, decoded, device)
+                             if args.method != "attention" else None)
             labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])
             if html:
-                entries[path] = page_entry(model, image, decoded, tokenizer, args, device, relevancy)
+                entries[path] = page_entry(model, image, decoded, tokenizer, args, device, gradient_maps)
             if out_dir is not None:
-                if relevancy is not None:
-                    maps = relevancy
+                if gradient_maps is not None:
+                    maps = gradient_maps
                 else:
                     maps = decoded.attention[:, layer]
                     maps = (maps.mean(dim=1) if args.heads == "mean" else maps).numpy()

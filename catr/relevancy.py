@@ -73,21 +73,41 @@ def recorded_attention(model):
             handle.remove()
 
 
-def _hidden(model, encoded, caption_ids: Tensor) -> Tensor:
-    """The head's last hidden layer (B, T, mlp_dim) of the teacher-forced captions."""
-    states, _, _ = model.decode(encoded, decoder_inputs(caption_ids))
+def head_hidden(model, states: Tensor) -> Tensor:
+    """The vocabulary head's last hidden layer (..., mlp_dim) of decoder states (..., D)."""
     for layer in model.mlp.layers[:-1]:
         states = F.relu(layer(states))
     return states
 
 
-def _target_logits(model, hidden: Tensor, caption_ids: Tensor) -> Tensor:
+def teacher_forced_hidden(model, encoded, caption_ids: Tensor) -> Tensor:
+    """The head's last hidden layer (B, T, mlp_dim) of the teacher-forced captions."""
+    states, _, _ = model.decode(encoded, decoder_inputs(caption_ids))
+    return head_hidden(model, states)
+
+
+def caption_logits(model, hidden: Tensor, caption_ids: Tensor) -> Tensor:
     """(B, T) logits of the caption's own ids: only those rows of the vocabulary head."""
     head = model.mlp.layers[-1]
     return (hidden * head.weight[caption_ids]).sum(dim=-1) + head.bias[caption_ids]
 
 
-def _expand(encoded, rows: int):
+def image_leaf_cells(model, image: Tensor, cells: tuple = None) -> tuple:
+    """`model.image_cells` of one preprocessed (3, H, W) image, batch 1, with the cells (1, h*w, D) a
+    fresh leaf that requires grad: every gradient method's graph starts there, even with frozen
+    weights. `cells`, if already computed, saves running the backbone again. The model must be in eval
+    mode (dropout would make the maps random)."""
+    if model.training:
+        raise ValueError("call model.eval() first: dropout would make the maps random")
+    if image.dim() != 3:
+        raise ValueError(f"expected one (3, H, W) image, got shape {tuple(image.shape)}")
+    if cells is None:
+        with torch.no_grad():  # the backbone lies below every attention: no gradient flows there
+            cells = model.image_cells(image[None])
+    return cells[0].detach().clone().requires_grad_(True), *cells[1:]
+
+
+def expand_encoding(encoded, rows: int):
     """An encoding of one image seen by `rows` captions (a view, no copy)."""
     return type(encoded)([(k.expand(rows, *k.shape[1:]), v.expand(rows, *v.shape[1:])) for k, v in encoded.memory_kvs],
                          encoded.padding_mask.expand(rows, -1), encoded.grid)
@@ -99,11 +119,11 @@ def token_log_probs(model, cells: tuple, caption_ids: Tensor, removed: Tensor = 
     src, pos, padding, grid = cells
     rows = caption_ids.shape[0]
     if removed is None:
-        encoded = _expand(model.encode_cells(src, pos, padding, grid), rows)
+        encoded = expand_encoding(model.encode_cells(src, pos, padding, grid), rows)
     else:
         encoded = model.encode_cells(src.expand(rows, -1, -1), pos.expand(rows, -1, -1), padding.expand(rows, -1),
                                      grid, removed)
-    logits = model.mlp.layers[-1](_hidden(model, encoded, caption_ids))
+    logits = model.mlp.layers[-1](teacher_forced_hidden(model, encoded, caption_ids))
     return logits.log_softmax(dim=-1).gather(-1, caption_ids[..., None])[..., 0]
 
 
@@ -161,19 +181,11 @@ def explain_captions(model, image: Tensor, caption_ids: Tensor, targets_per_back
     the end should be explained, PAD (0) after a shorter caption. The model must be in eval mode.
     `cells`, `model.image_cells` of the image if already computed, saves running the backbone again.
     """
-    if model.training:
-        raise ValueError("call model.eval() first: dropout would make the maps random")
-    if image.dim() != 3:
-        raise ValueError(f"expected one (3, H, W) image, got shape {tuple(image.shape)}")
-    if cells is None:
-        with torch.no_grad():  # the backbone lies below every attention: no gradient flows there
-            cells = model.image_cells(image[None])
-    cells = (cells[0].detach().clone(), *cells[1:])
+    cells = image_leaf_cells(model, image, cells)
     with torch.enable_grad(), recorded_attention(model) as record:
-        src = cells[0].requires_grad_(True)  # the graph exists even if the weights are frozen
-        encoded = _expand(model.encode_cells(src, *cells[1:]), caption_ids.shape[0])
-        hidden = _hidden(model, encoded, caption_ids)
-        logits = _target_logits(model, hidden, caption_ids)
+        encoded = expand_encoding(model.encode_cells(*cells), caption_ids.shape[0])
+        hidden = teacher_forced_hidden(model, encoded, caption_ids)
+        logits = caption_logits(model, hidden, caption_ids)
         log_probs = model.mlp.layers[-1](hidden).log_softmax(dim=-1).gather(-1, caption_ids[..., None])[..., 0]
         weights = record["encoder"] + record["decoder_self"] + record["decoder_cross"]
         captions, positions = (caption_ids != PAD_ID).nonzero(as_tuple=True)
@@ -196,12 +208,20 @@ def explain_captions(model, image: Tensor, caption_ids: Tensor, targets_per_back
 
 
 def word_relevancy(model, images: Tensor, caption_ids: Tensor, image_index: Tensor = None) -> Tensor:
-    """(B, T, h, w): the relevancy map of every token of B teacher-forced captions.
+    """(B, T, h, w): the relevancy map of every token of B teacher-forced captions (see `per_image`);
+    token t's map is its row of R_qi."""
+    return per_image(lambda image, ids: explain_captions(model, image, ids).relevancy, images, caption_ids,
+                     image_index)
+
+
+def per_image(explain, images: Tensor, caption_ids: Tensor, image_index: Tensor = None) -> Tensor:
+    """(B, T, h, w): `explain(image, caption_ids)`, the maps (B', T, h, w) of the captions of one image,
+    gathered over the images of a batch.
 
     `images` (N, 3, H, W) preprocessed, one size; `caption_ids` (B, T) token ids after [CLS] ([SEP]
     included to explain the end, PAD (0) after a shorter caption); `image_index` (B,) the image each
-    caption describes (default: caption i describes image i). Token t's map is its row of R_qi; padding
-    gets zeros. Each image is explained on its own, so a batch gives what its images give alone.
+    caption describes (default: caption i describes image i). Padding gets zeros. Each image is
+    explained on its own, so a batch gives what its images give alone.
     """
     if image_index is None:
         if len(images) != len(caption_ids):
@@ -211,8 +231,8 @@ def word_relevancy(model, images: Tensor, caption_ids: Tensor, image_index: Tens
     maps = None
     for image in image_index.unique().tolist():
         rows = (image_index == image).nonzero()[:, 0].to(caption_ids.device)
-        relevancy = explain_captions(model, images[image], caption_ids[rows]).relevancy
+        image_maps = explain(images[image], caption_ids[rows])
         if maps is None:
-            maps = relevancy.new_zeros(len(caption_ids), *relevancy.shape[1:])
-        maps[rows] = relevancy
+            maps = image_maps.new_zeros(len(caption_ids), *image_maps.shape[1:])
+        maps[rows] = image_maps
     return maps

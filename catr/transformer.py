@@ -43,6 +43,14 @@ class MultiheadAttention(nn.Module):
     def project_kv(self, key: Tensor, value: Tensor) -> tuple:
         return self._project(key, 1), self._project(value, 2)
 
+    def attention_weights(self, query: Tensor, keys: Tensor, ignore: Tensor = None) -> Tensor:
+        """Softmax weights (B, heads, L, S) of (B, L, D) queries over projected keys of length S."""
+        q = self._project(query, 0)
+        scores = q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        if ignore is not None:
+            scores = scores.masked_fill(ignore, float("-inf"))
+        return scores.softmax(dim=-1)
+
     def forward(self, query: Tensor, keys_values: tuple, ignore: Tensor = None) -> tuple:
         """Attend from (B, L, D) queries to projected keys and values of length S.
 
@@ -50,11 +58,7 @@ class MultiheadAttention(nn.Module):
         (B, heads, L, S), each row summing to 1.
         """
         keys, values = keys_values
-        q = self._project(query, 0)
-        scores = q @ keys.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        if ignore is not None:
-            scores = scores.masked_fill(ignore, float("-inf"))
-        weights = scores.softmax(dim=-1)
+        weights = self.attention_weights(query, keys, ignore)
         out = F.dropout(weights, self.dropout, self.training) @ values
         return self.out_proj(out.transpose(1, 2).flatten(2)), weights
 

@@ -12,8 +12,10 @@ that word is compared with the category's instance masks in the image (the union
 Scores are averaged per category, then over categories.
 
 Methods: attention@L, decoder layer L's cross-attention averaged over heads, for every layer
-(--layers), relevancy (Chefer, Gur & Wolf, ICCV 2021, all layers), and two baselines, uniform (every
-cell equal; it has no order, so no deletion test) and random (a fixed-seed random map).
+(--layers), relevancy (Chefer, Gur & Wolf, ICCV 2021, all layers), attnlrp (AttnLRP's CP-LRP,
+Achtibat et al., ICML 2024: relevance of the encoder's input cells), legrad (LeGrad, Bousselham et
+al., ICCV 2025, over the decoder layers), and two baselines, uniform (every cell equal; it has no
+order, so no deletion test) and random (a fixed-seed random map).
 
 Captions: --captions captions_*.json (reference mode: every reference caption is teacher-forced,
 grounding measured apart from captioning errors; a word whose category is absent from the image is
@@ -49,6 +51,7 @@ import catr
 from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_beam,
                       check_search_arguments, load_captioner, search_description, weights_description)
 from catr.relevancy import explain_captions, token_log_probs
+from catr.token_methods import TOKEN_METHODS
 from data.coco_captions import CaptionAnnotations, load_annotations, load_results
 from data.coco_instances import category_mask, load_instances
 from data.images import open_rgb
@@ -112,7 +115,7 @@ def check_arguments(args) -> list:
     layers = range(num_layers) if args.layers is None else args.layers
     layers = sorted({layer_index(layer, num_layers, "the decoder", "--layers") for layer in layers})
     check_outputs(args)
-    return [f"attention@{layer}" for layer in layers] + ["relevancy", *BASELINES]
+    return [f"attention@{layer}" for layer in layers] + [*TOKEN_METHODS, *BASELINES]
 
 
 def cache_file(args):
@@ -285,12 +288,14 @@ class Grader:
         with torch.no_grad():
             cells = self.model.image_cells(tensor[None])
         maps = explain_captions(self.model, tensor, ids, cells=cells)
+        token_maps = {method: maps.relevancy if method == "relevancy" else explain(self.model, tensor, ids, cells=cells)
+                      for method, explain in TOKEN_METHODS.items()}
         masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
                  for category in {category for _, category, _ in graded}}
         words = []
         for index, category, (word, first, end) in graded:
             row = rows.index(index)
-            word_maps = self._word_maps(maps, row, first, end, image_id * 10_000 + index * 128 + first)
+            word_maps = self._word_maps(maps, token_maps, row, first, end, image_id * 10_000 + index * 128 + first)
             upsampled = upsample(word_maps, (info["height"], info["width"]))
             correctness = attention_correctness(upsampled, masks[category]).tolist()
             pointing = pointing_hits(upsampled, masks[category]).tolist()
@@ -305,15 +310,16 @@ class Grader:
         record["words"] = words
         return record
 
-    def _word_maps(self, maps, row: int, first: int, end: int, random_index: int) -> torch.Tensor:
-        """(methods, h, w): each method's map of the word whose pieces are tokens first..end-1."""
+    def _word_maps(self, maps, token_maps: dict, row: int, first: int, end: int, random_index: int) -> torch.Tensor:
+        """(methods, h, w): each method's map of the word whose pieces are tokens first..end-1;
+        `token_maps`: each gradient method's (captions, T, h, w) maps."""
         grid = maps.relevancy.shape[-2:]
         out = []
         for method in self.methods:
             if method.startswith("attention@"):
                 out.append(maps.attention[int(method.split("@")[1]), row, first:end].sum(dim=0))
-            elif method == "relevancy":
-                out.append(maps.relevancy[row, first:end].sum(dim=0))
+            elif method in token_maps:
+                out.append(token_maps[method][row, first:end].sum(dim=0))
             elif method == "uniform":
                 out.append(torch.ones(grid, device=maps.relevancy.device))
             else:

@@ -2,10 +2,11 @@
 
 Every Python process of this repository first spends seconds importing torch and torchvision; a
 pipeline of short steps (predict, draw, score) pays that once this way. Steps are separated by
-`:::`. Each is echoed with its time; the first that fails stops the rest, with its exit status.
+`:::`; a step may begin with `--title TEXT`, printed as its heading. Each is echoed with its time;
+the first that fails stops the rest, with its exit status.
 
   python scripts/run_steps.py p1_inference.py --ckpt run/best.pt --img_dir val --out_csv pred.csv \\
-      ::: p1_vis_pos_embed.py --ckpt run/best.pt --out pos_embed.png
+      ::: --title "the position embeddings" p1_vis_pos_embed.py --ckpt run/best.pt --out pos_embed.png
 """
 import runpy
 import shlex
@@ -19,16 +20,20 @@ SEPARATOR = ":::"
 
 
 def split_steps(argv: list) -> list:
-    """[[script, args...], ...] from `script args ::: script args ...`; empty steps are refused."""
+    """[(title or None, script, [args...]), ...] from `[--title T] script args ::: ...`."""
     steps, step = [], []
     for arg in argv + [SEPARATOR]:
         if arg != SEPARATOR:
             step.append(arg)
-        elif step:
-            steps.append(step)
-            step = []
-        else:
-            raise SystemExit(f"error: an empty step in {shlex.join(argv)!r}; write SCRIPT ARGS... ::: SCRIPT ARGS...")
+            continue
+        title = None
+        if step[:1] == ["--title"]:
+            title, step = (step[1], step[2:]) if len(step) > 1 else (None, [])
+        if not step:
+            raise SystemExit(f"error: a step without a script in {shlex.join(argv)!r}; "
+                             "write [--title TEXT] SCRIPT ARGS... ::: ...")
+        steps.append((title, step[0], step[1:]))
+        step = []
     return steps
 
 
@@ -55,11 +60,13 @@ def main(argv=None) -> int:
         print(__doc__)
         return 0 if argv else 2
     steps = split_steps(argv)
-    for script, *_ in steps:  # a typo in the last step is found before the first one runs
+    for _, script, _ in steps:  # a typo in the last step is found before the first one runs
         if not Path(script).is_file():
             print(f"error: no script {script}", file=sys.stderr)
             return 2
-    for script, *args in steps:
+    for title, script, args in steps:
+        if title:
+            print(f"== {title}", flush=True)
         print(f"$ python {shlex.join([script, *args])}", flush=True)
         start = time.perf_counter()
         status = run_step(script, args)

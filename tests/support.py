@@ -1,6 +1,7 @@
 """What several test files share and is not a fixture: the repository root, the device list, the
-fast training flags, a fake huge PNG, readers of run files and the rule for which predictions two
-precisions must agree on. Fixtures live in conftest.py."""
+fast training flags, a fake huge PNG, readers of run files, the rule for which predictions two
+precisions must agree on and random captions for the captioner's word maps. Fixtures live in
+conftest.py."""
 import csv
 import struct
 import sys
@@ -86,3 +87,15 @@ def kill_on_image_save(monkeypatch, count: int) -> None:
             raise KeyboardInterrupt
         real_save(self, fp, *args, **kwargs)
     monkeypatch.setattr(Image.Image, "save", save)
+
+
+def random_captions(*lengths, seed=0) -> torch.Tensor:
+    """Random token ids of captions of the given lengths (the last token [SEP]), PAD after the shorter
+    ones: (len(lengths), max(lengths))."""
+    from catr.tokenizer import SEP_ID
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for row, length in enumerate(lengths):
+        ids[row, :length] = torch.randint(1000, 30000, (length,), generator=generator)
+        ids[row, length - 1] = SEP_ID
+    return ids

@@ -1,4 +1,5 @@
-"""p2_vis_caption.py --method relevancy: the maps drawn and saved are word_relevancy's, the footer says so."""
+"""p2_vis_caption.py --method relevancy, attnlrp, legrad: the maps drawn and saved are the method's, the
+footer says so."""
 import numpy as np
 import pytest
 import torch
@@ -7,6 +8,7 @@ from PIL import Image
 import catr
 import p2_vis_caption
 from catr.relevancy import word_relevancy
+from catr.token_methods import token_maps
 
 TINY = ["--random_weights", "--config", "tiny"]
 
@@ -49,3 +51,18 @@ def test_relevancy_has_no_heads(image_path, tmp_path, run_cli):
     code, _, stderr = run_cli(p2_vis_caption.main, ["--images", image_path, "--out_dir", tmp_path, "--method",
                                                     "relevancy", "--heads", "all", *TINY])
     assert code == 2 and "--heads all" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("method, named", [("attnlrp", "AttnLRP"), ("legrad", "LeGrad")])
+def test_attnlrp_and_legrad_maps_are_saved_and_named_in_the_footer(image_path, tmp_path, monkeypatch, method, named):
+    notes = _notes(monkeypatch)
+    p2_vis_caption.main(["--images", str(image_path), "--out_dir", str(tmp_path), "--max_steps", "3", "--save_npy",
+                         "--method", method, *TINY])
+    torch.manual_seed(0)
+    model = catr.build_model("tiny").eval()
+    image = catr.preprocess(catr.resize_longer_side(Image.open(image_path).convert("RGB")))
+    decoded = catr.greedy_decode(model, image, max_steps=3)
+    ids = decoded.ids + ([catr.SEP_ID] if decoded.ended else [])
+    expected = token_maps(method, model, image[None], torch.tensor([ids]))[0].numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "wide.npy"), expected, rtol=1e-4, atol=1e-6)
+    assert named in notes[0] and "cross-attention of decoder layer" not in notes[0]

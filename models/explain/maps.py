@@ -12,7 +12,9 @@ Pure functions of tensors (no files, no plotting), so each definition is tested 
 - `attention_relevancy` (Chefer, Gur & Wolf, ICCV 2021): the layers' attention weighted by the
   gradient of one class's logit, so the map is specific to that class;
 - `collect_attention`: the per-layer attention of a package ViT, read in eval mode;
-  `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps.
+  `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps;
+- `legrad` (Bousselham et al., ICCV 2025): the positive gradient of each layer's own prediction with
+  respect to that layer's attention, summed over the layers; `legrad_maps` computes it for a batch.
 Attention tensors are the package's `scores`: (..., heads, N, N), softmax over the last axis, token 0
 the class token, token 1 + r * gw + c the patch at grid row r, column c.
 """
@@ -188,6 +190,16 @@ def _attention_graph(model: torch.nn.Module, images: torch.Tensor) -> tuple:
     return logits, [block.attn.scores for block in model.transformer.blocks]
 
 
+def target_logits(logits: torch.Tensor, target_class=None) -> tuple:
+    """(targets (B,), their logits (B,)): each row's predicted class for None, else the int or (B,)
+    tensor `target_class`."""
+    if target_class is None:
+        targets = logits.argmax(dim=-1)
+    else:
+        targets = torch.as_tensor(target_class, device=logits.device).long().expand(len(logits))
+    return targets, logits.gather(1, targets[:, None])[:, 0]
+
+
 def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=None) -> tuple:
     """(logits, targets, maps (B, gh, gw)): the relevancy map of each image for its target class.
 
@@ -199,11 +211,59 @@ def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=No
     """
     with torch.enable_grad(), _explicit_eval(model):
         logits, attentions = _attention_graph(model, images)
-        if target_class is None:
-            targets = logits.argmax(dim=-1)
-        else:
-            targets = torch.as_tensor(target_class, device=logits.device).expand(len(logits))
-        chosen = logits.gather(1, targets[:, None].long()).sum()
-        gradients = torch.autograd.grad(chosen, attentions)
+        targets, chosen = target_logits(logits, target_class)
+        gradients = torch.autograd.grad(chosen.sum(), attentions)
     relevancy = attention_relevancy([a.detach() for a in attentions], gradients)
     return logits.detach(), targets, class_row_map(relevancy, grid_size(model))
+
+
+def min_max(maps: torch.Tensor) -> torch.Tensor:
+    """Each (..., h, w) map scaled to [0, 1] by its own minimum and maximum; a constant map is 0."""
+    low = maps.amin(dim=(-2, -1), keepdim=True)
+    span = maps.amax(dim=(-2, -1), keepdim=True) - low
+    return torch.where(span > 0, (maps - low) / span.where(span > 0, torch.ones_like(span)), 0.0)
+
+
+def legrad(gradients, grid) -> torch.Tensor:
+    """LeGrad (Bousselham et al., "LeGrad: An Explainability Method for Vision Transformers via
+    Feature Formation Sensitivity", ICCV 2025) from each layer's gradient: (..., gh, gw) in [0, 1].
+
+    `gradients`: one (..., heads, N, N) tensor per layer, the gradient of that layer's own score for
+    the target with respect to its attention weights. Per layer relu, mean over heads, mean over the
+    queries, the class token's key dropped; summed over the layers and min-max scaled per map.
+    """
+    summed = sum(grad.float().clamp(min=0).mean(dim=(-3, -2))[..., 1:] for grad in gradients)
+    return min_max(summed.reshape(*summed.shape[:-1], *_grid(grid)))
+
+
+@contextmanager
+def _block_outputs(model: torch.nn.Module):
+    """Collect each block's output (B, N, D) during the forward passes inside, first block first."""
+    outputs = []
+    handles = [block.register_forward_hook(lambda _m, _args, out: outputs.append(out))
+               for block in model.transformer.blocks]
+    try:
+        yield outputs
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def legrad_maps(model: torch.nn.Module, images: torch.Tensor, target_class=None) -> tuple:
+    """(logits, targets, maps (B, gh, gw)): each image's LeGrad map for its target class (None: the
+    predicted one; an int or a (B,) tensor).
+
+    The score of layer l is the target logit of that layer's own [class] token sent through the
+    model's final LayerNorm and head (the last layer's is the logit itself). One forward pass in eval
+    mode with explicit attention, then one backward pass per layer of its scores summed over the
+    batch, down to that layer's attention only: a short path (the rest of the block and the head).
+    Only row 0 of a layer's gradient is non-zero, since the [class] token's output reads no other row.
+    """
+    with torch.enable_grad(), _explicit_eval(model), _block_outputs(model) as outputs:
+        logits, attentions = _attention_graph(model, images)
+        targets, _ = target_logits(logits, target_class)
+        gradients = []
+        for layer, (state, scores) in enumerate(zip(outputs, attentions)):
+            _, score = target_logits(model.fc(model.norm(state[:, 0])), targets)
+            gradients += torch.autograd.grad(score.sum(), scores, retain_graph=layer < len(attentions) - 1)
+    return logits.detach(), targets, legrad(gradients, grid_size(model))

@@ -3,17 +3,19 @@
 `p1_vis_attention.py` draws them and `eval_explanations.py` measures them, so a method added here
 exists in both. Each method maps (model, images, options) to (logits, maps): maps are (B, gh, gw),
 or (B, heads, gh, gw) for `heads`, on the model's patch grid. `options` holds the flags that some
-methods read (the layer, rollout's head fusion and discard ratio, relevancy's target class, the
-random baseline's seed and image indices); `MapMethod.flags` says which, so a script can warn about
-a flag the chosen method ignores.
+methods read (the layer, rollout's head fusion and discard ratio, the target class of relevancy,
+attnlrp and legrad, the random baseline's seed and image indices); `MapMethod.flags` says which, so
+a script can warn about a flag the chosen method ignores.
 """
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 
+from .attnlrp import attnlrp_maps
 from .faithfulness import random_maps
-from .maps import attention_rollout, class_row_map, cls_attention_map, collect_attention, head_maps, relevancy_maps
+from .maps import (attention_rollout, class_row_map, cls_attention_map, collect_attention, head_maps, legrad_maps,
+                   relevancy_maps)
 from models.vit import grid_size
 
 
@@ -22,7 +24,7 @@ class MapOptions:
     layer: int = -1  # the layer read (last, heads) or the last one included (rollout), from 0
     head_fusion: str = "mean"
     discard_ratio: float = 0.0
-    target_class: int | None = None  # relevancy: None for each image's predicted class
+    target_class: int | None = None  # relevancy, attnlrp, legrad: None for each image's predicted class
     seed: int = 0  # random: with each image's index in its data set, fixes its map
     indices: torch.Tensor | None = None
 
@@ -64,6 +66,16 @@ def _relevancy(model, images, options):
     return logits, maps
 
 
+def _attnlrp(model, images, options):
+    logits, _, maps = attnlrp_maps(model, images, options.target_class)
+    return logits, maps
+
+
+def _legrad(model, images, options):
+    logits, _, maps = legrad_maps(model, images, options.target_class)
+    return logits, maps
+
+
 def _random(model, images, options):
     logits, _ = collect_attention(model, images)  # the same forward pass as the other methods
     indices = options.indices if options.indices is not None else range(len(images))
@@ -75,10 +87,12 @@ def _rollout_words(o, layers, heads, names):
     return f"Attention rollout, layers 0-{o.layer % layers}, heads fused by {o.head_fusion}{detail}"
 
 
-def _relevancy_words(o, layers, heads, names):
-    if o.target_class is None:
-        return f"Relevancy for the predicted class, all {layers} layers"
-    return f"Relevancy for class {o.target_class} {names[o.target_class]}, all {layers} layers"
+def _class_words(method: str):
+    """The title words of a class-specific method through all layers."""
+    def describe(o, layers, heads, names):
+        target = "the predicted class" if o.target_class is None else f"class {o.target_class} {names[o.target_class]}"
+        return f"{method} for {target}, all {layers} layers"
+    return describe
 
 
 MAP_METHODS = {m.name: m for m in (
@@ -90,13 +104,18 @@ MAP_METHODS = {m.name: m for m in (
     MapMethod("heads", _heads, lambda o, layers, heads, names: "[class] attention per head, "
               f"{_layer_words(o.layer % layers, layers)}, each scaled to its own range",
               "Attention map", needs_gradients=False, flags=("layer",)),
-    MapMethod("relevancy", _relevancy, _relevancy_words,
+    MapMethod("relevancy", _relevancy, _class_words("Relevancy"),
               "Relevancy map", needs_gradients=True, flags=("target_class",)),
+    MapMethod("attnlrp", _attnlrp, _class_words("AttnLRP (CP-LRP) relevance"),
+              "AttnLRP map", needs_gradients=True, flags=("target_class",)),
+    MapMethod("legrad", _legrad, _class_words("LeGrad"),
+              "LeGrad map", needs_gradients=True, flags=("target_class",)),
     MapMethod("random", _random, lambda o, layers, heads, names: f"Random map (seed {o.seed}), the baseline",
               "Random map", needs_gradients=False, flags=("seed",)),
 )}
-DRAWN = ("last", "rollout", "heads", "relevancy")  # what p1_vis_attention draws
-MEASURED = ("random", "last", "rollout", "relevancy")  # one map per image, what eval_explanations scores
+DRAWN = ("last", "rollout", "heads", "relevancy", "attnlrp", "legrad")  # what p1_vis_attention draws
+# one map per image, what eval_explanations scores
+MEASURED = ("random", "last", "rollout", "relevancy", "attnlrp", "legrad")
 
 
 def compute_maps(method: str, model, images, options: MapOptions = MapOptions()) -> tuple:

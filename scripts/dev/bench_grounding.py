@@ -6,8 +6,10 @@ For each configuration (--configs; random weights, seed 0) and a random 299x224 
     summed log-likelihood to every parameter, as a training step computes it;
   - one token's relevancy: the same forward, the backward of one token's logit to the attention
     weights, and the rules (what each token would cost on its own);
-  - relevancy, all tokens: `catr.relevancy.word_relevancy`, every token's map in one batched backward.
-After an untimed warm-up the three alternate --repeats times and each keeps its fastest (other work on
+  - relevancy, all tokens: `catr.relevancy.word_relevancy`, every token's map in one batched backward;
+  - attnlrp and legrad, all tokens: `catr.token_methods.token_maps`, every token's map (attnlrp: one
+    batched backward to the encoder's input cells; legrad: one backward per decoder layer).
+After an untimed warm-up the five alternate --repeats times and each keeps its fastest (other work on
 a shared machine only adds time). Then eval_grounding's grading of one image in seconds: --captions
 captions of 13 tokens, each naming the image's one object once, every method, the deletion test
 included.
@@ -33,6 +35,7 @@ from PIL import Image
 import catr
 from benchlib import device_name, synchronize, time_alternating
 from catr.relevancy import decoder_inputs, explain_captions, word_relevancy
+from catr.token_methods import TOKEN_METHODS, token_maps
 from models.training.runtime import resolve_device
 
 SCRIPTS = Path(__file__).resolve().parents[1]
@@ -72,7 +75,7 @@ def grading_seconds(model, config: str, args, device) -> float:
     instances = load_instances(folder / "instances.json")
     grader_args = argparse.Namespace(captions="reference", no_deletion=False, seed=0)
     layers = catr.CONFIGS[config].dec_layers
-    methods = [f"attention@{layer}" for layer in range(layers)] + ["relevancy", "uniform", "random"]
+    methods = [f"attention@{layer}" for layer in range(layers)] + [*TOKEN_METHODS, "uniform", "random"]
     tokenizer = catr.load_tokenizer()
     grader = eval_grounding.Grader(grader_args, model, methods, load_word_table(), instances, tokenizer, device)
     caption = eval_grounding.caption_ids(tokenizer.encode("a small brown dog sitting on the green grass near a fence")[1:-1])
@@ -103,9 +106,13 @@ def main(argv=None) -> None:
             "forward_backward": lambda: training_pass(model, image, ids),
             "relevancy_one_token": lambda: explain_captions(model, image, one[:, :1]),
             "relevancy_all_tokens": lambda: word_relevancy(model, image[None], ids),
+            "attnlrp_all_tokens": lambda: token_maps("attnlrp", model, image[None], ids),
+            "legrad_all_tokens": lambda: token_maps("legrad", model, image[None], ids),
         }, args.repeats, warmup=1, device=device)
         best = {name: round(min(values), 4) for name, values in seconds.items()}
         best["all_tokens_over_forward_backward"] = round(best["relevancy_all_tokens"] / best["forward_backward"], 2)
+        for method in ("attnlrp", "legrad"):
+            best[f"{method}_over_forward_backward"] = round(best[f"{method}_all_tokens"] / best["forward_backward"], 2)
         best["grading_seconds_per_image"] = round(grading_seconds(model, config, args, device), 3)
         results[config] = best
         print(f"{config}: {best}", flush=True)

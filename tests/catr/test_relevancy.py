@@ -6,24 +6,13 @@ import torch
 
 import catr
 from catr.relevancy import WordMaps, decoder_inputs, explain_captions, token_log_probs, word_relevancy
-
-SEP = catr.SEP_ID
+from tests.support import random_captions
 
 
 @pytest.fixture(scope="module")
 def tiny():
     torch.manual_seed(0)
     return catr.build_model("tiny").eval()
-
-
-def _captions(*lengths, seed=0):
-    """Random captions of the given lengths (the last token [SEP]), PAD after the shorter ones."""
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
-    for row, length in enumerate(lengths):
-        ids[row, :length] = torch.randint(1000, 30000, (length,), generator=generator)
-        ids[row, length - 1] = SEP
-    return ids
 
 
 def _literal_norm(relevancy):
@@ -73,7 +62,7 @@ def _relative_error(a, b):
 
 def test_relevancy_equals_the_literal_rules_one_token_at_a_time(tiny):
     image = torch.randn(3, 64, 80, generator=torch.Generator().manual_seed(1))
-    caption = _captions(6, seed=2)[0]
+    caption = random_captions(6, seed=2)[0]
     maps = word_relevancy(tiny, image[None], caption[None])
     assert maps.shape == (1, 6, 4, 5)
     for position in range(6):
@@ -85,7 +74,7 @@ def test_relevancy_equals_the_literal_rules_one_token_at_a_time(tiny):
 def test_batched_equals_unbatched(tiny):
     generator = torch.Generator().manual_seed(3)
     images = torch.randn(2, 3, 32, 48, generator=generator)
-    captions = _captions(5, 3, 4, seed=4)
+    captions = random_captions(5, 3, 4, seed=4)
     image_index = torch.tensor([0, 1, 0])
     together = word_relevancy(tiny, images, captions, image_index)
     for row in range(3):
@@ -99,7 +88,7 @@ def test_batched_equals_unbatched(tiny):
 
 def test_two_words_get_different_maps(tiny):
     image = torch.randn(3, 64, 80, generator=torch.Generator().manual_seed(5))
-    maps = word_relevancy(tiny, image[None], _captions(4, seed=6))[0]
+    maps = word_relevancy(tiny, image[None], random_captions(4, seed=6))[0]
     assert not torch.allclose(maps[0], maps[1], rtol=1e-3)
 
 
@@ -117,7 +106,7 @@ def test_cross_attention_on_one_cell_gives_relevancy_on_that_cell(tiny, monkeypa
 
     monkeypatch.setattr(tiny, "encode_cells", one_cell)
     image = torch.randn(3, 64, 80, generator=torch.Generator().manual_seed(7))
-    maps = explain_captions(tiny, image, _captions(5, seed=8))
+    maps = explain_captions(tiny, image, random_captions(5, seed=8))
     assert torch.allclose(maps.attention[..., :].flatten(-2)[..., cell], torch.ones(3, 1, 5))
     for word in maps.relevancy[0].flatten(1):
         assert word.argmax() == cell
@@ -126,7 +115,7 @@ def test_cross_attention_on_one_cell_gives_relevancy_on_that_cell(tiny, monkeypa
 
 def test_log_probs_and_attention_are_the_models(tiny):
     image = torch.randn(3, 64, 80, generator=torch.Generator().manual_seed(9))
-    captions = _captions(4, 2, seed=10)
+    captions = random_captions(4, 2, seed=10)
     maps = explain_captions(tiny, image, captions)
     assert isinstance(maps, WordMaps)
     with torch.no_grad():
@@ -142,7 +131,7 @@ def test_log_probs_and_attention_are_the_models(tiny):
 
 def test_removed_cells_are_seen_by_no_attention(tiny):
     image = torch.randn(3, 64, 80, generator=torch.Generator().manual_seed(11))
-    captions = _captions(4, 4, seed=12)
+    captions = random_captions(4, 4, seed=12)
     removed = torch.zeros(2, 20, dtype=torch.bool)
     removed[1, :10] = True
     with torch.no_grad():
@@ -160,6 +149,6 @@ def test_training_mode_is_refused(tiny):
     tiny.train()
     try:
         with pytest.raises(ValueError, match="eval"):
-            explain_captions(tiny, torch.randn(3, 32, 32), _captions(2))
+            explain_captions(tiny, torch.randn(3, 32, 32), random_captions(2))
     finally:
         tiny.eval()

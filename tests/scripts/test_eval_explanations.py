@@ -9,7 +9,8 @@ from PIL import Image
 
 import p1_vis_attention
 from data.synthetic import make_synthetic_split
-from models.explain.maps import relevancy_maps
+from models.explain.attnlrp import attnlrp_maps
+from models.explain.maps import legrad_maps, relevancy_maps
 from tests.support import direct_inputs, png_size
 
 import bench_explanations
@@ -35,7 +36,7 @@ def test_report_with_masks_json_and_figure(ckpt, data, tmp_path, run_cli):
     record = last_json(out)
     assert record == json.loads(out_json.read_text())
     assert record["images"] == 5 and record["located_images"] == 5
-    assert list(record["methods"]) == ["random", "last", "rollout", "relevancy"]
+    assert list(record["methods"]) == ["random", "last", "rollout", "relevancy", "attnlrp", "legrad"]
     for scores in record["methods"].values():
         assert 0 <= scores["positive_auc"] <= 100 and 0 <= scores["negative_auc"] <= 100
         assert 0 <= scores["pointing_game"] <= 100 and 0 <= scores["iou"] <= 100
@@ -142,6 +143,18 @@ def test_relevancy_figure_and_map_for_a_chosen_class(ckpt, image, tmp_path, run_
     assert not np.allclose(default[0].numpy(), expected[0].numpy())
 
 
+@pytest.mark.parametrize("method, maps", [("attnlrp", attnlrp_maps), ("legrad", legrad_maps)])
+def test_attnlrp_and_legrad_figures_for_a_chosen_class(ckpt, image, tmp_path, run_cli, method, maps):
+    code, out, err = run_cli(p1_vis_attention.main, [
+        "--ckpt", ckpt, "--images", image, "--out_dir", tmp_path, "--method", method, "--target_class", "3",
+        "--save_npy"])
+    assert code == 0 and err == "", err
+    model, x = direct_inputs(ckpt, image)
+    np.testing.assert_allclose(np.load(tmp_path / f"cat_{method}_class3.npy"), maps(model, x, 3)[2][0].numpy(),
+                               rtol=1e-5, atol=1e-6)
+    assert png_size(tmp_path / f"cat_{method}_class3.png")[0] > 0
+
+
 @pytest.mark.parametrize("target", ["37", "-1"])
 def test_target_class_out_of_range(ckpt, image, tmp_path, run_cli, target):
     code, out, err = run_cli(p1_vis_attention.main, [
@@ -166,10 +179,12 @@ def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
     assert code == 0, err
     record = last_json(out)
     assert record["benchmark"] == "explanations" and record["model"] == "micro" and record["batch_size"] == 2
-    assert len(record["relevancy_s"]) == len(record["train_step_s"]) == 2
-    assert record["relevancy_over_train_step"] == pytest.approx(
-        record["relevancy_s_median"] / record["train_step_s_median"], rel=1e-2)
-    assert "relevancy / training step" in out
+    assert record["methods"] == ["relevancy", "attnlrp", "legrad"]
+    for method in record["methods"]:
+        assert len(record[f"{method}_s"]) == len(record["train_step_s"]) == len(record["input_gradient_s"]) == 2
+        assert record[f"{method}_over_train_step"] == pytest.approx(
+            record[f"{method}_s_median"] / record["train_step_s_median"], rel=1e-2)
+        assert f"{method} / training step" in out
 
 
 def test_benchmark_bad_input(run_cli):

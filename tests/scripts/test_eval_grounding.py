@@ -87,12 +87,12 @@ def test_reference_report_json_and_figure(coco, tmp_path, run_cli):
     assert json.loads(out.read_text()) == result
     assert result["images"] == 1 and result["words"] == 2 and result["categories"] == 2  # triangles absent
     methods = result["methods"]
-    assert list(methods) == ["attention@2", "relevancy", "uniform", "random"]
+    assert list(methods) == ["attention@2", "relevancy", "attnlrp", "legrad", "uniform", "random"]
     # The uniform map's correctness is the objects' mean area share (bilinear upsampling of a constant).
     shares = [(SQUARE[2] - SQUARE[0]) * (SQUARE[3] - SQUARE[1]) / (80 * 56), _disc(80, 56).mean()]
     assert methods["uniform"]["correctness"] == pytest.approx(100 * np.mean(shares), abs=0.01)
     assert methods["uniform"]["deletion_most_auc"] is None
-    for method in ("attention@2", "relevancy", "random"):
+    for method in ("attention@2", "relevancy", "attnlrp", "legrad", "random"):
         curve = methods[method]["deletion_most_curve"]
         assert len(curve) == 10 and curve[0] == 1
     assert "| relevancy |" in stdout and "hallucination" not in result
@@ -134,7 +134,7 @@ def test_generated_mode_counts_hallucinations(coco, tmp_path, run_cli):
     result = json.loads(stdout.strip().splitlines()[-1])
     assert result["hallucination"] == {"chair_i": pytest.approx(100 / 3, abs=0.01), "chair_s": 50.0,
                                        "object_mentions": 3, "captions": 2}
-    assert list(result["methods"]) == ["attention@2", "relevancy", "uniform", "random"]
+    assert list(result["methods"]) == ["attention@2", "relevancy", "attnlrp", "legrad", "uniform", "random"]
     assert result["words"] == 2 and result["methods"]["relevancy"]["deletion_most_auc"] is None
 
 

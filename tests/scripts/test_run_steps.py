@@ -41,7 +41,14 @@ def test_a_missing_script_is_refused_before_any_step_runs(step, tmp_path, capsys
     assert not (tmp_path / "a").exists() and "no script missing.py" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [[":::", "x.py"], ["x.py", ":::"], ["x.py", ":::", ":::", "y.py"]])
-def test_an_empty_step_is_one_clear_error(argv):
-    with pytest.raises(SystemExit, match="an empty step"):
+def test_a_title_is_printed_before_its_step(step, tmp_path, capsys):
+    assert run_steps.main(["--title", "the first step", str(step), str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"== the first step\n$ python {step} {tmp_path / 'a'}\n")
+
+
+@pytest.mark.parametrize("argv", [[":::", "x.py"], ["x.py", ":::"], ["x.py", ":::", ":::", "y.py"],
+                                  ["--title", "t", ":::", "x.py"], ["--title"]])
+def test_a_step_without_a_script_is_one_clear_error(argv):
+    with pytest.raises(SystemExit, match="a step without a script"):
         run_steps.main(argv)

@@ -5,8 +5,8 @@ import torch
 
 from models.attention import FastSelfAttention, explicit_attention, set_attention
 from models.explain.maps import (attention_relevancy, attention_rollout, class_row_map, cls_attention_map,
-                                 collect_attention, discard_lowest, head_maps, position_embedding_similarity,
-                                 relevancy_maps, similarity_tiles)
+                                 collect_attention, discard_lowest, head_maps, legrad_maps, min_max,
+                                 position_embedding_similarity, relevancy_maps, similarity_tiles)
 from models.vit import build_vit, grid_size, random_vit
 
 
@@ -317,3 +317,52 @@ def test_full_size_models_give_the_published_grids(name, grid):
     assert head_maps(attentions[-1][0], grid_size(model)).shape == (16, grid, grid)
     assert class_row_map(rollout[0], grid).shape == (grid, grid)
     assert model.positional_embedding.pos_embedding.shape[1] == 1 + grid * grid
+
+
+# LeGrad ------------------------------------------------------------------------------------------
+
+def literal_legrad(model, image, target):
+    """LeGrad by its definition for one image: per layer l a forward pass of its own, the target logit
+    of layer l's [class] token through the final norm and head, its gradient with respect to layer l's
+    attention (torch.autograd.grad), relu, mean over heads, then over queries; summed, min-max."""
+    model.eval()
+    total = 0
+    for block in model.transformer.blocks:
+        states = []
+        with explicit_attention(model):
+            handle = block.register_forward_hook(lambda _m, _a, out: states.append(out))
+            model(image)
+            handle.remove()
+            score = model.fc(model.norm(states[0]))[0, 0, target]
+            (grad,) = torch.autograd.grad(score, block.attn.scores)
+        total = total + grad[0].clamp(min=0).mean(dim=0).mean(dim=0)[1:]
+    return (total - total.min()) / (total.max() - total.min())
+
+
+def test_legrad_equals_a_literal_per_layer_gradient_computation():
+    model = set_attention(trained_like_micro(5), "fast").train()
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    logits, targets, maps = legrad_maps(model, x)
+    assert model.training and all(type(b.attn) is FastSelfAttention for b in model.transformer.blocks)
+    assert all(p.grad is None for p in model.parameters())
+    torch.testing.assert_close(targets, logits.argmax(dim=-1))
+    for i in range(3):
+        expected = literal_legrad(model, x[i:i + 1], int(targets[i])).reshape(4, 4)
+        torch.testing.assert_close(maps[i], expected, rtol=1e-4, atol=1e-5)
+    _, _, for_class = legrad_maps(model, x, 2)
+    torch.testing.assert_close(for_class[0], literal_legrad(model, x[:1], 2).reshape(4, 4), rtol=1e-4, atol=1e-5)
+
+
+def test_legrad_batched_equals_one_by_one():
+    model = trained_like_micro(6)
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(6))
+    _, targets, maps = legrad_maps(model, x, torch.tensor([4, 0, 9]))
+    assert targets.tolist() == [4, 0, 9]
+    assert maps.amin(dim=(1, 2)).tolist() == [0.0] * 3 and maps.amax(dim=(1, 2)).tolist() == [1.0] * 3
+    for i, k in enumerate([4, 0, 9]):
+        torch.testing.assert_close(legrad_maps(model, x[i:i + 1], k)[2][0], maps[i], rtol=1e-4, atol=1e-5)
+
+
+def test_min_max_scales_each_map_and_leaves_a_constant_map_at_zero():
+    maps = torch.stack([torch.arange(4.0).reshape(2, 2), torch.full((2, 2), 3.0)])
+    torch.testing.assert_close(min_max(maps), torch.stack([torch.arange(4.0).reshape(2, 2) / 3, torch.zeros(2, 2)]))
