@@ -22,7 +22,7 @@ SCORED_AS = {"last": "cls", "rollout": "rollout"}
 
 def page_methods() -> list:
     """The registry's methods the page computes, as the page lists them."""
-    return [{"name": m.name, "label": m.map_title, "per_class": "target_class" in m.flags}
+    return [{"name": m.name, "per_class": "target_class" in m.flags}
             for m in MAP_METHODS.values() if m.name not in ATTENTION_VIEWS]
 
 
