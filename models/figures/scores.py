@@ -40,10 +40,10 @@ def _names(entry: dict, model_path) -> bool:
     return Path(named).resolve() == Path(model_path).resolve() or str(model_path) in named
 
 
-def read_scores(path, flag: str = "--scores", model_path=None) -> dict:
+def read_scores(path, flag: str = "--scores", model_path=None, named_only: bool = False):
     """{"file": its name, "methods": {method: `method_scores`}} from an evaluation's JSON; with several
-    checkpoints in the file, those of the one named `model_path` (else the file's first). Refuses, in
-    one line, a file that cannot be read or holds no methods."""
+    checkpoints in the file, those of the one named `model_path` (else the file's first, or None when
+    `named_only`). Refuses, in one line, a file that cannot be read or holds no methods."""
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -54,18 +54,22 @@ def read_scores(path, flag: str = "--scores", model_path=None) -> dict:
     if not isinstance(data, dict) or not isinstance(data.get("methods"), dict):
         raise UserError(f"{flag} {path}: no \"methods\" in it; pass the --out_json of eval_explanations.py "
                         "or eval_grounding.py")
-    methods = data["methods"]
+    methods = None if named_only else data["methods"]
     for entry in data.get("checkpoints") or []:
         if isinstance(entry, dict) and isinstance(entry.get("methods"), dict) and _names(entry, model_path):
             methods = entry["methods"]
+    if methods is None:
+        return None
     return {"file": path.name,
             "methods": {name: method_scores(scores) for name, scores in methods.items() if isinstance(scores, dict)}}
 
 
 def model_scores(files, index: int, model_path):
     """The scores shown for the page's model `index` (0, or 1 for --compare's) from --scores FILE
-    [FILE2]: FILE2 for the second model where given, else FILE (a file of several checkpoints gives
-    each model its own entry); None without --scores."""
+    [FILE2]: FILE for the first model, FILE2 for the second; without FILE2, the second model's entry
+    in FILE where FILE measured several checkpoints, else none. None without --scores."""
     if not files:
         return None
-    return read_scores(files[min(index, len(files) - 1)], model_path=model_path)
+    if index < len(files):
+        return read_scores(files[index], model_path=model_path)
+    return read_scores(files[0], model_path=model_path, named_only=True)

@@ -16,7 +16,7 @@ from models.checkpoint import model_config, save_checkpoint
 from models.figures.explorer import (HEAD_ROWS_BUDGET, caption_image_entry, check_html_path, colour_codes,
                                      dequantize_maps, explorer_html, page_image, quantize_maps, vit_image_entry,
                                      vit_model_entry)
-from models.figures.scores import read_scores
+from models.figures.scores import model_scores, read_scores
 from models.figures.vit_page import page_methods
 from models.vit import random_vit
 
@@ -163,6 +163,10 @@ def test_scores_are_read_from_any_evaluation_json_with_their_intervals(tmp_path)
                                               "verdicts": [["random", "positive_auc", "beats"]]}
     assert read_scores(tmp_path / "scores.json", model_path=tmp_path / "b.pt")["methods"] == {
         "random": {"measures": [["iou", 1.0, None, None]], "verdicts": []}}
+    # a second model gets a file's entry only where the file names its checkpoint
+    assert model_scores([tmp_path / "scores.json"], 1, tmp_path / "b.pt")["methods"]["random"]["measures"][0][0] == "iou"
+    assert model_scores([tmp_path / "scores.json"], 1, tmp_path / "c.pt") is None
+    assert model_scores([tmp_path / "scores.json"], 0, tmp_path / "c.pt")["methods"]["random"]["measures"][0][1] == 15.5
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text(json.dumps({"images": 3}))
     for name, message in (("bad.json", "not a JSON file"), ("other.json", 'no "methods"'), ("missing.json", "cannot read")):
