@@ -41,7 +41,7 @@ from data.entry import run_main  # first: Ctrl-C during the slow imports below i
 from data.io import UserError, warn
 from data.images import check_unique_stems, open_rgb
 from data.flags import layer_index
-from data.outputs import check_output_folder, refuse_inputs
+from data.outputs import check_names_fit, check_output_folder, refuse_inputs
 from data.pets import default_class_names
 from data.transforms import denormalize, eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
@@ -175,9 +175,10 @@ def main(argv=None):
     paths = image_paths(args)
     html = check_html_path(args.html, inputs=[args.ckpt, *paths, *filter(None, [args.compare])]) if args.html else None
     if args.out_dir is not None:
-        check_output_folder(args.out_dir, "--out_dir")
+        check_output_folder(args.out_dir, "--out_dir", inputs=paths)
         figures = [figure_path(args, path, method) for path in paths for method in args.method]
         npys = [figure.with_suffix(".npy") for figure in figures] if args.save_npy else []
+        check_names_fit([*figures, *npys], "--out_dir")
         refuse_inputs([*figures, *npys], [args.ckpt, *paths], "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)

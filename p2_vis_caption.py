@@ -46,8 +46,8 @@ from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, ch
 from models.figures.caption import caption_figure
 from catr.pipeline import caption_files
 from catr.token_methods import DESCRIPTIONS, TOKEN_METHODS, token_maps
-from data.images import check_unique_stems, list_images
-from data.outputs import check_output_folder, refuse_inputs
+from data.images import check_unique_stems, list_images, open_rgb
+from data.outputs import check_names_fit, check_output_folder, refuse_inputs
 from models.figures.classifier import save_array
 from models.figures.explorer import caption_image_entry, check_html_path, check_page_flags, page_image, write_explorer
 from models.figures.plots import save_figure
@@ -180,10 +180,14 @@ def main(argv=None) -> None:
     check_unique_stems(paths)
     out_dir = None
     if args.out_dir is not None:
-        out_dir = check_output_folder(args.out_dir, "--out_dir")
+        out_dir = check_output_folder(args.out_dir, "--out_dir", inputs=paths)
         suffixes = (".png", ".npy") if args.save_npy else (".png",)
-        refuse_inputs([out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes], paths,
-                      "--out_dir")
+        outputs = [out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes]
+        check_names_fit(outputs, "--out_dir")
+        refuse_inputs(outputs, paths, "--out_dir")
+    if args.images:
+        for path in paths:  # every file named checked before the (slow) model load
+            open_rgb(path)
     device = resolve_device(args.device)
     model = load_captioner(args, device)
     check_beam(args, model, device)

@@ -9,6 +9,10 @@
 # Each problem's steps run in one Python process (scripts/run_steps.py): every process would
 # otherwise spend seconds importing torch. Each step prints the command it stands for and its time.
 set -euo pipefail
+if [[ $# -eq 1 && ( $1 == -h || $1 == --help ) ]]; then  # this header, as every script's --help
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+fi
 OUT=$(realpath -m -- "${1:-demo_out}")
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 PY=${PYTHON:-python3}

@@ -36,7 +36,6 @@ continues where the last one stopped. Prints a Markdown table and, as the last l
 """
 import argparse
 import datetime
-import hashlib
 import json
 from pathlib import Path
 
@@ -48,15 +47,17 @@ import torch
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_beam,
-                      check_search_arguments, load_captioner, search_description, weights_description)
+from catr.cli import (add_search_arguments, add_skip_argument, add_weight_arguments, captioner_config, check_beam,
+                      check_search_arguments, load_captioner, search_description, weights_description,
+                      weights_identity)
 from catr.relevancy import explain_captions, token_log_probs
 from catr.token_methods import TOKEN_METHODS
 from data.coco_captions import CaptionAnnotations, load_annotations, load_results
 from data.coco_instances import category_mask, load_instances
-from data.images import open_rgb
+from data.images import open_or_skip, some_names
 from data.object_words import find_mentions, load_word_table
-from data.outputs import check_output_file
+from data.outputs import check_distinct_outputs, check_output_file
+from data.resumable import file_identity, folder_identity, results_cache
 from models.explain.faithfulness import FRACTIONS, random_maps
 from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,
                                       pointing_hits, relative_probability, summarize, upsample)
@@ -99,6 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out_png", metavar="FILE",
                         help="bar chart of correctness and pointing game per method, and the deletion curves")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_skip_argument(parser)
     add_weight_arguments(parser)
     add_search_arguments(parser, batch_size=8)
     return parser.parse_args(argv)
@@ -135,11 +137,7 @@ def check_outputs(args) -> None:
     for flag, path in outputs.items():
         if path and flag != "--out_png":
             check_output_file(path, flag, inputs)
-    named = [(flag, Path(path).absolute()) for flag, path in outputs.items() if path]
-    for i, (flag, path) in enumerate(named):
-        for other, other_path in named[i + 1:]:
-            if path == other_path:
-                raise UserError(f"{flag} and {other} name the same file {path}; give each its own")
+    check_distinct_outputs(outputs)
 
 
 def caption_source(args, instances) -> dict:
@@ -179,11 +177,24 @@ def check_table(table, instances) -> None:
              f"{unknown[0]!r}); their words are ignored")
 
 
+def encode_captions(captions: dict, tokenizer, source) -> dict:
+    """Reference and results mode: image id -> each caption's ids, [CLS] to [SEP]; a caption too long for
+    the captioner is one line naming `source` and the image."""
+    encoded = {}
+    for image_id, texts in captions.items():
+        try:
+            encoded[image_id] = [tokenizer.encode(text) for text in texts]
+        except UserError as err:
+            raise UserError(f"{source}, image id {image_id}: {err}") from None
+    return encoded
+
+
 def check_captions_name_objects(captions: dict, table, tokenizer) -> None:
-    """Reference and results mode: some caption must hold a word of the table, or nothing can be graded."""
-    for texts in captions.values():
-        for text in texts or ():
-            if find_mentions(table, [word for word, _, _ in tokenizer.words(tokenizer.encode(text))]):
+    """Reference and results mode: some caption (token ids) must hold a word of the table, or nothing
+    can be graded."""
+    for captions_ids in captions.values():
+        for ids in captions_ids:
+            if find_mentions(table, [word for word, _, _ in tokenizer.words(ids)]):
                 return
     raise UserError(f"no caption holds a word of the word table {table.path}: nothing to grade")
 
@@ -194,63 +205,23 @@ def caption_ids(ids: list, ended: bool = True) -> list:
 
 
 def settings_record(args, methods: list, table) -> dict:
-    """What a cache's results depend on: a rerun with other settings must not mix with them."""
+    """What a cache's results depend on, the inputs by what identifies them (data.resumable): a rerun
+    with other inputs or settings must not mix with them."""
+    captions = args.captions or args.results
     return {
         "mode": "reference" if args.captions else "generated",
-        "captions": str(Path(args.captions or args.results).resolve()) if (args.captions or args.results) else None,
+        "captions": file_identity(captions) if captions else None,
         "search": search_description(args) if args.generate else None,
         "max_steps": args.max_steps if args.generate else None,
-        "instances": str(Path(args.instances).resolve()),
-        "words": hashlib.sha256(Path(table.path).read_bytes()).hexdigest()[:16],
-        "weights": weights_description(args),
-        "config": args.config,
+        "img_dir": folder_identity(args.img_dir),
+        "instances": file_identity(args.instances),
+        "words": file_identity(table.path),
+        "weights": weights_identity(args),
         "methods": methods,
         "deletion": not args.no_deletion,
         "seed": args.seed,
         "fractions": list(FRACTIONS),
     }
-
-
-class ResultsCache:
-    """Per-image results, one JSON line each after a settings line, appended as images are done.
-
-    A line cut short by a crash is dropped when the file is read back (and rewritten without it).
-    """
-
-    def __init__(self, path, settings: dict):
-        self.path = Path(path) if path else None
-        self.images = {}
-        if self.path is None:
-            return
-        if self.path.exists():
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-            records = []
-            for number, line in enumerate(lines):
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    if number < len(lines) - 1:
-                        raise UserError(f"--cache {self.path}: line {number + 1} is not JSON; delete the "
-                                        f"file to start over") from None
-                    warn(f"--cache {self.path}: its last line was cut short; that image is redone")
-            if records and records[0].get("settings") != settings:
-                raise UserError(f"--cache {self.path} holds results of other settings; delete it or give "
-                                f"another --cache")
-            self.images = {record["image_id"]: record for record in records[1:]}
-            if len(records) < len(lines) or not records:
-                self._rewrite(settings)
-        else:
-            self._rewrite(settings)
-
-    def _rewrite(self, settings: dict) -> None:
-        lines = [json.dumps({"settings": settings})] + [json.dumps(r) for r in self.images.values()]
-        write_text_atomic(self.path, "\n".join(lines) + "\n")
-
-    def add(self, record: dict) -> None:
-        self.images[record["image_id"]] = record
-        if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
 
 
 class Grader:
@@ -277,6 +248,13 @@ class Grader:
             mentions.append({"named": sorted({m.category for m in found}), "absent": sorted(absent)})
             graded += [(index, m.category, words[m.last]) for m in found if m.category in present]
         record = {"image_id": image_id, "captions": mentions, "words": []}
+        masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
+                 for category in {category for _, category, _ in graded}}
+        empty = [(index, category, word) for index, category, word in graded if not masks[category].any()]
+        if empty:  # nothing to point at: every map, uniform included, would score 0
+            record["empty_masks"] = [{"category": category, "word": word[0], "caption": index}
+                                     for index, category, word in empty]
+            graded = [entry for entry in graded if entry not in empty]
         if not graded:
             return record
         tensor = catr.preprocess(image).to(self.device)
@@ -290,8 +268,6 @@ class Grader:
         maps = explain_captions(self.model, tensor, ids, cells=cells)
         token_maps = {method: maps.relevancy if method == "relevancy" else explain(self.model, tensor, ids, cells=cells)
                       for method, explain in TOKEN_METHODS.items()}
-        masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
-                 for category in {category for _, category, _ in graded}}
         words = []
         for index, category, (word, first, end) in graded:
             row = rows.index(index)
@@ -372,36 +348,58 @@ def hallucination_rates(records: list) -> dict:
             "object_mentions": mentions, "captions": len(captions)}
 
 
-def generate_batches(model, paths: dict, pending: list, args, device):
-    """(image id, resized image or None, caption token ids) per image, --batch_size images at a time."""
+def open_annotated(path, image_id: int, instances, image_size: int, skip_bad_images: bool):
+    """(the image resized for the model, None), or (None, why it is left out): an unreadable file with
+    --skip_bad_images (else one line), or a file whose size is not its annotations' (their masks would
+    lie elsewhere: a resized copy, or a photograph turned by its EXIF orientation)."""
+    image = open_or_skip(path, skip_bad_images)
+    if image is None:
+        return None, None
+    info = instances.coco.imgs[image_id]
+    if image.size != (info["width"], info["height"]):
+        return None, f"{image.width}x{image.height} upright, annotated {info['width']}x{info['height']}"
+    return catr.resize_longer_side(image, image_size), None
+
+
+def generate_batches(model, paths: dict, pending: list, args, device, instances):
+    """(image id, resized image or None, caption token ids or why it is left out) per image, --batch_size
+    images at a time."""
     for start in range(0, len(pending), args.batch_size):
-        opened = []
-        for image_id in pending[start: start + args.batch_size]:
-            try:
-                opened.append((image_id, catr.resize_longer_side(open_rgb(paths[image_id]), model.image_size)))
-            except UserError as err:
-                warn(f"{err}; skipped")
-                opened.append((image_id, None))
-        readable = [catr.preprocess(image).to(device) for _, image in opened if image is not None]
+        opened = [(image_id, *open_annotated(paths[image_id], image_id, instances, model.image_size,
+                                             args.skip_bad_images))
+                  for image_id in pending[start: start + args.batch_size]]
+        readable = [catr.preprocess(image).to(device) for _, image, _ in opened if image is not None]
         decoded = iter(catr.generate(model, readable, beam_size=args.beam, max_steps=args.max_steps,
                                      length_penalty=args.length_penalty))
-        for image_id, image in opened:
+        for image_id, image, excluded in opened:
             if image is None:
-                yield image_id, None, None
+                yield image_id, None, excluded
             else:
                 result = next(decoded)
                 yield image_id, image, [caption_ids(result.ids, result.ended)]
 
 
-def given_captions(paths: dict, pending: list, captions: dict, tokenizer, image_size: int):
+def given_captions(paths: dict, pending: list, captions: dict, image_size: int, instances,
+                   skip_bad_images: bool):
     for image_id in pending:
-        try:
-            image = catr.resize_longer_side(open_rgb(paths[image_id]), image_size)
-        except UserError as err:
-            warn(f"{err}; skipped")
-            yield image_id, None, None
+        image, excluded = open_annotated(paths[image_id], image_id, instances, image_size, skip_bad_images)
+        if image is None:
+            yield image_id, None, excluded
             continue
-        yield image_id, image, [caption_ids(tokenizer.encode(text)[1:-1]) for text in captions[image_id]]
+        yield image_id, image, [caption_ids(ids[1:-1]) for ids in captions[image_id]]
+
+
+def report_exclusions(records: list) -> dict:
+    """Warn of the images and words left out, each kind in one line naming some; their counts."""
+    images = [f"{record['image_id']} ({record['excluded']})" for record in records if record.get("excluded")]
+    words = [f"{word['word']} in {record['image_id']}" for record in records
+             for word in record.get("empty_masks", ())]
+    if images:
+        warn(f"{len(images)} images are left out, their file's size not their annotations' ({some_names(images)})")
+    if words:
+        warn(f"{len(words)} words are not graded, their category's mask in the image is empty (a degenerate "
+             f"polygon or a short run-length encoding: {some_names(words)})")
+    return {"images_of_another_size": len(images), "words_with_empty_masks": len(words)}
 
 
 def main(argv=None) -> None:
@@ -413,41 +411,56 @@ def main(argv=None) -> None:
     captions = caption_source(args, instances)
     tokenizer = catr.load_tokenizer()
     if not args.generate:
+        captions = encode_captions(captions, tokenizer, args.captions or args.results)
         check_captions_name_objects(captions, table, tokenizer)
     paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)
     cache_path = cache_file(args)
     if not cache_path:
         warn("no --cache or --out_json: an interrupted run starts over")
-    cache = ResultsCache(cache_path, settings_record(args, methods, table))
-    pending = [image_id for image_id in paths if image_id not in cache.images]
-    print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to grade "
-          f"({weights_description(args)}; {'reference captions' if args.captions else 'generated captions'})")
     unreadable = 0
-    if pending:
-        device = resolve_device(args.device)
-        model = load_captioner(args, device)
-        if args.generate:
-            check_beam(args, model, device)
-        grader = Grader(args, model, methods, table, instances, tokenizer, device)
-        source = (generate_batches(model, paths, pending, args, device) if args.generate
-                  else given_captions(paths, pending, captions, tokenizer, model.image_size))
-        for image_id, image, ids in tqdm(source, total=len(pending), desc="grounding", unit="image",
-                                         disable=args.no_progress):
-            if image is None:
-                unreadable += 1
-                continue
-            cache.add(grader.grade(image_id, image, ids))
+    with results_cache(cache_path, settings_record(args, methods, table), "eval_grounding.py", "--cache",
+                       "image_id", {"captions": list, "words": list}) as cache:
+        pending = [image_id for image_id in paths if image_id not in cache.items]
+        print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to "
+              f"grade ({weights_description(args)}; "
+              f"{'reference captions' if args.captions else 'generated captions'})")
+        if pending:
+            device = resolve_device(args.device)
+            model = load_captioner(args, device)
+            if args.generate:
+                check_beam(args, model, device)
+            grader = Grader(args, model, methods, table, instances, tokenizer, device)
+            source = (generate_batches(model, paths, pending, args, device, instances) if args.generate
+                      else given_captions(paths, pending, captions, model.image_size, instances,
+                                          args.skip_bad_images))
+            for image_id, image, ids in tqdm(source, total=len(pending), desc="grounding", unit="image",
+                                             disable=args.no_progress):
+                if image is None and ids is None:
+                    unreadable += 1
+                elif image is None:
+                    cache.add({"image_id": image_id, "captions": [], "words": [], "excluded": ids})
+                else:
+                    cache.add(grader.grade(image_id, image, ids))
 
-    records = [cache.images[image_id] for image_id in paths if image_id in cache.images]
+    records = [cache.items[image_id] for image_id in paths if image_id in cache.items]
+    excluded = report_exclusions(records)
+    records = [record for record in records if not record.get("excluded")]
     words = [word for record in records for word in record["words"]]
     if not words and not any(caption["named"] for record in records for caption in record["captions"]):
         raise UserError("no caption holds a word of the word table: nothing to grade")
+    if not words and args.captions:
+        raise UserError("no word could be graded: every object a caption names is absent from its image or "
+                        "has an empty mask (see the warnings above)")
     summary = summarize(words, methods, FRACTIONS)
     categories = sorted({word["category"] for word in words})
     print(f"{len(words)} words of {len(categories)} categories graded in {len(records)} images")
-    print(markdown_table(summary))
+    if words:
+        print(markdown_table(summary))
+    else:
+        warn("no object a caption names is in its image: no map to grade, only the hallucination rates")
     result = {"methods": summary, "words": len(words), "categories": len(categories), "images": len(records),
-              "unreadable_images": unreadable, "mode": "reference" if args.captions else "generated",
+              "unreadable_images": unreadable, "left_out": excluded,
+              "mode": "reference" if args.captions else "generated",
               "fractions": list(FRACTIONS), "pointing_tolerance_px": POINTING_TOLERANCE,
               "weights": weights_description(args), "word_table": str(table.path),
               "date": datetime.date.today().isoformat()}

@@ -43,13 +43,11 @@ KINDS = ("vit", "caption")
 
 
 def check_html_path(path, flag: str = "--html", inputs=()) -> Path:
-    """Refuse, before any work, a page path that does not end in .html, lies in a missing folder, or
-    cannot be written (`data.outputs.check_output_file`)."""
+    """Refuse, before any work, a page path that does not end in .html or cannot be written
+    (`data.outputs.check_output_file`); its folder is created when missing, as --out_dir is."""
     path = Path(path)
     if path.suffix.lower() != ".html":
         raise UserError(f"{flag} {path}: the page must be a file ending in .html")
-    if not path.parent.is_dir():
-        raise UserError(f"{flag} {path}: the folder {path.parent} does not exist")
     return check_output_file(path, flag, inputs)
 
 

@@ -125,13 +125,18 @@ def test_page_text_cannot_close_its_script_or_be_read_as_a_placeholder():
     assert "http://" not in page.replace("http-equiv", "") and "https://" not in page
 
 
-@pytest.mark.parametrize("name, message", [("missing/page.html", "does not exist"),
+@pytest.mark.parametrize("name, message", [("file/page.html", "a file stands where its folder should be"),
                                            ("page.htm", "ending in .html"), ("page", "ending in .html")])
 def test_bad_html_path_is_one_line(tmp_path, name, message):
+    (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=message) as err:
         check_html_path(tmp_path / name)
     assert "\n" not in str(err.value)
     assert check_html_path(tmp_path / "Page.HTML") == tmp_path / "Page.HTML"
+
+
+def test_a_page_in_a_missing_folder_is_accepted_as_an_output_folder_is(tmp_path):
+    assert check_html_path(tmp_path / "new" / "page.html") == tmp_path / "new" / "page.html"
 
 
 @pytest.mark.parametrize("main, argv", [
@@ -139,9 +144,11 @@ def test_bad_html_path_is_one_line(tmp_path, name, message):
     (p2_vis_caption.main, ["--images", "unused.jpg", "--random_weights", "--config", "tiny"]),
 ])
 def test_scripts_check_the_page_path_before_any_work(run_cli, tmp_path, main, argv):
-    code, _, err = run_cli(main, argv + ["--html", tmp_path / "no" / "page.html"])
+    (tmp_path / "file").write_text("")
+    code, _, err = run_cli(main, argv + ["--html", tmp_path / "file" / "page.html"])
     assert code == 2 and err.strip().splitlines()[-1] == (
-        f"error: --html {tmp_path / 'no' / 'page.html'}: the folder {tmp_path / 'no'} does not exist")
+        f"error: --html {tmp_path / 'file' / 'page.html'}: a file stands where its folder should be "
+        f"({tmp_path / 'file'})")
     code, _, err = run_cli(main, argv + ["--html", tmp_path / "page.png"])
     assert code == 2 and "ending in .html" in err and len(err.strip().splitlines()) == 1
     code, _, err = run_cli(main, argv)
