@@ -1,10 +1,20 @@
 """ROAD's noisy linear imputation: known answers, and agreement with pytorch-grad-cam's copy of the
 authors' imputer (scipy's sparse solver) and its ROAD metric."""
+import os
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
 
 from models.explain.road import linear_imputation, noisy_linear_imputation
+
+
+def grad_cam(module: str):
+    """A module of pytorch-grad-cam, the reference; its imports (OpenCV, scikit-learn) set OpenMP
+    variables in the environment, which are put back as they were."""
+    with mock.patch.dict(os.environ):
+        return pytest.importorskip(f"pytorch_grad_cam.{module}", reason="pytorch-grad-cam (grad-cam) is not installed")
 
 
 def test_a_hole_in_a_linear_ramp_is_filled_exactly_and_kept_pixels_stay():
@@ -34,7 +44,7 @@ def test_an_image_with_nothing_kept_becomes_the_mean_and_noise_lands_on_removed_
 
 
 def test_the_imputation_matches_the_reference_sparse_solver():
-    road = pytest.importorskip("pytorch_grad_cam.metrics.road", reason="pytorch-grad-cam (grad-cam) is not installed")
+    road = grad_cam("metrics.road")
     generator = torch.Generator().manual_seed(3)
     images = torch.randn(3, 3, 12, 14, generator=generator, dtype=torch.float64)
     removed = torch.rand(3, 12, 14, generator=generator) < 0.6
@@ -48,9 +58,9 @@ def test_the_imputation_matches_the_reference_sparse_solver():
 def test_road_scores_match_pytorch_grad_cam_on_a_tiny_model():
     """grad-cam's ROAD metric (most relevant removed first, without noise) against the same pixels
     imputed here and given to the same model."""
-    road = pytest.importorskip("pytorch_grad_cam.metrics.road", reason="pytorch-grad-cam (grad-cam) is not installed")
-    targets_module = pytest.importorskip("pytorch_grad_cam.utils.model_targets")
-    perturbation = pytest.importorskip("pytorch_grad_cam.metrics.perturbation_confidence")
+    road = grad_cam("metrics.road")
+    targets_module = grad_cam("utils.model_targets")
+    perturbation = grad_cam("metrics.perturbation_confidence")
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 10 * 10, 3)).eval()
