@@ -50,13 +50,13 @@ steps --title "run a: tiny ViT from scratch, AdamW 3e-3, cosine with warm-up, la
     p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embed.png" \
 ::: p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" \
     --method last rollout relevancy --html "$OUT/attention_explorer.html" --device cpu \
-::: --title "how far to trust each map: perturbation tests and localisation on the 370 validation images" \
+::: --title "how far to trust each map: perturbation tests, localisation and the sanity check, 111 validation images" \
     scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" \
-    --masks_dir "$OUT/data/val_masks" --device cpu --no_progress \
+    --masks_dir "$OUT/data/val_masks" --limit 111 --sanity_images 16 --device cpu --no_progress \
     --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png" \
-::: --title "the report's first claim: do the worse run's maps land worse? both runs on the same 148 images" \
+::: --title "the report's first claim: do the worse run's maps land worse? both runs on the same 74 images" \
     scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" "$OUT/run_b/best.pt" --img_dir "$OUT/data/val" \
-    --masks_dir "$OUT/data/val_masks" --limit 148 --sanity_images 0 --device cpu --no_progress \
+    --masks_dir "$OUT/data/val_masks" --limit 74 --sanity_images 0 --device cpu --no_progress \
     --out_json "$OUT/explanations_runs.json" --out_png "$OUT/explanations_runs.png"
 
 ANN=$OUT/scenes/annotations
