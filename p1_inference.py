@@ -20,7 +20,7 @@ import torch
 
 from data.datasets import ImageFolder
 from data.images import list_images, some_names
-from data.outputs import check_output_file
+from data.outputs import check_distinct_outputs, check_output_file
 from data.pets import default_class_names, label_from_name
 from data.transforms import eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
@@ -49,12 +49,15 @@ def get_args_parser():
 
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
+    if not isinstance(args.img_dir, str):  # argparse reads --img_dir=-- as no value at all
+        raise UserError("--img_dir needs a folder; for a folder named '--', write ./--")
     if args.batch_size < 1 or (args.num_workers or 0) < 0:
         raise UserError("--batch_size must be at least 1 and --num_workers at least 0")
     inputs = [args.ckpt, args.img_dir]
     out_csv = check_output_file(args.out_csv, "--out_csv", inputs)
     if args.confusion:
         check_figure_path(args.confusion, "--confusion", inputs)
+    check_distinct_outputs({"--out_csv": args.out_csv, "--confusion": args.confusion})
     files = list_images(args.img_dir)
     check_csv_names(files, args.img_dir)
     device = resolve_device(args.device)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
 from data.io import UserError
-from data.outputs import check_output_file
+from data.outputs import check_distinct_outputs, check_output_file
 from models.checkpoint import model_from_checkpoint
 from models.figures.classifier import POS_EMBED_DPI, position_embedding_figure, save_array, save_colormap_png
 from models.explain.maps import position_embedding_similarity
@@ -64,6 +64,7 @@ def main(argv=None):
     check_output_file(args.out, "--out", inputs)
     if args.save_npy:
         check_output_file(args.save_npy, "--save_npy", inputs)
+    check_distinct_outputs({"--out": args.out, "--save_npy": args.save_npy})
     model, origin = load_model(args)
     gh, gw = grid_size(model)
     similarity = position_embedding_similarity(model.positional_embedding.pos_embedding,

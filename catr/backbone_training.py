@@ -25,11 +25,19 @@ from data.datasets import available_memory
 from data.images import open_rgb
 from data.io import UserError
 from data.transforms import normalize_batch
+from models.training.engine import _Totals
 from models.training.optim import build_optimizer, build_scheduler
 from models.training.predict import make_loader
 from models.training.runtime import autocast
+from models.training.settings import TRAINING_RULES, whole_number
 
+from .checkpoint import MIN_IMAGE_SIZE
 from .training import CALIBRATION_IMAGES, MEAN, STD, calibrate_on_images
+
+# The rules of scripts/pretrain_backbone.py's flags: the trainers' shared ones, and its own.
+PRETRAIN_RULES = {**{key: TRAINING_RULES[key] for key in ("batch_size", "lr", "weight_decay", "seed", "num_workers",
+                                                          "precision", "device")},
+                  "steps": whole_number(1), "image_size": whole_number(MIN_IMAGE_SIZE, unset=True)}
 
 
 class LabelledImages(Dataset):
@@ -117,7 +125,7 @@ def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, b
     on batches drawn at random from `train_set`; warm-up over the first 5%, then cosine. The stem stays
     as it is, so its output, half a step's cost, is computed once when the images are kept in memory and
     the outputs take less than a quarter of it. Returns (the head, the mean loss of the last tenth of
-    the steps)."""
+    the steps). A NaN or infinite loss stops it as it stops the other trainers (NonFiniteLoss)."""
     head = nn.Linear(backbone.num_channels, len(train_set.label_names)).to(device)
     trained = nn.ModuleList([backbone.body[STEM:], head])
     for parameter in backbone.parameters():
@@ -134,9 +142,9 @@ def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, b
     scheduler = build_scheduler(optimizer, "cosine", total_steps=steps, warmup_steps=max(1, steps // 20))
     sampler = RandomSampler(data, replacement=True, num_samples=steps * batch_size,
                             generator=torch.Generator().manual_seed(seed))
-    losses = []
-    for inputs, targets in tqdm(make_loader(data, batch_size, num_workers, device, sampler=sampler),
-                                total=steps, desc="backbone", disable=not progress, leave=False):
+    losses, totals = [], _Totals(device)
+    for step, (inputs, targets) in enumerate(tqdm(make_loader(data, batch_size, num_workers, device, sampler=sampler),
+                                total=steps, desc="backbone", disable=not progress, leave=False)):
         if not from_stem:
             with torch.no_grad():
                 inputs = backbone.body[:STEM](normalize_batch(inputs, device, MEAN, STD))
@@ -147,6 +155,8 @@ def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, b
         optimizer.step()
         scheduler.step()
         losses.append(loss.detach())
+        totals.add(step, losses[-1], 0, len(targets))
+    totals.read(epoch=1)
     trained.eval()
     tail = torch.stack(losses[-max(1, steps // 10):])
     return head, float(tail.mean())

@@ -68,6 +68,8 @@ def read_caption_split(annotations, img_dir, encode, max_tokens: int) -> Caption
         check_entry(entry, i, {"image_id": int, "caption": str}, f"{where}, 'annotations'")
         if entry["image_id"] not in index:
             raise UserError(f"{where}: caption {i} is for image id {entry['image_id']}, which 'images' does not list")
+        if not any(character.isalnum() for character in entry["caption"]):  # nothing to learn or score
+            raise UserError(f"{where}: caption {i} (image id {entry['image_id']}) {entry['caption']!r} holds no word")
         ids = encode(entry["caption"])
         if len(ids) - 1 > max_tokens:
             raise UserError(f"{where}: caption {i} (image id {entry['image_id']}) is {len(ids) - 1} tokens long "

@@ -1,11 +1,13 @@
 """Flags the captioning scripts share: which weights to load, and how to search for captions."""
 import argparse
+import math
 import os
 
 import torch
 
 from data.io import UserError, warn
-
+from data.resumable import file_identity
+from models.training.settings import check_settings, finite_number, whole_number
 from models.weights import read_torch_file
 
 from .captioner import CONFIGS, build_model
@@ -43,13 +45,19 @@ def add_search_arguments(parser: argparse.ArgumentParser, batch_size: int) -> No
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
 
 
+# The search flags' rules; a NaN or infinite length penalty leaves the beams' ranking undefined.
+SEARCH_RULES = {"beam": whole_number(1), "batch_size": whole_number(1), "max_steps": whole_number(1, MAX_STEPS),
+                "length_penalty": finite_number(-math.inf)}
+
+
 def check_search_arguments(args) -> None:
-    if args.beam < 1:
-        raise UserError(f"--beam must be at least 1, got {args.beam}")
-    if args.batch_size < 1:
-        raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
-    if not 1 <= args.max_steps <= MAX_STEPS:
-        raise UserError(f"--max_steps must be in 1..{MAX_STEPS}, got {args.max_steps}")
+    check_settings(vars(args), SEARCH_RULES)
+
+
+def add_skip_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--skip_bad_images", action="store_true",
+                        help="leave out, with a warning, an image that cannot be read (default: stop at it, "
+                             "naming it; what is done is kept)")
 
 
 def available_memory(device: torch.device) -> int:
@@ -95,6 +103,15 @@ def captioner_config(args):
         if is_caption_checkpoint(checkpoint):
             return checkpoint_config(checkpoint, str(args.weights))
     return CONFIGS[args.config]
+
+
+def weights_identity(args) -> str:
+    """What identifies the weights the flags name: a file by its content, whatever its name."""
+    if args.random_weights:
+        return f"random weights, {args.config} configuration"
+    if args.weights:
+        return file_identity(args.weights)
+    return f"CATR {args.version}"
 
 
 def weights_description(args) -> str:

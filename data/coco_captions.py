@@ -94,8 +94,8 @@ def load_results(path, annotations: CaptionAnnotations) -> dict:
         check_entry(entry, index, {"image_id": int, "caption": str}, where)
         image_id = entry["image_id"]
         if image_id not in annotations.references:
-            raise UserError(f"{where}: entry {index} is for image id {image_id}, which has no captions in "
-                            f"{annotations.path}")
+            raise UserError(f"{where}: entry {index} is for image id {image_id}, which is not among the "
+                            f"annotated images of {annotations.path}")
         if image_id in captions:
             raise UserError(f"{where}: image id {image_id} has more than one caption (entries "
                             f"{list(captions).index(image_id)} and {index})")

@@ -7,6 +7,7 @@ union of all its instances there, crowd regions included.
 """
 import contextlib
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,16 +28,24 @@ class Instances:
     # (not COCO's: the synthetic captioned set's)
 
 
-def _check_segmentation(annotation: dict, index: int, where: str) -> None:
+def _check_segmentation(annotation: dict, index: int, where: str, image: dict) -> None:
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, list):
         if not all(isinstance(polygon, list) and len(polygon) >= 6 and len(polygon) % 2 == 0
-                   and all(isinstance(v, (int, float)) for v in polygon) for polygon in segmentation):
-            raise UserError(f"{where}: entry {index} has a polygon that is not a list of at least 3 x, y pairs")
+                   and all(isinstance(v, (int, float)) and math.isfinite(v) for v in polygon)
+                   for polygon in segmentation):
+            raise UserError(f"{where}: entry {index} has a polygon that is not a list of at least 3 x, y pairs "
+                            "of finite numbers")
     elif isinstance(segmentation, dict):
-        size = segmentation.get("size")
-        if not (isinstance(segmentation.get("counts"), (list, str)) and isinstance(size, list) and len(size) == 2):
+        size, counts = segmentation.get("size"), segmentation.get("counts")
+        if not (isinstance(counts, (list, str)) and isinstance(size, list) and len(size) == 2):
             raise UserError(f"{where}: entry {index} has a run-length encoding without 'counts' and 'size'")
+        if size != [image["height"], image["width"]]:
+            raise UserError(f"{where}: entry {index} has a run-length encoding of size {size}, its image "
+                            f"{image['id']} is {image['height']}x{image['width']} (height, width)")
+        if isinstance(counts, list) and sum(c for c in counts if isinstance(c, int)) != size[0] * size[1]:
+            raise UserError(f"{where}: entry {index} has a run-length encoding whose counts cover "
+                            f"{sum(c for c in counts if isinstance(c, int))} pixels of {size[0] * size[1]}")
     else:
         raise UserError(f"{where}: entry {index} has no 'segmentation' (polygons or run-length encoding)")
 
@@ -56,18 +65,27 @@ def load_instances(path) -> Instances:
         instances.categories[entry["name"]] = entry["id"]
     for index, entry in enumerate(data["images"]):
         check_entry(entry, index, {"id": int, "file_name": str, "height": int, "width": int}, f"{where}, 'images'")
+        if entry["width"] < 1 or entry["height"] < 1:
+            raise UserError(f"{where}, 'images': entry {index} has a size of {entry['width']}x{entry['height']}; "
+                            "width and height must be at least 1")
         instances.file_names[entry["id"]] = entry["file_name"]
         instances.present[entry["id"]] = set()
         instances.colours[entry["id"]] = set()
+    images = {entry["id"]: entry for entry in data["images"]}
+    seen = {}
     for index, entry in enumerate(data["annotations"]):
         check_entry(entry, index, {"id": int, "image_id": int, "category_id": int}, f"{where}, 'annotations'")
+        if entry["id"] in seen:  # pycocotools keeps one per id: the others' masks would be another object's
+            raise UserError(f"{where}, 'annotations': entries {seen[entry['id']]} and {index} have the same id "
+                            f"{entry['id']}; each annotation needs its own")
+        seen[entry["id"]] = index
         if entry["image_id"] not in instances.present:
             raise UserError(f"{where}, 'annotations': entry {index} is for image id {entry['image_id']}, "
                             f"which 'images' does not list")
         if entry["category_id"] not in names:
             raise UserError(f"{where}, 'annotations': entry {index} has category id {entry['category_id']}, "
                             f"which 'categories' does not list")
-        _check_segmentation(entry, index, f"{where}, 'annotations'")
+        _check_segmentation(entry, index, f"{where}, 'annotations'", images[entry["image_id"]])
         instances.present[entry["image_id"]].add(names[entry["category_id"]])
         if isinstance(entry.get("colour"), str):
             instances.colours[entry["image_id"]].add(entry["colour"])

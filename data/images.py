@@ -75,9 +75,8 @@ def open_rgb(path) -> Image.Image:
                 image = upright(image)
                 if image.mode == "P" and "transparency" in image.info:
                     image = image.convert("RGBA")  # palette transparency must go through RGBA
-                if image.mode.startswith(("I", "F")):  # 16-bit or float grayscale: scale 0..65535 to 0..255
-                    scaled = np.clip(np.asarray(image, dtype=np.float32) / 257.0, 0, 255)
-                    image = Image.fromarray(scaled.astype(np.uint8), mode="L")
+                if image.mode.startswith(("I", "F")):  # 16-bit or float grayscale: to 0..255
+                    image = Image.fromarray(_grey_bytes(np.asarray(image, dtype=np.float32), image.mode), mode="L")
                 return image.convert("RGB")
     except FileNotFoundError:
         raise UserError(f"image not found: {path}") from None
@@ -87,6 +86,29 @@ def open_rgb(path) -> Image.Image:
         raise UserError(f"cannot read image {path}: more than {MAX_PIXELS:,} pixels") from None
     except Exception as err:  # a malformed file can make PIL's decoders raise almost any type
         raise UserError(f"cannot read image {path}: {err or type(err).__name__}") from None
+
+
+def _grey_bytes(values: np.ndarray, mode: str) -> np.ndarray:
+    """Grey levels 0..255 of integer (0..65535) or float pixels; floats within 0..1 are that range (a
+    float TIFF's usual scale), other floats are read like integers."""
+    finite = values[np.isfinite(values)]
+    if mode == "F" and finite.size and finite.min() >= 0 and finite.max() <= 1:
+        scaled = values * 255.0
+    else:
+        scaled = values / 257.0
+    return np.clip(np.nan_to_num(scaled), 0, 255).astype(np.uint8)
+
+
+def open_or_skip(path, skip_bad_images: bool):
+    """`open_rgb(path)`; for a file that cannot be read, None after a warning with `skip_bad_images`,
+    else one line that says how to leave such files out."""
+    try:
+        return open_rgb(path)
+    except UserError as err:
+        if not skip_bad_images:
+            raise UserError(f"{err} (--skip_bad_images leaves such images out)") from None
+        warn(f"{err}; skipped")
+        return None
 
 
 def _check_size(path, size: tuple) -> None:

@@ -4,6 +4,8 @@ A `UserError` is a problem with what the user gave us (a missing folder, a corru
 of another model). Entry points report it as one line through `data.entry.run_main`.
 """
 import fcntl
+import glob
+import hashlib
 import os
 import socket
 import struct
@@ -16,6 +18,8 @@ from typing import Iterator
 
 
 TEMP_SUFFIX = ".tmp"
+NAME_MAX = 255  # bytes in one file name on Linux's file systems
+_RANDOM = 8  # the characters mkstemp adds
 
 
 class UserError(Exception):
@@ -39,20 +43,41 @@ def make_folder(path, purpose: str = "") -> Path:
     return path
 
 
+def sidecar_name(path, tag: str) -> str:
+    """The name of a hidden file beside `path` for `tag` (".NAME.TAG"), shortened so that it fits where
+    NAME fits: a name near the limit keeps its beginning and a hash of the whole."""
+    name = Path(path).name
+    whole = f".{name}.{tag}"
+    if len(os.fsencode(whole)) <= NAME_MAX:
+        return whole
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:8]
+    keep = name
+    while len(os.fsencode(f".{keep}~{digest}.{tag}")) > NAME_MAX:
+        keep = keep[:-1]
+    return f".{keep}~{digest}.{tag}"
+
+
+def _temporary_prefix(path: Path) -> str:
+    """What the temporaries of `path` start with: a name as long as NAME_MAX still leaves them room."""
+    return sidecar_name(path, "X" * (_RANDOM + len(TEMP_SUFFIX)))[: -(_RANDOM + len(TEMP_SUFFIX))]
+
+
 @contextmanager
-def atomic_path(path, durable: bool = True) -> Iterator[Path]:
+def atomic_path(path, durable: bool = True, replace: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; it replaces `path` only if the block succeeds.
 
     A reader never sees a half-written file, and a crash leaves the previous version in place. With
     `durable`, the temporary is flushed to disk before the rename and the folder after it, so a power
-    cut cannot leave an empty file under the final name either (a few milliseconds per file).
+    cut cannot leave an empty file under the final name either (a few milliseconds per file). Without
+    `replace`, a `path` that exists by then (another process wrote it meanwhile) is kept and the write
+    refused: the temporary takes the name only where none is (a hard link, created exclusively).
     """
     path = Path(path)
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; give a file name")
     make_folder(path.parent, purpose=f"write {path}")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(path), suffix=TEMP_SUFFIX, dir=path.parent)
     except OSError as err:
         raise UserError(f"cannot write {path}: {err.strerror or err}") from None
     os.close(fd)
@@ -64,7 +89,14 @@ def atomic_path(path, durable: bool = True) -> Iterator[Path]:
         yield tmp
         if durable:
             _fsync(tmp)
-        os.replace(tmp, path)
+        if replace:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise UserError(f"{path} was created by another process while this one worked; it is left "
+                                "as it is, and this result is not written") from None
         if durable:
             _fsync(path.parent)
     finally:
@@ -136,7 +168,7 @@ def remove_temporaries(path) -> list:
 def temporaries_of(path) -> list:
     """The temporary files that `atomic_path(path)` makes, left behind when a process was killed."""
     path = Path(path)
-    return sorted(path.parent.glob(f".{path.name}.*{TEMP_SUFFIX}"))
+    return sorted(path.parent.glob(f"{glob.escape(_temporary_prefix(path))}*{TEMP_SUFFIX}"))
 
 
 def _fsync(path: Path) -> None:

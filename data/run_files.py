@@ -75,6 +75,19 @@ class NoFinishedEpoch(UserError):
     stopped then."""
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """What chose a run's best.pt: a metrics.csv column, how it is called, and whether higher is better."""
+    column: str
+    label: str
+    higher: bool = True
+
+
+VAL_ACCURACY = Criterion("val_acc", "val acc (%)")  # p1_train.py
+VAL_CIDER = Criterion("val_cider", "val CIDEr-D")  # train_captioner.py, scoring val captions
+VAL_LOSS = Criterion("val_loss", "val loss", higher=False)  # train_captioner.py --score_images 0
+
+
 @dataclass
 class Run:
     path: Path
@@ -83,11 +96,26 @@ class Run:
     in_progress: str | None = None  # while it trains, what its train.lock says of the training
 
     @property
+    def criterion(self) -> Criterion:
+        """What the training that wrote the run chose its best.pt by: a captioner's run (its config holds
+        the CATR configuration) by val CIDEr-D, or val loss when it scored no captions; a ViT's by
+        validation accuracy."""
+        if "catr" not in self.config:
+            return VAL_ACCURACY
+        return VAL_LOSS if self.config.get("score_images") == 0 else VAL_CIDER
+
+    @property
+    def kind(self) -> str:
+        return "captioner" if "catr" in self.config else "ViT classifier"
+
+    @property
     def best(self) -> dict | None:
-        """The epoch with the highest validation accuracy (the first one on a tie), as p1_train keeps
-        best.pt: a NaN accuracy never improves on another. None when no epoch has a finite accuracy."""
-        finite = [row for row in self.metrics if math.isfinite(row["val_acc"])]
-        return max(finite, key=lambda row: row["val_acc"]) if finite else None
+        """The epoch of best.pt: the best value of the run's criterion, the first one on a tie, as the
+        trainers keep it; a NaN never improves on another. None when no epoch has a finite value."""
+        column, sign = self.criterion.column, 1 if self.criterion.higher else -1
+        finite = [row for row in self.metrics
+                  if isinstance(row.get(column), (int, float)) and math.isfinite(row[column])]
+        return max(finite, key=lambda row: sign * row[column]) if finite else None
 
 
 def metrics_csv(history: list, columns=METRIC_COLUMNS) -> str:
@@ -144,6 +172,8 @@ def _read_metrics(path: Path) -> list:
 
 
 def _number(text: str):
+    if text == "":  # a column the epoch did not measure (a captioner's val CIDEr-D without scoring)
+        return math.nan
     value = float(text)
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .images import is_image_file
+from .images import MAX_PIXELS, is_image_file
 from .io import UserError, atomic_path, make_folder, write_text_atomic
 from .pets import NUM_CLASSES
 
@@ -124,14 +124,22 @@ def downsample_mask(mask: Image.Image, size: int) -> Image.Image:
     return Image.fromarray(np.where(coverage(mask, size) >= 0.5, 255, 0).astype(np.uint8))
 
 
+def check_size(size: int, smallest: int) -> None:
+    """An image side from `smallest` up to what the repository reads back (data.images.MAX_PIXELS): a
+    larger image is drawn at DRAW_SCALE times its side, and would exhaust the memory first."""
+    largest = math.isqrt(MAX_PIXELS)
+    if not smallest <= size <= largest:
+        raise UserError(f"the image size must be in {smallest}..{largest} pixels (images of at most "
+                        f"{MAX_PIXELS:,} pixels are read back), not {size}")
+
+
 def make_synthetic_split(out_dir, seed: int = 0, size: int = 64, train_per_class: int = 40,
                          val_per_class: int = 10, masks: bool = False) -> Path:
     """Write OUT/train and OUT/val with files `{label}_{id}.png`, ids numbered like the Pets split,
     and OUT/classes.txt naming the classes; with `masks`, also OUT/val_masks/{label}_{id}.png, each
     validation image's shape (255 on the object, 0 elsewhere). The images are the same either way.
     A folder that already holds images is refused: old and new images of another seed or size would mix."""
-    if size < MIN_SIZE:
-        raise UserError(f"the image size must be at least {MIN_SIZE} pixels, not {size}")
+    check_size(size, MIN_SIZE)
     if train_per_class < 0 or val_per_class < 0 or train_per_class + val_per_class == 0:
         raise UserError("the images per class must not be negative, and at least one split needs some")
     out_dir = Path(out_dir)

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw
 from .images import is_image_file
 from .io import UserError, atomic_path, make_folder, write_text_atomic
 from .synthetic import (DRAW_SCALE, RING_HOLE, ROUND_SHAPES, SHAPES, SPLITS, TEXTURES, add_grain, background_colour,
-                        coverage, draw_shape, shape_corners, texture_fill)
+                        check_size, coverage, draw_shape, shape_corners, texture_fill)
 
 COLOURS = {"red": 0, "orange": 30, "yellow": 58, "green": 125, "blue": 220, "purple": 285}  # hue, degrees
 HUE_JITTER = 6  # degrees either way: the named hues stay at least 16 degrees apart (orange, yellow)
@@ -223,8 +223,7 @@ def generate_scenes(seed: int, n_train: int, n_val: int, size: int, max_shapes: 
 def make_captioned_set(out_dir, seed: int = 0, n_train: int = DEFAULT_TRAIN, n_val: int = DEFAULT_VAL,
                        size: int = DEFAULT_SIZE, max_shapes: int = MAX_SHAPES) -> Path:
     """Write the set to `out_dir` (layout in the module docstring); a folder that holds one is refused."""
-    if size < MIN_SIZE:
-        raise UserError(f"the image size must be at least {MIN_SIZE} pixels, not {size}")
+    check_size(size, MIN_SIZE)
     if not 1 <= max_shapes <= MAX_SHAPES:
         raise UserError(f"the shapes per scene must be 1 to {MAX_SHAPES}, not {max_shapes}")
     if n_train < 1 or n_val < 1:

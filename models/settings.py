@@ -1,6 +1,7 @@
 """The rules of p1_train.py's ViT runs (models/training/settings.py): its flags and config.json, and
 the part of a checkpoint's config that rebuilds the model and its inputs.
 """
+from data.datasets import available_memory
 from data.io import UserError
 from data.transforms import AUGMENTATIONS
 from .attention import ATTENTION_MODES
@@ -11,15 +12,23 @@ from .vit import MODEL_NAMES, native_image_size, patch_size
 
 
 def vit_image_size(value, settings):
-    """A positive multiple of the model's patch size, or None for its native size."""
+    """A positive multiple of the model's patch size, or None for its native size, whose batch of images
+    (`batch_size`, 1 without) fits in the memory available: a larger one is killed by the system."""
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         return "must be a whole number"
     patch = patch_size(settings["model"])
-    if value > 0 and value % patch == 0:
-        return None
-    return f"must be a positive multiple of {settings['model']}'s patch size {patch}"
+    if not (value > 0 and value % patch == 0):
+        return f"must be a positive multiple of {settings['model']}'s patch size {patch}"
+    batch = settings.get("batch_size")
+    batch = batch if isinstance(batch, int) and batch > 0 else 1
+    needed = batch * 3 * value * value  # the loader's uint8 batch alone, before any activation
+    available, limit = available_memory()
+    if needed > available:
+        return (f"must fit in memory: a batch of {batch} images of {value}x{value} takes at least "
+                f"{needed / 1e9:.3g} GB, and {available / 1e9:.3g} GB is available ({limit})")
+    return None
 
 
 # What rebuilds a ViT and its inputs: the part of a checkpoint's config that inference reads. In this

@@ -9,6 +9,10 @@
 # Each problem's steps run in one Python process (scripts/run_steps.py): every process would
 # otherwise spend seconds importing torch. Each step prints the command it stands for and its time.
 set -euo pipefail
+if [[ $# -eq 1 && ( $1 == -h || $1 == --help ) ]]; then  # this header, as every script's --help
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+fi
 OUT=$(realpath -m -- "${1:-demo_out}")
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."  # the repository, also through a symbolic link
 PY=${PYTHON:-python3}
@@ -70,7 +74,7 @@ steps --title "a tiny CATR's ResNet (narrow stages) trained alone to tell each s
     --clip_grad 1 --epochs 1 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner" \
 ::: --title "three held-out scenes captioned, one map per word: decoder attention, then relevancy" \
     p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
-    --html "$OUT/caption_explorer.html" --device cpu \
+    --html "$OUT/caption_explorer.html" --beam 3 --device cpu \
 ::: p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" \
     --out_dir "$OUT/caption_relevancy" --method relevancy --device cpu \
 ::: --title "its captions of the 50 held-out scenes, beside the most frequent training caption given to every scene" \

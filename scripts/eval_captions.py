@@ -4,9 +4,11 @@ Captioning (--out_results): caption every image of the annotations file (COCO's 
 format) that is in --img_dir, write a COCO results file ([{"image_id", "caption"}], sorted by image
 id) after every batch, then score the images of this run. It resumes: image ids already in
 --out_results are skipped, so an interrupted run picks up where it stopped. The settings that make
-the captions (weights, --beam, --length_penalty, --max_steps) are kept beside it in
-RESULTS.settings.json (RESULTS without its suffix), and a resume with other settings is refused.
-A hidden .RESULTS.lock keeps a second captioning of the same file out while one runs. --limit N takes
+the captions (the weights by their content, the image folder, the annotations file by its content,
+--beam, --length_penalty, --max_steps) are kept beside it in RESULTS.settings.json (RESULTS without
+its suffix), written with the first captions, and a resume with other settings is refused.
+A hidden .RESULTS.lock keeps a second captioning of the same file out while one runs. An image that
+cannot be read stops the run (the captions made so far are kept), or with --skip_bad_images is left out. --limit N takes
 the first N annotated images found, by image id (the same N on every run); only those are scored.
 Scoring (--results): score any results file, ours or another captioner's, against the annotations.
 The images in the results file are scored, or with --limit N the first N of them by image id.
@@ -30,16 +32,18 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError, exclusive_lock, make_folder, remove_temporaries, warn, write_text_atomic
+from data.io import UserError, warn, write_text_atomic
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, check_beam, check_search_arguments,
-                      load_captioner, search_description, weights_description)
+from catr.cli import (add_search_arguments, add_skip_argument, add_weight_arguments, check_beam,
+                      check_search_arguments, load_captioner, search_description, weights_description,
+                      weights_identity)
 from catr.pipeline import caption_files
 from catr.scores import METRICS, TOKENIZATION, most_frequent_caption, score_captions
 from data.coco_captions import load_annotations, load_results, read_json, write_results
 from data.outputs import check_output_file
+from data.resumable import file_identity, folder_identity, held, refuse_other_settings
 from models.training.runtime import resolve_device
 
 
@@ -60,6 +64,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="also score the most frequent caption of these (training) annotations given to "
                              "every scored image; its scores print beside the captioner's and go under "
                              "'baseline' in the JSON line")
+    add_skip_argument(parser)
     add_weight_arguments(parser)
     add_search_arguments(parser, batch_size=8)
     return parser.parse_args(argv)
@@ -88,60 +93,47 @@ def settings_path(out: Path) -> Path:
 
 
 def caption_settings(args) -> dict:
-    """What decides the captions: the weights and the search (not the batch size, nor the device)."""
-    if args.random_weights:
-        weights = f"random weights, {args.config} configuration"
-    elif args.weights:
-        weights = str(Path(args.weights).resolve())
-    else:
-        weights = f"CATR {args.version}"
-    return {"weights": weights, "beam": args.beam,
+    """What decides the captions, the inputs by what identifies them (data.resumable): the weights, the
+    images and the annotations that name them, and the search (not the batch size, nor the device)."""
+    return {"weights": weights_identity(args), "img_dir": folder_identity(args.img_dir),
+            "annotations": file_identity(args.annotations), "beam": args.beam,
             "length_penalty": args.length_penalty if args.beam > 1 else None, "max_steps": args.max_steps}
 
 
 def check_settings(out: Path, settings: dict, has_captions: bool) -> None:
-    """Refuse to complete `out` with settings other than those it was begun with; record them when new."""
+    """Refuse to complete `out` with settings other than those it was begun with."""
     path = settings_path(out)
-    if path.exists() and has_captions:  # without captions there is nothing the settings must match
-        recorded = read_json(path, "settings file")
-        differing = [key for key in settings if not isinstance(recorded, dict) or recorded.get(key) != settings[key]]
-        if differing:
-            key = differing[0]
-            was = recorded.get(key) if isinstance(recorded, dict) else None
-            raise UserError(f"{out} was begun with {key} {was!r} ({path}), this run asks for {settings[key]!r}: "
-                            "give the same settings to complete it, or another --out_results")
+    if not has_captions:  # without captions there is nothing the settings must match
         return
-    if has_captions:
+    if not path.exists():
         warn(f"{out} has no record of the settings it was made with ({path}); taking this run's as its own")
-    write_text_atomic(path, json.dumps(settings, indent=1) + "\n")
+        write_text_atomic(path, json.dumps(settings, indent=1) + "\n")
+        return
+    refuse_other_settings(read_json(path, "settings file"), settings, out, path, "another --out_results")
 
 
 def caption_images(args, annotations) -> dict:
     """Caption what --out_results lacks; returns the captions of this run's images, image id -> caption."""
     out = Path(args.out_results)
     paths = images_to_caption(annotations, Path(args.img_dir), args.limit)
-    lock = make_folder(out.parent, purpose=f"write {out}") / f".{out.name}.lock"
-    with exclusive_lock(lock, "eval_captions.py", f"{out} is being written by another run",
-                        "wait for it to end or choose another --out_results"):
-        for tmp in remove_temporaries(out):
-            print(f"removed {tmp.name}, left by a run that was stopped while writing")
+    with held(out, "eval_captions.py", "--out_results"):
         captions = load_results(out, annotations) if out.exists() else {}
-        check_settings(out, caption_settings(args), bool(captions))
-        unreadable = caption_pending(args, annotations, paths, captions, out)
+        settings = caption_settings(args)
+        check_settings(out, settings, bool(captions))
+        unreadable = caption_pending(args, annotations, paths, captions, out, settings)
     others = len(captions) - sum(image_id in captions for image_id in paths)
     if others:
         print(f"{out} also holds {others} captions of images outside this run (--limit or --img_dir); "
               f"scoring the {len(paths)} of this run")
     if unreadable:
-        raise UserError(f"{unreadable} images could not be read (see the warnings above); {out} holds the "
-                        f"others, and a rerun retries only those")
-    return {image_id: captions[image_id] for image_id in paths}
+        warn(f"{unreadable} images could not be read and are left out (--skip_bad_images)")
+    return {image_id: captions[image_id] for image_id in paths if image_id in captions}
 
 
-def caption_pending(args, annotations, paths: dict, captions: dict, out: Path) -> int:
-    """Caption the images of `paths` that `captions` lacks, into `captions` and `out` after every batch;
-    an image listed under several ids is captioned once for all of them. Returns how many could not
-    be read."""
+def caption_pending(args, annotations, paths: dict, captions: dict, out: Path, settings: dict) -> int:
+    """Caption the images of `paths` that `captions` lacks, into `captions` and `out` after every batch
+    (`settings` beside it with the first); an image listed under several ids is captioned once for all
+    of them. Returns how many could not be read (--skip_bad_images)."""
     pending = [image_id for image_id in paths if image_id not in captions]
     print(f"{len(paths)} images: {len(paths) - len(pending)} already in {out}, {len(pending)} to caption "
           f"({weights_description(args)}, {search_description(args)})")
@@ -157,14 +149,18 @@ def caption_pending(args, annotations, paths: dict, captions: dict, out: Path) -
     check_beam(args, model, device)
     tokenizer = catr.load_tokenizer()
     unreadable = 0
+    written = bool(captions)
     with tqdm(total=len(files), desc="captioning", unit="image") as progress:
         for batch in caption_files(model, files, args.batch_size, args.beam, args.length_penalty, args.max_steps,
-                                   device):
+                                   device, args.skip_bad_images):
             for path, _, decoded in batch:
                 if decoded is None:
                     unreadable += len(image_ids[path])
                 else:
                     captions.update(dict.fromkeys(image_ids[path], tokenizer.decode(decoded.ids)))
+            if not written:  # the settings go with the first captions
+                write_text_atomic(settings_path(out), json.dumps(settings, indent=1) + "\n")
+                written = True
             write_results(out, captions)
             progress.update(len(batch))
     return unreadable

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from data.datasets import ImageFolder
 from data.images import list_images
-from data.outputs import check_output_file
+from data.outputs import check_distinct_outputs, check_output_file
 from data.masks import read_masks
 from data.pets import label_from_name
 from data.transforms import eval_transform_from_config
@@ -123,6 +123,7 @@ def check_outputs(args, files: list) -> None:
         check_output_file(args.out_json, "--out_json", inputs)
     if args.out_png:
         check_figure_path(args.out_png, "--out_png", inputs)
+    check_distinct_outputs({"--out_json": args.out_json, "--out_png": args.out_png})
 
 
 def spread(files: list, limit: int | None) -> list:

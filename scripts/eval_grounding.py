@@ -36,7 +36,6 @@ continues where the last one stopped. Prints a Markdown table and, as the last l
 """
 import argparse
 import datetime
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -49,15 +48,17 @@ import torch
 from tqdm import tqdm
 
 import catr
-from catr.cli import (add_search_arguments, add_weight_arguments, captioner_config, check_beam,
-                      check_search_arguments, load_captioner, search_description, weights_description)
+from catr.cli import (add_search_arguments, add_skip_argument, add_weight_arguments, captioner_config, check_beam,
+                      check_search_arguments, load_captioner, search_description, weights_description,
+                      weights_identity)
 from catr.relevancy import explain_captions, token_log_probs
 from catr.token_methods import TOKEN_METHODS
 from data.coco_captions import CaptionAnnotations, load_annotations, load_results
 from data.coco_instances import category_mask, load_instances
-from data.images import open_rgb
+from data.images import open_or_skip, some_names
 from data.object_words import find_mentions, load_word_table
-from data.outputs import check_output_file
+from data.outputs import check_distinct_outputs, check_output_file
+from data.resumable import file_identity, folder_identity, results_cache
 from models.explain.faithfulness import FRACTIONS, random_maps
 from models.explain.grounding import (HIGHER_IS_BETTER, POINTING_TOLERANCE, attention_correctness, cell_tolerance,
                                       deletion_masks, pointing_hits, relative_probability, summarize, upsample,
@@ -109,6 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sanity_images", type=int, default=SANITY_IMAGES, metavar="N",
                         help="the sanity check's images (the first N graded); 0 skips it (default: %(default)s)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_skip_argument(parser)
     add_weight_arguments(parser, several=True)
     add_search_arguments(parser, batch_size=8)
     return parser.parse_args(argv)
@@ -158,11 +160,7 @@ def check_outputs(args) -> None:
     for flag, path in outputs.items():
         if path and flag != "--out_png":
             check_output_file(path, flag, inputs)
-    named = [(flag, Path(path).absolute()) for flag, path in outputs.items() if path]
-    for i, (flag, path) in enumerate(named):
-        for other, other_path in named[i + 1:]:
-            if path == other_path:
-                raise UserError(f"{flag} and {other} name the same file {path}; give each its own")
+    check_distinct_outputs(outputs)
 
 
 def caption_source(args, instances) -> dict:
@@ -202,11 +200,24 @@ def check_table(table, instances) -> None:
              f"{unknown[0]!r}); their words are ignored")
 
 
+def encode_captions(captions: dict, tokenizer, source) -> dict:
+    """Reference and results mode: image id -> each caption's ids, [CLS] to [SEP]; a caption too long for
+    the captioner is one line naming `source` and the image."""
+    encoded = {}
+    for image_id, texts in captions.items():
+        try:
+            encoded[image_id] = [tokenizer.encode(text) for text in texts]
+        except UserError as err:
+            raise UserError(f"{source}, image id {image_id}: {err}") from None
+    return encoded
+
+
 def check_captions_name_objects(captions: dict, table, tokenizer) -> None:
-    """Reference and results mode: some caption must hold a word of the table, or nothing can be graded."""
-    for texts in captions.values():
-        for text in texts or ():
-            if find_mentions(table, [word for word, _, _ in tokenizer.words(tokenizer.encode(text))]):
+    """Reference and results mode: some caption (token ids) must hold a word of the table, or nothing
+    can be graded."""
+    for captions_ids in captions.values():
+        for ids in captions_ids:
+            if find_mentions(table, [word for word, _, _ in tokenizer.words(ids)]):
                 return
     raise UserError(f"no caption holds a word of the word table {table.path}: nothing to grade")
 
@@ -217,64 +228,24 @@ def caption_ids(ids: list, ended: bool = True) -> list:
 
 
 def settings_record(args, methods: list, table) -> dict:
-    """What a cache's results depend on: a rerun with other settings must not mix with them."""
+    """What a cache's results depend on, the inputs by what identifies them (data.resumable): a rerun
+    with other inputs or settings must not mix with them."""
+    captions = args.captions or args.results
     return {
         "mode": "reference" if args.captions else "generated",
-        "captions": str(Path(args.captions or args.results).resolve()) if (args.captions or args.results) else None,
+        "captions": file_identity(captions) if captions else None,
         "search": search_description(args) if args.generate else None,
         "max_steps": args.max_steps if args.generate else None,
-        "instances": str(Path(args.instances).resolve()),
-        "words": hashlib.sha256(Path(table.path).read_bytes()).hexdigest()[:16],
-        "weights": weights_description(args),
-        "config": args.config,
+        "img_dir": folder_identity(args.img_dir),
+        "instances": file_identity(args.instances),
+        "words": file_identity(table.path),
+        "weights": weights_identity(args),
         "methods": methods,
         "deletion": not args.no_deletion,
         "seed": args.seed,
         "fractions": list(FRACTIONS),
         "word_scores": ["correctness", "pointing", "pointing_scaled", "log_prob"],
     }
-
-
-class ResultsCache:
-    """Per-image results, one JSON line each after a settings line, appended as images are done.
-
-    A line cut short by a crash is dropped when the file is read back (and rewritten without it).
-    """
-
-    def __init__(self, path, settings: dict):
-        self.path = Path(path) if path else None
-        self.images = {}
-        if self.path is None:
-            return
-        if self.path.exists():
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-            records = []
-            for number, line in enumerate(lines):
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    if number < len(lines) - 1:
-                        raise UserError(f"--cache {self.path}: line {number + 1} is not JSON; delete the "
-                                        f"file to start over") from None
-                    warn(f"--cache {self.path}: its last line was cut short; that image is redone")
-            if records and records[0].get("settings") != settings:
-                raise UserError(f"--cache {self.path} holds results of other settings; delete it or give "
-                                f"another --cache")
-            self.images = {record["image_id"]: record for record in records[1:]}
-            if len(records) < len(lines) or not records:
-                self._rewrite(settings)
-        else:
-            self._rewrite(settings)
-
-    def _rewrite(self, settings: dict) -> None:
-        lines = [json.dumps({"settings": settings})] + [json.dumps(r) for r in self.images.values()]
-        write_text_atomic(self.path, "\n".join(lines) + "\n")
-
-    def add(self, record: dict) -> None:
-        self.images[record["image_id"]] = record
-        if self.path is not None:
-            with open(self.path, "a", encoding="utf-8") as out:
-                out.write(json.dumps(record) + "\n")
 
 
 class Grader:
@@ -289,8 +260,10 @@ class Grader:
 
     def grade(self, image_id: int, image, captions: list) -> dict:
         """`image` the resized RGB image; `captions` token id lists ([SEP] last where they ended)."""
-        mentions, words, explained = self.explain(image_id, image, captions)
+        mentions, words, explained, empty = self.explain(image_id, image, captions)
         record = {"image_id": image_id, "captions": mentions, "words": []}
+        if empty:
+            record["empty_masks"] = empty
         if not words:
             return record
         info = self.instances.coco.imgs[image_id]
@@ -314,8 +287,8 @@ class Grader:
 
     def explain(self, image_id: int, image, captions: list) -> tuple:
         """(each caption's object mentions, the graded words each with its maps (methods, h, w) and
-        teacher-forced log-probability, and (cells, caption ids, log-probabilities) for the deletion
-        test), for the model as it is now."""
+        teacher-forced log-probability, (cells, caption ids, log-probabilities) for the deletion
+        test, and the words left out because their object's mask is empty), for the model as it is now."""
         present = self.instances.present[image_id]
         mentions, graded = [], []
         for index, ids in enumerate(captions):
@@ -325,8 +298,14 @@ class Grader:
             absent = {m.category for m in found if m.category not in present}
             mentions.append({"named": sorted({m.category for m in found}), "absent": sorted(absent)})
             graded += [(index, m.category, words[m.last]) for m in found if m.category in present]
+        masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
+                 for category in {category for _, category, _ in graded}}
+        # nothing to point at: every map, uniform included, would score 0
+        empty = [{"category": category, "word": word[0], "caption": index}
+                 for index, category, word in graded if not masks[category].any()]
+        graded = [entry for entry in graded if masks[entry[1]].any()]
         if not graded:
-            return mentions, [], None
+            return mentions, [], None, empty
         tensor = catr.preprocess(image).to(self.device)
         rows = sorted({index for index, _, _ in graded})
         length = max(len(captions[index]) for index in rows)
@@ -345,7 +324,7 @@ class Grader:
                           "log_prob": float(maps.log_probs[row, first:end].sum()),
                           "maps": self._word_maps(maps, token_maps, row, first, end,
                                                   image_id * 10_000 + index * 128 + first)})
-        return mentions, words, (cells, ids, maps.log_probs)
+        return mentions, words, (cells, ids, maps.log_probs), empty
 
     def _word_maps(self, maps, token_maps: dict, row: int, first: int, end: int, random_index: int) -> torch.Tensor:
         """(methods, h, w): each method's map of the word whose pieces are tokens first..end-1;
@@ -425,36 +404,58 @@ def hallucination_rates(records: list) -> dict:
             "object_mentions": mentions, "captions": len(captions)}
 
 
-def generate_batches(model, paths: dict, pending: list, args, device):
-    """(image id, resized image or None, caption token ids) per image, --batch_size images at a time."""
+def open_annotated(path, image_id: int, instances, image_size: int, skip_bad_images: bool):
+    """(the image resized for the model, None), or (None, why it is left out): an unreadable file with
+    --skip_bad_images (else one line), or a file whose size is not its annotations' (their masks would
+    lie elsewhere: a resized copy, or a photograph turned by its EXIF orientation)."""
+    image = open_or_skip(path, skip_bad_images)
+    if image is None:
+        return None, None
+    info = instances.coco.imgs[image_id]
+    if image.size != (info["width"], info["height"]):
+        return None, f"{image.width}x{image.height} upright, annotated {info['width']}x{info['height']}"
+    return catr.resize_longer_side(image, image_size), None
+
+
+def generate_batches(model, paths: dict, pending: list, args, device, instances):
+    """(image id, resized image or None, caption token ids or why it is left out) per image, --batch_size
+    images at a time."""
     for start in range(0, len(pending), args.batch_size):
-        opened = []
-        for image_id in pending[start: start + args.batch_size]:
-            try:
-                opened.append((image_id, catr.resize_longer_side(open_rgb(paths[image_id]), model.image_size)))
-            except UserError as err:
-                warn(f"{err}; skipped")
-                opened.append((image_id, None))
-        readable = [catr.preprocess(image).to(device) for _, image in opened if image is not None]
+        opened = [(image_id, *open_annotated(paths[image_id], image_id, instances, model.image_size,
+                                             args.skip_bad_images))
+                  for image_id in pending[start: start + args.batch_size]]
+        readable = [catr.preprocess(image).to(device) for _, image, _ in opened if image is not None]
         decoded = iter(catr.generate(model, readable, beam_size=args.beam, max_steps=args.max_steps,
                                      length_penalty=args.length_penalty))
-        for image_id, image in opened:
+        for image_id, image, excluded in opened:
             if image is None:
-                yield image_id, None, None
+                yield image_id, None, excluded
             else:
                 result = next(decoded)
                 yield image_id, image, [caption_ids(result.ids, result.ended)]
 
 
-def given_captions(paths: dict, pending: list, captions: dict, tokenizer, image_size: int):
+def given_captions(paths: dict, pending: list, captions: dict, image_size: int, instances,
+                   skip_bad_images: bool):
     for image_id in pending:
-        try:
-            image = catr.resize_longer_side(open_rgb(paths[image_id]), image_size)
-        except UserError as err:
-            warn(f"{err}; skipped")
-            yield image_id, None, None
+        image, excluded = open_annotated(paths[image_id], image_id, instances, image_size, skip_bad_images)
+        if image is None:
+            yield image_id, None, excluded
             continue
-        yield image_id, image, [caption_ids(tokenizer.encode(text)[1:-1]) for text in captions[image_id]]
+        yield image_id, image, [caption_ids(ids[1:-1]) for ids in captions[image_id]]
+
+
+def report_exclusions(records: list) -> dict:
+    """Warn of the images and words left out, each kind in one line naming some; their counts."""
+    images = [f"{record['image_id']} ({record['excluded']})" for record in records if record.get("excluded")]
+    words = [f"{word['word']} in {record['image_id']}" for record in records
+             for word in record.get("empty_masks", ())]
+    if images:
+        warn(f"{len(images)} images are left out, their file's size not their annotations' ({some_names(images)})")
+    if words:
+        warn(f"{len(words)} words are not graded, their category's mask in the image is empty (a degenerate "
+             f"polygon or a short run-length encoding: {some_names(words)})")
+    return {"images_of_another_size": len(images), "words_with_empty_masks": len(words)}
 
 
 def each_weights(args) -> list:
@@ -476,20 +477,25 @@ def grade_images(args, methods, table, instances, tokenizer, captions, paths) ->
     cache_path = cache_file(args)
     if not cache_path:
         warn("no --cache or --out_json: an interrupted run starts over")
-    cache = ResultsCache(cache_path, settings_record(args, methods, table))
-    pending = [image_id for image_id in paths if image_id not in cache.images]
-    print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to grade "
-          f"({weights_description(args)}; {'reference captions' if args.captions else 'generated captions'})")
     unreadable, grader = 0, None
-    if pending:
-        grader = make_grader(args, methods, table, instances, tokenizer)
-        for image_id, image, ids in tqdm(caption_batches(grader, args, paths, pending, captions, tokenizer),
-                                         total=len(pending), desc="grounding", unit="image", disable=args.no_progress):
-            if image is None:
-                unreadable += 1
-                continue
-            cache.add(grader.grade(image_id, image, ids))
-    return [cache.images[image_id] for image_id in paths if image_id in cache.images], unreadable, grader
+    with results_cache(cache_path, settings_record(args, methods, table), "eval_grounding.py", "--cache",
+                       "image_id", {"captions": list, "words": list}) as cache:
+        pending = [image_id for image_id in paths if image_id not in cache.items]
+        print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to "
+              f"grade ({weights_description(args)}; "
+              f"{'reference captions' if args.captions else 'generated captions'})")
+        if pending:
+            grader = make_grader(args, methods, table, instances, tokenizer)
+            for image_id, image, ids in tqdm(caption_batches(grader, args, paths, pending, captions),
+                                             total=len(pending), desc="grounding", unit="image",
+                                             disable=args.no_progress):
+                if image is None and ids is None:
+                    unreadable += 1
+                elif image is None:
+                    cache.add({"image_id": image_id, "captions": [], "words": [], "excluded": ids})
+                else:
+                    cache.add(grader.grade(image_id, image, ids))
+    return [cache.items[image_id] for image_id in paths if image_id in cache.items], unreadable, grader
 
 
 def make_grader(args, methods, table, instances, tokenizer):
@@ -500,18 +506,19 @@ def make_grader(args, methods, table, instances, tokenizer):
     return Grader(args, model, methods, table, instances, tokenizer, device)
 
 
-def caption_batches(grader, args, paths, pending, captions, tokenizer):
+def caption_batches(grader, args, paths, pending, captions):
     if args.generate:
-        return generate_batches(grader.model, paths, pending, args, grader.device)
-    return given_captions(paths, pending, captions, tokenizer, grader.model.image_size)
+        return generate_batches(grader.model, paths, pending, args, grader.device, grader.instances)
+    return given_captions(paths, pending, captions, grader.model.image_size, grader.instances,
+                          args.skip_bad_images)
 
 
-def sanity_check(grader, args, records, paths, captions, tokenizer) -> dict:
+def sanity_check(grader, args, records, paths, captions) -> dict:
     """The cascading randomisation of the captioner (head, decoder layers from the top, then the encoder)
     on the words of the first --sanity_images graded images, each word teacher-forced as captioned.
     The uniform map has no order to correlate: it is left out."""
     chosen = [record["image_id"] for record in records if record["words"]][: args.sanity_images]
-    items = [item for item in caption_batches(grader, args, paths, chosen, captions, tokenizer) if item[1] is not None]
+    items = [item for item in caption_batches(grader, args, paths, chosen, captions) if item[1] is not None]
     if sum(len(grader.explain(*item)[1]) for item in items) < 2:
         warn("fewer than 2 graded words in the sanity check's images: no sanity check")
         return None
@@ -527,16 +534,21 @@ def sanity_check(grader, args, records, paths, captions, tokenizer) -> dict:
 
 def weights_report(args, records, methods, unreadable) -> tuple:
     """(the report of one captioner, its per-word measures and the words' categories)."""
+    excluded = report_exclusions(records)
+    records = [record for record in records if not record.get("excluded")]
     words = [word for record in records for word in record["words"]]
     if not words and not any(caption["named"] for record in records for caption in record["captions"]):
         raise UserError("no caption holds a word of the word table: nothing to grade")
+    if not words and args.captions:
+        raise UserError("no word could be graded: every object a caption names is absent from its image or "
+                        "has an empty mask (see the warnings above)")
     summary = summarize(words, methods, FRACTIONS, args.resamples, args.seed) if words else {}
     per_item, strata = word_measures(words, methods, FRACTIONS) if words else ({}, None)
     layers = [m for m in methods if m.startswith("attention@")]
     compared = [m for m in methods if m not in BASELINES]
     report = {"weights": weights_description(args), "methods": summary, "words": len(words),
               "categories": len(set(word["category"] for word in words)), "images": len(records),
-              "unreadable_images": unreadable}
+              "unreadable_images": unreadable, "left_out": excluded}
     if words:
         report["layers"] = leader(per_item, layers, "correctness", True, args.resamples, args.seed, strata)
         report["differences"] = pairwise_differences(per_item, compared, HIGHER_IS_BETTER, args.resamples,
@@ -587,6 +599,7 @@ def main(argv=None) -> None:
     captions = caption_source(args, instances)
     tokenizer = catr.load_tokenizer()
     if not args.generate:
+        captions = encode_captions(captions, tokenizer, args.captions or args.results)
         check_captions_name_objects(captions, table, tokenizer)
     paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)
     reports, measured, strata = [], [], None
@@ -610,7 +623,7 @@ def main(argv=None) -> None:
                   f"{rates['chair_s']}% of {rates['captions']} captions")
         if args.sanity_images and report["words"]:
             grader = grader or make_grader(run, methods, table, instances, tokenizer)
-            report["sanity"] = sanity_check(grader, run, records, paths, captions, tokenizer)
+            report["sanity"] = sanity_check(grader, run, records, paths, captions)
             if report["sanity"]:
                 print("sanity check: Spearman correlation with the trained captioner's word maps as the weights "
                       "are re-drawn:")

@@ -27,6 +27,10 @@
 set -u
 PY=${PYTHON:-python3}
 
+if [[ $# -eq 1 && ( $1 == -h || $1 == --help ) ]]; then  # this header, as every script's --help
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 usage() { echo "usage: bash scripts/gpu_check.sh OUT_DIR [--dry_run]" >&2; exit 2; }
 [[ $# -ge 1 && $# -le 2 ]] || usage
 OUT=$1

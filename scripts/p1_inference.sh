@@ -9,6 +9,10 @@
 # Set PYTHON to choose the interpreter (default: python3).
 set -euo pipefail
 
+if [[ $# -eq 1 && ( $1 == -h || $1 == --help ) ]]; then  # this header, as every script's --help
+  sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 if [[ $# -lt 2 || $# -gt 3 ]]; then
   echo "usage: bash scripts/p1_inference.sh IMG_DIR OUT_CSV [CKPT]" >&2
   exit 2

@@ -19,7 +19,9 @@ DATA_DIR/annotations/instances_S.json (or DATA_DIR/instances_S.json) and the ima
 
 It prints the mean loss of the last tenth of the steps and the fraction of val images whose labels it
 gets exactly right, and records both in the checkpoint's config. A run takes minutes on a CPU and does
-not resume: an interrupted one writes nothing, and --out is written once, atomically, at the end.
+not resume: an interrupted one writes nothing, and --out is written once, atomically, at the end, never
+over a file: a second run onto the same --out is refused while one runs, and a file made meanwhile is
+kept. A NaN or infinite loss stops it, as it stops the other trainers.
 """
 import argparse
 import time
@@ -28,15 +30,17 @@ from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main  # first: Ctrl-C during the slow imports below is one line
-from data.io import UserError
+from data.io import UserError, atomic_path
 import torch
 
-from catr.backbone_training import LabelledImages, calibrate_on, exact_label_accuracy, train_backbone
+from catr.backbone_training import PRETRAIN_RULES, LabelledImages, calibrate_on, exact_label_accuracy, train_backbone
 from catr.captioner import CONFIGS, build_model
-from catr.checkpoint import CAPTION_FORMAT, MIN_IMAGE_SIZE, config_record
+from catr.checkpoint import CAPTION_FORMAT, config_record
 from data.outputs import check_output_file
+from data.resumable import held
 from models.checkpoint import save_checkpoint
 from models.training.runtime import resolve_device
+from models.training.settings import check_settings
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -70,13 +74,7 @@ def split_paths(data_dir: Path, split: str) -> tuple:
 
 
 def check_args(args) -> None:
-    for flag in ("steps", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
-    if args.image_size is not None and args.image_size < MIN_IMAGE_SIZE:
-        raise UserError(f"--image_size must be at least {MIN_IMAGE_SIZE}, not {args.image_size}")
-    if not args.lr > 0 or args.weight_decay < 0:
-        raise UserError("--lr must be above 0 and --weight_decay at least 0")
+    check_settings(vars(args), PRETRAIN_RULES)
     if Path(args.out).exists():
         raise UserError(f"--out {args.out} exists; remove it or name a new file")
     inputs = [split_paths(Path(args.data_dir), split)[0] for split in (args.train_split, args.val_split)]
@@ -90,6 +88,11 @@ def check_args(args) -> None:
 def main(argv=None):
     args = get_args_parser().parse_args(argv)
     check_args(args)
+    with held(args.out, "pretrain_backbone.py", "--out"):  # a second run onto the same --out waits for none
+        train(args)
+
+
+def train(args) -> None:
     device = resolve_device(args.device)
     torch.manual_seed(args.seed)
     config = CONFIGS[args.config]
@@ -111,8 +114,9 @@ def main(argv=None):
     record = {**{key: value for key, value in vars(args).items() if key != "progress"},
               "labels": train_set.label_names, "train_loss": train_loss, "val_exact": val_exact,
               "seconds": round(seconds, 1)}
-    save_checkpoint(args.out, model, {"catr": config_record(model.config), "pretrain_backbone": record},
-                    format=CAPTION_FORMAT)
+    with atomic_path(args.out, replace=False) as tmp:  # a file made meanwhile under that name is kept
+        save_checkpoint(tmp, model, {"catr": config_record(model.config), "pretrain_backbone": record},
+                        format=CAPTION_FORMAT)
     print(f"{args.steps} steps in {seconds:.0f}s: train loss {train_loss:.4f} | val: every label right in "
           f"{val_exact:.1%} of {len(val_set)} images -> {args.out}")
 

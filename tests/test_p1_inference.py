@@ -339,3 +339,9 @@ def test_the_checkpoints_own_normalisation_is_applied_on_the_device(micro, tmp_p
     files = [folder / f"{i}.png" for i in range(6)]
     assert labels == direct_predictions(model, config, files)
     assert labels != direct_predictions(model, micro_config(), files)  # the normalisation matters here
+
+
+def test_a_folder_named_double_dash_is_one_line(ckpt, tmp_path, run_cli):
+    # What p1_inference.sh passes for `p1_inference.sh -- out.csv`: argparse reads it as no value.
+    code, _, err = run_cli(p1_inference.main, ["--ckpt", ckpt, "--img_dir=--", "--out_csv", tmp_path / "o.csv"])
+    assert code == 2 and err == "error: --img_dir needs a folder; for a folder named '--', write ./--\n"

@@ -149,6 +149,7 @@ BAD_FLAGS = {
     "label smoothing negative": (["--label_smoothing", "-0.1"], "--label_smoothing"),
     "image size 0": (["--image_size", "0"], "--image_size"),
     "image size not a multiple of the patch": (["--image_size", "30"], "patch size 8"),
+    "image size beyond the memory": (["--image_size", "100000"], "a batch of 32 images of 100000x100000 takes at least"),
     "negative workers": (["--num_workers", "-1"], "--num_workers"),
     "huge seed": (["--seed", str(2**70)], "--seed"),
     "negative seed": (["--seed", "-1"], "--seed"),
@@ -165,6 +166,13 @@ def test_bad_flags_one_line_before_anything_is_written(synthetic_data, tmp_path,
     code, _, err = train(run_cli, "--data_dir", synthetic_data, "--output_dir", run, "--epochs", "1", *FAST, *flags)
     assert code == 2 and err.startswith("error:") and mention in err and len(err.splitlines()) == 1, err
     assert not run.exists()
+
+
+def test_a_run_folder_inside_its_data_is_refused(synthetic_data, tmp_path, run_cli):
+    code, _, err = train(run_cli, "--data_dir", synthetic_data, "--output_dir", synthetic_data / "runs" / "a",
+                         "--epochs", "1", *FAST)
+    assert code == 2 and "inside the input folder" in err and len(err.splitlines()) == 1, err
+    assert not (synthetic_data / "runs").exists()
 
 
 def test_output_dir_that_is_a_file_or_cannot_be_made(synthetic_data, tmp_path, run_cli, monkeypatch):

@@ -264,7 +264,33 @@ def test_item_01_a_figure_never_replaces_an_input_image(ckpt, tmp_path, monkeypa
         Image.new("RGB", (32, 32), (90, 120, 200)).save(folder / name)
     before = (folder / "a_last.png").read_bytes()
     monkeypatch.setattr(p1_vis_attention, "model_from_checkpoint", None)  # refused before the model loads
-    with pytest.raises(UserError, match="would overwrite the input"):
+    with pytest.raises(UserError, match="holds the input"):
         p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(folder / "a.png"), str(folder / "a_last.png"),
                                "--out_dir", str(folder)])
     assert (folder / "a_last.png").read_bytes() == before
+
+
+def test_two_outputs_naming_one_file_are_refused_before_any_work(ckpt, tmp_path, monkeypatch):
+    monkeypatch.setattr(p1_vis_pos_embed, "load_model", None)  # refused before the model loads
+    with pytest.raises(UserError, match="--out and --save_npy name the same file"):
+        p1_vis_pos_embed.main(["--ckpt", str(ckpt), "--out", str(tmp_path / "x.png"),
+                               "--save_npy", str(tmp_path / "x.png")])
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_figures_are_never_written_among_the_images(ckpt, tmp_path, monkeypatch):
+    val = tmp_path / "data" / "val"
+    val.mkdir(parents=True)
+    Image.new("RGB", (32, 32), (90, 120, 200)).save(val / "0_1480.png")
+    monkeypatch.setattr(p1_vis_attention, "model_from_checkpoint", None)
+    with pytest.raises(UserError, match="holds the input"):
+        p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(val / "0_1480.png"), "--out_dir", str(val)])
+    assert [path.name for path in val.iterdir()] == ["0_1480.png"]
+
+
+def test_a_figure_name_too_long_for_the_file_system_is_refused_before_any_work(ckpt, tmp_path, monkeypatch):
+    image = tmp_path / ("n" * 250 + ".png")  # the image's name fits; <stem>_last.png does not
+    Image.new("RGB", (32, 32), (90, 120, 200)).save(image)
+    monkeypatch.setattr(p1_vis_attention, "model_from_checkpoint", None)
+    with pytest.raises(UserError, match="is 259 bytes long"):
+        p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(image), "--out_dir", str(tmp_path / "out")])

@@ -94,11 +94,11 @@ def test_beam_search_in_batches_draws_the_chosen_beam(img_dir, tmp_path):
     (["--img_dir", "{tmp}"], "no .jpg/.jpeg/.png images"),
     (["--img_dir", "{images}", "--layer", "3", *TINY], "--layer 3 is out of range"),
     (["--img_dir", "{images}", "--max_steps", "0", *TINY], "--max_steps must be in 1..127"),
-    (["--img_dir", "{images}", "--beam", "0", *TINY], "--beam must be at least 1, got 0"),
-    (["--img_dir", "{images}", "--batch_size", "0", *TINY], "--batch_size must be at least 1, got 0"),
+    (["--img_dir", "{images}", "--beam", "0", *TINY], "--beam must be at least 1, not 0"),
+    (["--img_dir", "{images}", "--batch_size", "0", *TINY], "--batch_size must be at least 1, not 0"),
     (["--img_dir", "{images}", "--weights", "{images}/notes.txt", "--config", "tiny"], "is not a CATR checkpoint"),
     (["--images", "{images}/wide.jpg", "{tmp}/wide.png", *TINY], "are both named 'wide'"),
-    (["--images", "{images}/notes.txt", *TINY], "1 of 1 images could not be read"),
+    (["--images", "{images}/notes.txt", *TINY], "cannot read image"),
 ])
 def test_bad_input_is_one_line(img_dir, tmp_path, argv, message):
     argv = [arg.format(tmp=tmp_path, images=img_dir) for arg in argv] + ["--out_dir", str(tmp_path / "out")]
@@ -167,7 +167,7 @@ def test_item_01_out_dir_that_holds_the_inputs_never_overwrites_them(tmp_path, m
     Image.new("RGB", (40, 30), "red").save(tmp_path / "a.png")
     before = (tmp_path / "a.png").read_bytes()
     monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
-    with pytest.raises(UserError, match="would overwrite the input"):
+    with pytest.raises(UserError, match="holds the input"):
         p2_vis_caption.main(["--img_dir", str(tmp_path), "--out_dir", str(tmp_path), *TINY])
     assert (tmp_path / "a.png").read_bytes() == before
 
@@ -199,3 +199,37 @@ def test_item_09_beam_wider_than_the_vocabulary_is_refused(img_dir, tmp_path, mo
     monkeypatch.setattr(p2_vis_caption, "caption_files", lambda *a, **k: pytest.fail("the search ran"))
     with pytest.raises(UserError, match="wider than the vocabulary"):
         p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path), "--beam", "40000", *TINY])
+
+
+def test_a_missing_or_unreadable_image_is_named_before_the_model_loads(img_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
+    (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
+    for image, message in ((tmp_path / "missing.jpg", "image not found"), (tmp_path / "bad.jpg", "cannot read image")):
+        with pytest.raises(UserError, match=message):
+            p2_vis_caption.main(["--images", str(image), "--out_dir", str(tmp_path / "out"), *TINY])
+
+
+@pytest.mark.parametrize("flag, where", [("--out_dir", "/proc/captions"), ("--html", "/sys/captions/page.html")])
+def test_outputs_where_nothing_can_be_written_are_refused_before_captioning(img_dir, monkeypatch, flag, where):
+    monkeypatch.setattr(p2_vis_caption, "load_captioner", lambda *a: pytest.fail("the model was loaded"))
+    with pytest.raises(UserError, match="cannot write in"):
+        p2_vis_caption.main(["--img_dir", str(img_dir), flag, where, *TINY])
+
+
+def test_an_image_name_near_the_length_limit_is_captioned_and_its_page_folder_made(tmp_path):
+    image = tmp_path / "in" / ("n" * 250 + ".jpg")  # its figure's name is 254 bytes, its temporary's longer
+    image.parent.mkdir()
+    Image.new("RGB", (40, 30), "red").save(image)
+    p2_vis_caption.main(["--images", str(image), "--out_dir", str(tmp_path / "out"), "--html",
+                         str(tmp_path / "new" / "page.html"), "--max_steps", "2", *TINY])
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["n" * 250 + ".png"]
+    assert (tmp_path / "new" / "page.html").is_file()
+
+
+def test_a_checkpoint_whose_state_dict_holds_a_number_is_one_line(img_dir, tmp_path):
+    state = catr.build_model("tiny").state_dict()
+    state["transformer.decoder.norm.bias"] = 3
+    torch.save({"model": state}, tmp_path / "w.pt")
+    with pytest.raises(UserError, match=r"values that are not tensors \(1\): transformer.decoder.norm.bias \(int\)"):
+        p2_vis_caption.main(["--img_dir", str(img_dir), "--out_dir", str(tmp_path / "out"), "--weights",
+                             str(tmp_path / "w.pt"), "--config", "tiny"])

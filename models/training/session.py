@@ -7,6 +7,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from data.io import UserError, write_text_atomic
+from data.outputs import refuse_folder_in_inputs
 from data.resume import differing_settings, resumed_settings
 from data.run_files import (METRIC_COLUMNS, check_new_run_folder, locked_run_folder, metrics_csv, read_config,
                             remove_stale_temporaries)
@@ -50,6 +51,7 @@ def resolve_run_args(make_parser, argv, check, make_config, required=()) -> argp
         # Only a flag given can break a rule now: the rest come from the checked config.json.
         return argparse.Namespace(**check(settings, lambda key: flag_name(key) if key in given else in_config(key)))
     check_new_run_folder(out)
+    refuse_folder_in_inputs(out, [args.data_dir] if args.data_dir else [], "--output_dir")
     return argparse.Namespace(**make_config(argparse.Namespace(**check(vars(args), flag_name))))
 
 

@@ -237,7 +237,8 @@ def test_temporaries_of_names_what_atomic_path_leaves(tmp_path):
 
 
 @pytest.mark.parametrize("flags,message", [
-    (["--size", "0"], "at least 8 pixels"),
+    (["--size", "0"], "in 8..10000 pixels"),
+    (["--size", "100000"], "in 8..10000 pixels"),
     (["--train_per_class", "-1"], "at least 1"),
     (["--val_per_class", "0"], "at least 1"),
 ])
@@ -390,3 +391,34 @@ def test_cached_images_keep_the_exif_orientation(tmp_path):
     files = ImageFolder(folder, eval_transform(16, to_float=False))
     cached = ImageFolder(folder, eval_transform(16, to_float=False), cache_images=True)
     assert torch.equal(cached[0][0], files[0][0])
+
+
+def test_a_name_near_the_length_limit_is_written_and_its_temporaries_found(tmp_path):
+    for length in (248, 255):
+        target = tmp_path / ("n" * length)
+        with pytest.raises(RuntimeError):
+            with atomic_path(target) as tmp:
+                tmp.write_text("half")
+                assert temporaries_of(target) == [tmp]
+                raise RuntimeError("killed")
+        write_text_atomic(target, "whole")
+        assert target.read_text() == "whole" and temporaries_of(target) == []
+
+
+def test_a_file_created_meanwhile_is_kept_when_replacing_is_not_allowed(tmp_path):
+    target = tmp_path / "backbone.pt"
+    with pytest.raises(UserError, match="was created by another process"):
+        with atomic_path(target, replace=False) as tmp:
+            tmp.write_text("ours")
+            target.write_text("theirs")
+    assert target.read_text() == "theirs" and temporaries_of(target) == []
+    with atomic_path(tmp_path / "new.pt", replace=False) as tmp:
+        tmp.write_text("ours")
+    assert (tmp_path / "new.pt").read_text() == "ours"
+
+
+def test_a_float_tiff_in_0_to_1_decodes_to_its_grey_levels(tmp_path):
+    values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
+    grey = np.asarray(open_rgb(tmp_path / "f.tif"))[..., 0]
+    assert grey.max() == 255 and grey.min() == 0 and np.abs(grey - values * 255).max() <= 1

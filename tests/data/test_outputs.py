@@ -4,7 +4,8 @@ import os
 import pytest
 
 from data.io import UserError
-from data.outputs import check_output_file, check_output_folder, refuse_inputs
+from data.outputs import (check_distinct_outputs, check_names_fit, check_output_file, check_output_folder,
+                          refuse_inputs)
 
 
 def test_item_10_output_file_refused_when_a_folder_or_under_a_file(tmp_path):
@@ -37,3 +38,45 @@ def test_item_01_an_output_that_is_an_input_is_refused_under_any_name(tmp_path):
             refuse_inputs([output], inputs, "--out_dir")
     refuse_inputs([tmp_path / "b.png"], [image, tmp_path], "--out_dir")
     assert image.read_bytes() == b"png"
+
+
+def test_two_outputs_naming_one_file_are_refused_under_any_name(tmp_path):
+    (tmp_path / "a.png").write_text("")
+    os.symlink(tmp_path / "a.png", tmp_path / "link.png")
+    for first, second in ((tmp_path / "x.png", tmp_path / "sub" / ".." / "x.png"),
+                          (tmp_path / "a.png", tmp_path / "link.png")):
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        with pytest.raises(UserError, match="--out and --save_npy name the same file"):
+            check_distinct_outputs({"--out": first, "--save_npy": second})
+    check_distinct_outputs({"--out": tmp_path / "x.png", "--save_npy": tmp_path / "x.npy", "--html": None})
+
+
+def test_an_output_folder_that_is_or_lies_in_an_input_folder_is_refused(tmp_path):
+    data = tmp_path / "data"
+    (data / "val").mkdir(parents=True)
+    for folder in (data, data / "val", data / "val" / "figures"):
+        with pytest.raises(UserError, match="input folder"):
+            check_output_folder(folder, "--out_dir", inputs=[data])
+    check_output_folder(tmp_path / "figures", "--out_dir", inputs=[data, tmp_path / "missing"])
+    (data / "val" / "0_1480.png").write_bytes(b"png")
+    with pytest.raises(UserError, match="holds the input"):
+        check_output_folder(data / "val", "--out_dir", inputs=[data / "val" / "0_1480.png"])
+    check_output_folder(data / "val" / "figures", "--out_dir", inputs=[data / "val" / "0_1480.png"])
+
+
+@pytest.mark.parametrize("where", ["/proc/robust_out", "/sys/robust_out/deeper"])
+def test_a_place_where_nothing_can_be_written_is_refused_before_any_work(where):
+    with pytest.raises(UserError, match="cannot write in"):
+        check_output_folder(where, "--out_dir")
+    with pytest.raises(UserError, match="cannot write in"):
+        check_output_file(f"{where}/page.html", "--html")
+
+
+def test_a_name_longer_than_a_file_system_takes_is_refused_and_a_folder_name_is_no_file(tmp_path):
+    with pytest.raises(UserError, match="is 256 bytes long"):
+        check_output_file(tmp_path / ("a" * 256), "--out")
+    with pytest.raises(UserError, match="is 300 bytes long"):
+        check_names_fit([tmp_path / ("b" * 300) / "x.png"], "--out_dir")
+    check_names_fit([tmp_path / ("c" * 255)], "--out")
+    with pytest.raises(UserError, match="is a folder; give a file name"):
+        check_output_file(f"{tmp_path}/new/", "--out")

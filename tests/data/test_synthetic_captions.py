@@ -178,7 +178,8 @@ def test_max_shapes_bounds_the_shapes_of_every_scene():
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--captions", "--size", "40"], "at least 48 pixels"),
+    (["--captions", "--size", "40"], "in 48..10000 pixels"),
+    (["--captions", "--size", "100000"], "in 48..10000 pixels"),
     (["--captions", "--train_scenes", "0"], "at least one scene"),
     (["--captions", "--val_scenes", "-1"], "at least one scene"),
     (["--captions", "--masks"], "--captions does not take --masks"),

@@ -8,6 +8,7 @@ from pytorch_pretrained_vit import ViT
 from data.io import UserError
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from models.vit import MODEL_NAMES, PACKAGE_MODELS, build_vit, grid_size, random_vit
+from models.weights import read_torch_file
 
 EXPECTED = {  # name: (dim, layers, patch, native size)
     "B_16": (768, 12, 16, 224), "B_32": (768, 12, 32, 224), "L_16": (1024, 24, 16, 224),
@@ -98,13 +99,28 @@ def test_checkpoint_loads_into_the_package_class(tmp_path):
     assert torch.allclose(plain.eval()(x), model.eval()(x)) and torch.allclose(rebuilt(x), model(x))
 
 
+def test_a_folder_and_an_unreadable_pickle_are_named_as_such_without_torchs_warnings(tmp_path):
+    import pickle
+    import warnings
+
+    with pytest.raises(UserError, match="is a folder, not a readable PyTorch file"):
+        read_torch_file(tmp_path)
+    with open(tmp_path / "p4.pt", "wb") as stream:
+        pickle.dump({"model": {"w": [1.0]}}, stream, protocol=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(UserError, match="torch.load cannot read it"):
+            read_torch_file(tmp_path / "p4.pt")
+    assert caught == []
+
+
 def test_files_that_are_not_our_checkpoints_are_refused(tmp_path):
     model = build_vit("micro", pretrained=False)
     torch.save(model.state_dict(), tmp_path / "bare.pt")
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(UserError, match="not a checkpoint written by p1_train.py"):
         load_checkpoint(tmp_path / "bare.pt")
-    with pytest.raises(UserError, match="not a readable PyTorch file: torch.load cannot read it"):
+    with pytest.raises(UserError, match="not a readable PyTorch file: it is not a file torch.save writes"):
         load_checkpoint(tmp_path / "junk.pt")
     with pytest.raises(UserError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")

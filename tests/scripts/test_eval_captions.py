@@ -3,6 +3,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
@@ -130,18 +131,21 @@ def test_resuming_skips_the_images_already_done(coco, tmp_path, run_cli, monkeyp
     assert "3 images: 3 already in" in stdout and len(captioned) == 2  # nothing left: the model is not even loaded
 
 
-def test_an_unreadable_image_keeps_the_others(coco, tmp_path, run_cli):
+def test_an_unreadable_image_stops_the_run_keeping_the_others_unless_skipped(coco, tmp_path, run_cli):
     images = tmp_path / "images"
     images.mkdir()
     for name in ("000000000001.jpg", "000000000002.jpg"):
         (images / name).write_bytes((coco / "val2017" / name).read_bytes())
     (images / "000000000003.jpg").write_text("not a JPEG")
     out = tmp_path / "r.json"
-    code, _, err = run_cli(eval_captions.main, ["--annotations", coco / "captions.json", "--img_dir", images,
-                                                "--out_results", out, *TINY])
+    argv = ["--annotations", coco / "captions.json", "--img_dir", images, "--out_results", out, *TINY,
+            "--batch_size", "2"]
+    code, _, err = run_cli(eval_captions.main, argv)
     assert code == 2
-    assert err.strip().splitlines()[-1].startswith("error: 1 images could not be read")
+    assert "000000000003.jpg" in err and err.strip().endswith("(--skip_bad_images leaves such images out)")
     assert [entry["image_id"] for entry in json.loads(out.read_text())] == [1, 2]
+    code, stdout, err = run_cli(eval_captions.main, argv + ["--skip_bad_images"])
+    assert code == 0 and "1 images could not be read" in err and last_json(stdout)["images"] == 2, err
 
 
 BAD_INPUT = [
@@ -155,7 +159,7 @@ BAD_INPUT = [
     (["--results", "{tmp}/r.json"], "is not a COCO results file", {"results": '{"image_id": 1}'}),
     (["--results", "{tmp}/r.json"], "entry 1 has no int 'image_id'",
      {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": "2", "caption": "b"}]'}),
-    (["--results", "{tmp}/r.json"], "image id 77, which has no captions in",
+    (["--results", "{tmp}/r.json"], "image id 77, which is not among the annotated images of",
      {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": 77, "caption": "b"}]'}),
     (["--results", "{tmp}/r.json"], "image id 1 has more than one caption",
      {"results": '[{"image_id": 1, "caption": "a"}, {"image_id": 1, "caption": "b"}]'}),
@@ -341,3 +345,34 @@ def test_the_baseline_is_the_most_frequent_training_caption_for_every_image(coco
     without = last_json(run_cli(eval_captions.main, argv)[1])
     assert {m: record[m] for m in METRICS} == {m: without[m] for m in METRICS} and "baseline" not in without
     assert "captioner" in out and "baseline" in out
+
+
+def test_results_of_replaced_weights_or_another_image_folder_are_not_mixed(coco, tmp_path, run_cli):
+    weights = tmp_path / "w.pt"
+    torch.manual_seed(0)
+    torch.save({"model": catr.build_model("tiny").state_dict()}, weights)
+    out = tmp_path / "r.json"
+    argv = ["--annotations", coco / "captions.json", "--out_results", out, "--weights", weights, "--config", "tiny",
+            "--device", "cpu", "--max_steps", "3"]
+    code, _, err = run_cli(eval_captions.main, argv + ["--img_dir", coco / "val2017", "--limit", "1"])
+    assert code == 0, err
+    torch.manual_seed(1)
+    torch.save({"model": catr.build_model("tiny").state_dict()}, weights)  # another model, the same name
+    code, _, err = run_cli(eval_captions.main, argv + ["--img_dir", coco / "val2017"])
+    assert code == 2 and "was begun with weights" in err, err
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for image in (coco / "val2017").iterdir():
+        (copy / image.name).write_bytes(image.read_bytes())
+    code, _, err = run_cli(eval_captions.main, argv + ["--img_dir", copy])
+    assert code == 2 and "was begun with" in err, err
+    assert len(json.loads(out.read_text())) == 1
+
+
+def test_a_non_finite_length_penalty_is_refused_before_any_work(coco, tmp_path, run_cli):
+    for value in ("nan", "inf"):
+        code, _, err = run_cli(eval_captions.main, caption_argv(coco / "captions.json", coco / "val2017",
+                                                                tmp_path / "r.json", "--beam", "2",
+                                                                "--length_penalty", value))
+        assert code == 2 and "--length_penalty must be a finite number" in err, err
+    assert not (tmp_path / "r.json").exists()

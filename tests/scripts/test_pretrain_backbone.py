@@ -9,6 +9,7 @@ import pretrain_backbone
 import train_captioner
 from catr.backbone_training import LabelledImages, train_backbone
 from catr.captioner import CONFIGS, build_model
+from data.io import UserError
 from data.synthetic_captions import make_captioned_set
 
 FAST = ["--config", "tiny_narrow", "--image_size", "48", "--batch_size", "4", "--device", "cpu", "--no_progress"]
@@ -128,3 +129,52 @@ def test_an_unreadable_training_image_is_one_line(scenes, tmp_path, run_cli, con
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", data, "--out", tmp_path / "b.pt", *FAST])
     assert code == 2 and len(err.strip().splitlines()) == 1 and f"cannot read image {image}" in err, err
     assert not (tmp_path / "b.pt").exists()
+
+
+@pytest.mark.parametrize("extra, phrase", [
+    (["--lr", "inf"], "--lr must be a finite number, not Infinity"),
+    (["--weight_decay", "inf"], "--weight_decay must be a finite number"),
+    (["--weight_decay", "nan"], "--weight_decay must be a finite number, not NaN"),
+    (["--num_workers", "-1"], "--num_workers must be at least 0"),
+])
+def test_flags_break_the_shared_rules_before_any_image_is_read(scenes, tmp_path, run_cli, monkeypatch, extra, phrase):
+    monkeypatch.setattr(pretrain_backbone, "LabelledImages", lambda *a, **k: pytest.fail("images were read"))
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", tmp_path / "b.pt", *FAST, *extra])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and phrase in err, err
+
+
+def test_a_diverging_training_stops_without_writing_its_checkpoint(scenes, tmp_path, run_cli):
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", tmp_path / "b.pt", "--steps", "3",
+                                                    "--lr", "1e6", *FAST])
+    assert code == 2 and "the training loss became NaN or infinite" in err, err
+    assert not (tmp_path / "b.pt").exists()
+
+
+def test_a_checkpoint_with_non_finite_weights_is_refused_when_loaded(tmp_path):
+    model = build_model(CONFIGS["tiny"])
+    state = model.state_dict()
+    state["transformer.decoder.norm.weight"][0] = float("nan")
+    torch.save({"model": state}, tmp_path / "nan.pt")
+    with pytest.raises(UserError, match="keys with NaN or infinite values \\(1\\): transformer.decoder.norm.weight"):
+        catr.load_model(weights=tmp_path / "nan.pt", config="tiny")
+
+
+def test_a_file_made_meanwhile_under_out_is_kept_and_a_long_name_is_written(scenes, tmp_path, run_cli, monkeypatch):
+    out = tmp_path / ("b" * 245 + ".pt")  # 248 bytes: it fits, and so must its temporary
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", out, "--steps", "1", *FAST])
+    assert code == 0 and out.is_file(), err
+    out = tmp_path / "c.pt"
+    original = pretrain_backbone.train_backbone
+
+    def another_run_finishes_first(*args, **kwargs):
+        out.write_text("the other run's backbone")
+        return original(*args, **kwargs)
+    monkeypatch.setattr(pretrain_backbone, "train_backbone", another_run_finishes_first)
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", out, "--steps", "1", *FAST])
+    assert code == 2 and "was created by another process" in err, err
+    assert out.read_text() == "the other run's backbone"
+
+
+def test_out_named_as_a_folder_is_refused(scenes, tmp_path, run_cli):
+    code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", f"{tmp_path}/dir/", *FAST])
+    assert code == 2 and "is a folder; give a file name" in err and not (tmp_path / "dir").exists(), err

@@ -186,3 +186,41 @@ def test_item_15_a_nan_accuracy_never_wins():
     assert nan_first.best["epoch"] == 2
     assert final_run_index([nan_first, steady]) == 1
     assert [row["final result"] for row in table_rows(summary_markdown([nan_first, steady]))] == ["", "final"]
+
+
+def write_captioner_run(folder, rows, score_images=None):
+    """A run folder as train_captioner.py leaves it: `rows` of (val_acc, val_cider) per epoch."""
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"config": "tiny", "catr": {"hidden_dim": 32},
+                                                    "score_images": score_images, "output_dir": str(folder)}))
+    lines = "".join(f"{i + 1},1.0,{1.0 - i / 10},{acc},{'' if cider is None else cider}\n"
+                    for i, (acc, cider) in enumerate(rows))
+    (folder / "metrics.csv").write_text("epoch,train_loss,val_loss,val_acc,val_cider\n" + lines)
+    return folder
+
+
+def test_captioner_runs_are_ranked_by_the_criterion_that_chose_their_best_checkpoint(tmp_path, run_cli):
+    # Next-token accuracy peaks at epoch 2, CIDEr-D (what chose best.pt) at epoch 1.
+    a = write_captioner_run(tmp_path / "a", [(40.0, 0.9), (45.0, 0.5)])
+    b = write_captioner_run(tmp_path / "b", [(50.0, 0.7), (55.0, 0.6)])
+    code, stdout, stderr = run_cli(summarize_runs.main, [a, b])
+    assert code == 0, stderr
+    rows = table_rows(stdout)
+    assert [(row["best epoch"], row["best val CIDEr-D"], row["final result"]) for row in rows] == [
+        ("1", "0.9000", "final"), ("1", "0.7000", "")]
+    unscored = write_captioner_run(tmp_path / "unscored", [(40.0, None), (45.0, None)], score_images=0)
+    code, stdout, stderr = run_cli(summarize_runs.main, [unscored])
+    assert code == 0 and table_rows(stdout)[0]["best val loss"] == "0.9000", stderr  # the lower loss
+
+
+def test_runs_of_different_criteria_are_not_compared(tmp_path, run_cli):
+    vit = write_run(tmp_path / "vit", [50.0, 60.0])
+    captioner = write_captioner_run(tmp_path / "captioner", [(70.0, 0.9)])
+    code, stdout, stderr = run_cli(summarize_runs.main, [vit, captioner])
+    assert code == 2 and "cannot be compared" in stderr and "final" not in stdout, stderr
+
+
+def test_two_outputs_naming_one_file_are_refused(tmp_path, run_cli):
+    vit = write_run(tmp_path / "vit", [50.0, 60.0])
+    code, _, stderr = run_cli(summarize_runs.main, [vit, "--out_md", tmp_path / "x.png", "--out_png", tmp_path / "x.png"])
+    assert code == 2 and "--out_md and --out_png name the same file" in stderr and not (tmp_path / "x.png").exists()

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from PIL import Image
 
 import catr
 import eval_captions
@@ -122,6 +123,14 @@ def _one_line_error(run_cli, main, argv, *phrases):
         assert phrase in err, err
 
 
+def _image(tmp_path):
+    """An image to caption, outside the output folder."""
+    path = tmp_path / "in" / "x.png"
+    path.parent.mkdir(exist_ok=True)
+    Image.new("RGB", (40, 30), "red").save(path)
+    return path
+
+
 def _edited_set(scenes, tmp_path, edit):
     data = tmp_path / "set"
     shutil.copytree(scenes, data)
@@ -137,12 +146,31 @@ def _edited_set(scenes, tmp_path, edit):
     (lambda c: c.update(annotations=[a for a in c["annotations"] if a["image_id"] != c["images"][0]["id"]]),
      "has no captions"),
     (lambda c: c["annotations"][0].update(caption="red " * 130), "tokens"),
+    (lambda c: c["annotations"][0].update(caption=""), "caption 0 (image id"),
+    (lambda c: c["annotations"][1].update(caption=" ... !"), "holds no word"),
 ])
 def test_bad_captions_are_one_line(scenes, tmp_path, run_cli, edit, phrase):
     data = _edited_set(scenes, tmp_path, edit)
     _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
                     phrase)
     assert not (tmp_path / "run").exists()
+
+
+def test_validation_references_without_a_word_and_a_run_inside_its_data_are_refused_before_training(
+        scenes, tmp_path, run_cli):
+    data = tmp_path / "set"
+    shutil.copytree(scenes, data)
+    path = data / "annotations" / "captions_val.json"
+    captions = json.loads(path.read_text())
+    for annotation in captions["annotations"]:
+        annotation["caption"] = "..."
+    path.write_text(json.dumps(captions))
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
+                    "captions_val.json", "holds no word")
+    assert not (tmp_path / "run").exists()
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", scenes, "--output_dir", scenes / "run", *FAST],
+                    "inside the input folder")
+    assert not (scenes / "run").exists()
 
 
 def test_a_checkpoint_of_another_configuration_is_one_line(trained, tmp_path, run_cli):
@@ -152,14 +180,14 @@ def test_a_checkpoint_of_another_configuration_is_one_line(trained, tmp_path, ru
     bare = {"model": ckpt["model"]}  # a published-style file of the tiny weights, read as the catr architecture
     torch.save(bare, tmp_path / "bare.pt")
     for path, phrase in ((tmp_path / "other.pt", "configuration it records"), (tmp_path / "bare.pt", "architecture")):
-        _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights", path],
+        _one_line_error(run_cli, p2_vis_caption.main, ["--images", _image(tmp_path), "--out_dir", tmp_path / "out", "--weights", path],
                         "does not match", phrase)
 
 
 def test_a_classifier_checkpoint_is_one_line(tmp_path, run_cli):
     from models.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "vit.pt", {"w": torch.zeros(1)}, {"model": "tiny"})
-    _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
+    _one_line_error(run_cli, p2_vis_caption.main, ["--images", _image(tmp_path), "--out_dir", tmp_path / "out", "--weights",
                                                    tmp_path / "vit.pt"], "another model")
 
 
@@ -201,7 +229,7 @@ def test_item_08_a_captioner_checkpoint_edited_by_hand_is_one_line(trained, tmp_
     ckpt = torch.load(trained / "best.pt", weights_only=True)
     ckpt["config"]["catr"]["vocab_size"] = 0
     torch.save(ckpt, tmp_path / "edited.pt")
-    _one_line_error(run_cli, p2_vis_caption.main, ["--images", "x.png", "--out_dir", tmp_path, "--weights",
+    _one_line_error(run_cli, p2_vis_caption.main, ["--images", _image(tmp_path), "--out_dir", tmp_path / "out", "--weights",
                                                    tmp_path / "edited.pt"],
                     f"{tmp_path / 'edited.pt'}: config['catr'] 'vocab_size' must be at least 1, not 0")
 
