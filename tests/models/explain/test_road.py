@@ -6,6 +6,13 @@ import torch
 
 from models.explain.road import linear_imputation, noisy_linear_imputation
 
+try:  # imported while the tests are collected: importing it (through OpenCV) sets environment variables
+    from pytorch_grad_cam.metrics import perturbation_confidence, road as reference
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+except ImportError:
+    reference = None
+needs_grad_cam = pytest.mark.skipif(reference is None, reason="pytorch-grad-cam (grad-cam) is not installed")
+
 
 def test_a_hole_in_a_linear_ramp_is_filled_exactly_and_kept_pixels_stay():
     """A linear image is its own neighbour mean away from the border, so an inner hole comes back."""
@@ -33,33 +40,31 @@ def test_an_image_with_nothing_kept_becomes_the_mean_and_noise_lands_on_removed_
     assert 0.005 < float(jitter.std()) < 0.015
 
 
+@needs_grad_cam
 def test_the_imputation_matches_the_reference_sparse_solver():
-    road = pytest.importorskip("pytorch_grad_cam.metrics.road", reason="pytorch-grad-cam (grad-cam) is not installed")
     generator = torch.Generator().manual_seed(3)
     images = torch.randn(3, 3, 12, 14, generator=generator, dtype=torch.float64)
     removed = torch.rand(3, 12, 14, generator=generator) < 0.6
     ours = linear_imputation(images, removed, tolerance=1e-10)
-    imputer = road.NoisyLinearImputer(noise=0.0)
-    reference = torch.stack([imputer(images[i].float(), (~removed[i]).float()) for i in range(3)])
-    assert torch.allclose(ours.float(), reference, atol=1e-4)
-    assert torch.allclose(linear_imputation(images.float(), removed), reference, atol=1e-3)  # default tolerance
+    imputer = reference.NoisyLinearImputer(noise=0.0)
+    expected = torch.stack([imputer(images[i].float(), (~removed[i]).float()) for i in range(3)])
+    assert torch.allclose(ours.float(), expected, atol=1e-4)
+    assert torch.allclose(linear_imputation(images.float(), removed), expected, atol=1e-3)  # default tolerance
 
 
+@needs_grad_cam
 def test_road_scores_match_pytorch_grad_cam_on_a_tiny_model():
     """grad-cam's ROAD metric (most relevant removed first, without noise) against the same pixels
     imputed here and given to the same model."""
-    road = pytest.importorskip("pytorch_grad_cam.metrics.road", reason="pytorch-grad-cam (grad-cam) is not installed")
-    targets_module = pytest.importorskip("pytorch_grad_cam.utils.model_targets")
-    perturbation = pytest.importorskip("pytorch_grad_cam.metrics.perturbation_confidence")
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                 torch.nn.Linear(4 * 10 * 10, 3)).eval()
     images = torch.randn(2, 3, 12, 12)
     cams = np.random.default_rng(0).random((2, 12, 12)).astype(np.float32)
-    targets = [targets_module.ClassifierOutputTarget(1)] * 2
+    targets = [ClassifierOutputTarget(1)] * 2
     for percentile in (20, 60):
-        metric = perturbation.PerturbationConfidenceMetric(
-            perturbation.RemoveMostRelevantFirst(percentile, road.NoisyLinearImputer(noise=0.0)))
+        metric = perturbation_confidence.PerturbationConfidenceMetric(
+            perturbation_confidence.RemoveMostRelevantFirst(percentile, reference.NoisyLinearImputer(noise=0.0)))
         theirs = metric(images, cams, targets, model, return_diff=False)
         removed = torch.from_numpy(np.stack([c >= np.percentile(c, percentile) for c in cams]))
         with torch.no_grad():
