@@ -103,6 +103,7 @@ def test_reference_report_json_and_figure(coco, tmp_path, run_cli):
     assert len((tmp_path / "g.images.jsonl").read_text().splitlines()) == 2  # settings and the image
 
 
+@pytest.mark.slow  # two captioners, every method, and the sanity check's 7 stages: 40 s or more on 2 cores
 def test_several_captioners_on_the_same_words_with_intervals_and_the_sanity_check(coco, tmp_path, run_cli):
     weights = []
     for seed in (0, 1):
@@ -111,7 +112,7 @@ def test_several_captioners_on_the_same_words_with_intervals_and_the_sanity_chec
         torch.save({"model": catr.build_model("tiny").state_dict()}, weights[-1])
     argv = ["--img_dir", coco / "images", "--instances", coco / "instances.json", "--words", coco / "words.txt",
             "--captions", coco / "captions.json", "--config", "tiny", "--weights", *weights, "--device", "cpu",
-            "--no_progress", "--limit", 2, "--no_deletion", "--sanity_images", 2, "--resamples", 200,
+            "--no_progress", "--limit", 2, "--no_deletion", "--sanity_images", 1, "--resamples", 200,
             "--out_json", tmp_path / "g.json"]
     code, stdout, stderr = run_cli(eval_grounding.main, argv)
     assert code == 0, stderr
