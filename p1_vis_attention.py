@@ -20,13 +20,18 @@ Layers and heads are numbered from 0, as in Python; negative --layer counts from
 
 With --html FILE, one interactive page for all the images (docs/explorer.md): every layer and head,
 the attention from any patch, rollout, relevancy for the top-5 classes and the position-embedding
-similarity of any patch. It is one self-contained file: open it in a browser, no network needed.
+similarity of any patch, each layer's heads ranked by importance. It is one self-contained file: open
+it in a browser, no network needed. --compare CKPT2 puts a second model's maps of the same images
+beside the first's, driven by the same controls; --scores FILE shows the scores eval_explanations.py
+wrote beside each method.
 
   python p1_vis_attention.py --ckpt runs/l16/best.pt --out_dir figs
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method rollout heads
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --out_dir figs --method relevancy \
       --target_class 5
   python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg dog.jpg --html maps.html
+  python p1_vis_attention.py --ckpt runs/l16/best.pt --images cat.jpg --html maps.html \
+      --compare runs/l16_sgd/best.pt --scores expl.json
 """
 import argparse
 from dataclasses import replace
@@ -40,17 +45,18 @@ from data.outputs import check_names_fit, check_output_folder, refuse_inputs
 from data.pets import class_names_or_default
 from data.transforms import denormalize, eval_transform_from_config, normalization
 from models.checkpoint import model_from_checkpoint
-from models.explain.maps import HEAD_FUSIONS, class_relevancy_maps, collect_attention, position_embedding_similarity
+from models.explain.maps import HEAD_FUSIONS
 from models.explain.methods import DRAWN, MAP_METHODS, MapOptions, compute_maps
 from models.figures.classifier import ATTENTION_DPI, attention_figure, heads_figure
-from models.figures.explorer import check_html_path, vit_image_entry, write_explorer
+from models.figures.explorer import check_html_path, check_page_flags, page_image, write_explorer
 from models.figures.plots import save_array, save_figure
+from models.figures.scores import model_scores
+from models.figures.vit_page import SCORED_AS, check_comparable, page_methods, vit_page_image, vit_page_model
 from models.training.flags import add_device_flag
 from models.training.runtime import resolve_device
 from models.vit import grid_size
 
 REPORT_IMAGES = ("val/26_5064.jpg", "val/29_4718.jpg", "val/31_4838.jpg")  # Ragdoll, samoyed, shiba inu
-PAGE_CLASSES = 5  # the page's relevancy maps: the most probable classes
 
 
 def parse_args(argv=None):
@@ -69,6 +75,12 @@ def parse_args(argv=None):
                    help="also (or instead) write one interactive page for all the images, a "
                         "self-contained FILE.html that opens offline; --method, --layer and the "
                         "rollout and --target_class flags apply to the PNGs only")
+    p.add_argument("--compare", metavar="CKPT2",
+                   help="with --html: a second checkpoint of the same shape (patch grid, layers, heads), "
+                        "its maps of the same images beside the first's")
+    p.add_argument("--scores", nargs="+", metavar="FILE",
+                   help="with --html: the --out_json of eval_explanations.py, shown beside each method; a "
+                        "second FILE for --compare's model (a file of several checkpoints serves both)")
     p.add_argument("--method", nargs="+", choices=DRAWN, default=["last"], metavar="METHOD",
                    help=f"which maps, one figure each: {', '.join(DRAWN)} (default: last)")
     p.add_argument("--layer", type=int, default=-1, metavar="N",
@@ -109,18 +121,6 @@ def target_class(target, num_classes: int):
     return target
 
 
-def page_entry(model, x, path, image, names, similarity) -> dict:
-    """The interactive page's data for one image: every layer's attention and the top classes'
-    relevancy."""
-    logits, attentions = collect_attention(model, x)
-    probs = logits.float().softmax(-1)[0].cpu()
-    top = probs.topk(min(PAGE_CLASSES, len(probs)))
-    _, relevancy = class_relevancy_maps(model, x, top.indices.tolist())
-    top_classes = [(int(k), names[int(k)], float(p)) for p, k in zip(top.values, top.indices)]
-    return vit_image_entry(path.name, image, [a[0].float().cpu() for a in attentions], relevancy.float().cpu(),
-                           top_classes, similarity, grid_size(model))
-
-
 def class_specific(method: str) -> bool:
     """Whether the method's map is for one class (it reads --target_class)."""
     return "target_class" in MAP_METHODS[method].flags
@@ -139,16 +139,42 @@ def map_options(args) -> MapOptions:
     return options
 
 
+def load(ckpt, device):
+    """(model on `device`, its config, its transform, its class names) of a checkpoint."""
+    model, config = model_from_checkpoint(ckpt)
+    names = class_names_or_default(config.get("class_names"), config["num_classes"])
+    return model.to(device), config, eval_transform_from_config(config), names
+
+
+def page_models(args, paths, first, device) -> tuple:
+    """(model entries, images) of the page: the loaded first model's, then --compare's."""
+    models, per_image = [], [[] for _ in paths]
+    for i, ckpt in enumerate([args.ckpt] + ([args.compare] if args.compare else [])):
+        model, config, transform, names = first if i == 0 else load(ckpt, device)
+        grid = grid_size(model)
+        title = (f"{config['model']} at {config['image_size']} px: {len(model.transformer.blocks)} layers, "
+                 f"{grid[0]}x{grid[1]} patches, checkpoint {ckpt}")
+        models.append(vit_page_model(model, title, model_scores(args.scores, i, ckpt)))
+        if i:
+            check_comparable(models[0], models[i])
+        mean, std = normalization(config)
+        for index, path in enumerate(paths):
+            x = transform(open_rgb(path))[None].to(device)
+            per_image[index].append(vit_page_image(model, x, denormalize(x[0].cpu(), mean, std), names, index))
+    return models, [page_image(path.name, entries) for path, entries in zip(paths, per_image)]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.out_dir is None and args.html is None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     if not 0.0 <= args.discard_ratio < 1.0:
         raise UserError(f"--discard_ratio must be in [0, 1), not {args.discard_ratio}")
+    check_page_flags(args)
     args.method = list(dict.fromkeys(args.method))  # each figure once
     options = map_options(args)
     paths = image_paths(args)
-    html = check_html_path(args.html, inputs=[args.ckpt, *paths]) if args.html else None
+    html = check_html_path(args.html, inputs=[args.ckpt, *paths, *filter(None, [args.compare])]) if args.html else None
     if args.out_dir is not None:
         check_output_folder(args.out_dir, "--out_dir", inputs=paths)
         figures = [figure_path(args, path, method) for path in paths for method in args.method]
@@ -158,29 +184,23 @@ def main(argv=None):
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)
     device = resolve_device(args.device)
-    model, config = model_from_checkpoint(args.ckpt)
+    first = load(args.ckpt, device)
+    model, config, transform, names = first
     layers = len(model.transformer.blocks)
     options = replace(options, layer=layer_index(args.layer, layers, "the model"),
                       target_class=target_class(args.target_class, config["num_classes"]))
-    model.to(device)
-    transform = eval_transform_from_config(config)
-    mean, std = normalization(config)
-    names = class_names_or_default(config.get("class_names"), config["num_classes"])
-    similarity = position_embedding_similarity(model.positional_embedding.pos_embedding).cpu()
-    entries = []
-    for path in paths:
-        x = transform(open_rgb(path))[None].to(device)
-        image = denormalize(x[0].cpu(), mean, std)
-        if html:
-            entries.append(page_entry(model, x, path, image, names, similarity))
-        if args.out_dir is not None:
+    if args.out_dir is not None:
+        mean, std = normalization(config)
+        for path in paths:
+            x = transform(open_rgb(path))[None].to(device)
+            image = denormalize(x[0].cpu(), mean, std)
             for method in args.method:
                 draw_figure(model, x, path, image, names, method, options, args)
     if html:
-        grid = grid_size(model)
-        size = write_explorer(html, "vit", f"{config['model']} at {config['image_size']} px: "
-                              f"{layers} layers, {grid[0]}x{grid[1]} patches, checkpoint {args.ckpt}", entries)
-        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
+        models, images = page_models(args, paths, first, device)
+        size = write_explorer(html, "vit", " against ".join(m["title"] for m in models), models, images,
+                              methods=page_methods(), scored=SCORED_AS)
+        print(f"{len(images)} image{'s' * (len(images) > 1)} -> {html} ({size / 1e6:.1f} MB)")
 
 
 def draw_figure(model, x, path, image, names, method_name, options, args) -> None:

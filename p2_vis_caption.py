@@ -18,13 +18,17 @@ the words and maps of the caption beam search chose.
 
 With --html FILE, one interactive page for all the images (docs/explorer.md): the caption as words;
 hovering or clicking a word shows its map for any decoder layer and head, and with --beam N every
-finished beam is listed with its score. It is one self-contained file that opens offline.
+finished beam is listed with its score; each layer's cross-attention heads are ranked by importance.
+It is one self-contained file that opens offline. --compare WEIGHTS2 puts a second captioner beside
+the first: each one's caption, and the maps of the words they share, driven by the same controls;
+--scores FILE shows the scores eval_grounding.py wrote beside each map.
 
     python p2_vis_caption.py --img_dir images/ --out_dir out/
     python p2_vis_caption.py --images bike.jpg ski.jpg --out_dir out/ --version v3 --layer -1 --heads all
     python p2_vis_caption.py --img_dir images/ --out_dir out/ --beam 3 --batch_size 8
     python p2_vis_caption.py --img_dir images/ --out_dir out/ --method relevancy --save_npy
     python p2_vis_caption.py --img_dir images/ --html captions.html --beam 3
+    python p2_vis_caption.py --img_dir images/ --html captions.html --weights a.pt --compare b.pt --scores g.json
 """
 import argparse
 from pathlib import Path
@@ -44,8 +48,11 @@ from catr.pipeline import caption_files
 from catr.token_methods import DESCRIPTIONS, TOKEN_METHODS, token_maps
 from data.images import check_unique_stems, list_images, open_rgb
 from data.outputs import check_names_fit, check_output_folder, refuse_inputs
-from models.figures.explorer import caption_image_entry, check_html_path, write_explorer
+from models.figures.explorer import caption_image_entry, check_html_path, check_page_flags, page_image, write_explorer
 from models.figures.plots import save_array, save_figure
+from models.figures.scores import model_scores
+from catr.heads import caption_head_importance
+from catr.weights import WEIGHT_URLS
 from models.training.runtime import resolve_device
 
 DEFAULT_LAYER = -2
@@ -63,6 +70,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "self-contained FILE.html that opens offline: every decoder layer and head "
                              "of every word; --heads applies to the PNGs only")
     add_weight_arguments(parser)
+    parser.add_argument("--compare", metavar="WEIGHTS2",
+                        help="with --html: a second captioner (a checkpoint file, or a published version: "
+                             f"{', '.join(WEIGHT_URLS)}) with the same decoder shape, beside the first")
+    parser.add_argument("--scores", nargs="+", metavar="FILE",
+                        help="with --html: the --out_json of eval_grounding.py, shown beside each map; a second "
+                             "FILE for --compare's captioner (a file of several checkpoints serves both)")
     parser.add_argument("--layer", type=int, default=DEFAULT_LAYER,
                         help="decoder layer whose cross-attention is drawn; negative counts from the last "
                              "(default: %(default)s, the second-to-last = 4 of 0..5)")
@@ -82,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def generated_token_maps(method: str, model, image, decoded, device):
     """(tokens, h, w) maps of `method` (one of TOKEN_METHODS) of the generated tokens, [SEP] last where
     the caption ended."""
-    ids = decoded.ids + ([catr.SEP_ID] if decoded.ended else [])
+    ids = caption_ids(decoded)
     if not ids:
         return np.zeros((0, *decoded.attention.shape[-2:]), dtype=np.float32)
     tensor = catr.preprocess(image).to(device)[None]
@@ -104,11 +117,61 @@ def beam_rows(decoded, tokenizer) -> list:
             for beam in decoded.beams]
 
 
+def caption_ids(decoded) -> list:
+    """The generated ids, [SEP] last where the caption ended: what the maps and the importance explain."""
+    return decoded.ids + ([catr.SEP_ID] if decoded.ended else [])
+
+
+def page_entry(model, image, decoded, tokenizer, args, device, gradient_maps=None) -> dict:
+    """One captioner's page data for one image."""
+    ids = torch.tensor(caption_ids(decoded), dtype=torch.long, device=device)
+    importance = caption_head_importance(model, catr.preprocess(image).to(device), ids).cpu()
+    return caption_image_entry(image, tokenizer.decode(decoded.ids) or "(empty caption)",
+                               tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else []),
+                               word_maps(decoded, args.method, gradient_maps),
+                               beam_rows(decoded, tokenizer) if args.beam > 1 else (), importance)
+
+
+def compare_args(args) -> argparse.Namespace:
+    """The weight flags of --compare's captioner: a published version's name or a file."""
+    published = args.compare in WEIGHT_URLS
+    return argparse.Namespace(**{**vars(args), "version": args.compare if published else args.version,
+                                 "weights": None if published else args.compare, "random_weights": False})
+
+
+def page_model(args, model, index: int) -> dict:
+    """The page's entry of a captioner: its name and the scores of its maps."""
+    layers = model.transformer.decoder.layers
+    return {"title": weights_description(args), "layers": len(layers), "heads": layers[0].multihead_attn.nheads,
+            "scores": model_scores(args.scores, index, args.weights)}
+
+
+def compared_entries(args, paths, first: dict, device, tokenizer) -> tuple:
+    """--compare's captioner: its page entry and its entry of each image, None where unreadable."""
+    args = compare_args(args)
+    model = load_captioner(args, device)
+    check_beam(args, model, device)
+    entry = page_model(args, model, 1)
+    if (entry["layers"], entry["heads"]) != (first["layers"], first["heads"]):
+        raise UserError(f"--compare: the decoders differ ({first['layers']} layers of {first['heads']} heads "
+                        f"against {entry['layers']} of {entry['heads']}); one page compares captioners of one shape")
+    entries = {}
+    for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps, device):
+        for path, image, decoded in batch:
+            if decoded is not None:
+                gradient_maps = (generated_token_maps(args.method, model, image, decoded, device)
+                                 if args.method != "attention" else None)
+                entries[path] = page_entry(model, image, decoded, tokenizer, args, device, gradient_maps)
+                tqdm.write(f"{path.name} ({weights_description(args)}): {entries[path]['caption']}")
+    return entry, entries
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.out_dir is None and args.html is None:
         raise UserError("nothing to write: pass --out_dir DIR for figures, --html FILE for the page, or both")
     check_search_arguments(args)
+    check_page_flags(args, compare_is_file=args.compare not in WEIGHT_URLS)
     if args.method != "attention" and args.heads == "all":
         raise UserError(f"--heads all draws attention heads; {args.method} averages them: use --method attention")
     paths = list_images(args.img_dir) if args.img_dir else [Path(p) for p in args.images]
@@ -134,7 +197,7 @@ def main(argv=None) -> None:
              DESCRIPTIONS[args.method])
     note = f"{weights_description(args)}; {search_description(args)}; {shown}"
 
-    unreadable, entries = [], []
+    unreadable, entries = [], {}
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,
                                device):
@@ -148,10 +211,7 @@ def main(argv=None) -> None:
                              if args.method != "attention" else None)
             labels = tokenizer.tokens(decoded.ids) + (["<end>"] if decoded.ended else [])
             if html:
-                entries.append(caption_image_entry(path.name, image, caption, labels,
-                                                   word_maps(decoded, args.method, gradient_maps),
-                                                   layer, beam_rows(decoded, tokenizer) if args.beam > 1 else (),
-                                                   weights_description(args)))
+                entries[path] = page_entry(model, image, decoded, tokenizer, args, device, gradient_maps)
             if out_dir is not None:
                 if gradient_maps is not None:
                     maps = gradient_maps
@@ -164,8 +224,18 @@ def main(argv=None) -> None:
             tqdm.write(f"{path.name}: {caption}")
     progress.close()
     if html and entries:
-        size = write_explorer(html, "caption", f"{weights_description(args)}; {search_description(args)}", entries)
-        print(f"{len(entries)} image{'s' * (len(entries) > 1)} -> {html} ({size / 1e6:.1f} MB)")
+        models = [page_model(args, model, 0)]
+        per_model = [entries]
+        if args.compare:
+            del model
+            second, compared = compared_entries(args, paths, models[0], device, tokenizer)
+            models.append(second)
+            per_model.append(compared)
+        shared = [path for path in entries if all(path in e for e in per_model)]
+        images = [page_image(path.name, [e[path] for e in per_model]) for path in shared]
+        size = write_explorer(html, "caption", " against ".join(m["title"] for m in models) +
+                              f"; {search_description(args)}", models, images, layer=layer)
+        print(f"{len(images)} image{'s' * (len(images) > 1)} -> {html} ({size / 1e6:.1f} MB)")
     if unreadable:
         raise UserError(f"{len(unreadable)} of {len(paths)} images could not be read (see the warnings above)")
 

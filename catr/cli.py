@@ -17,13 +17,15 @@ from .decode import MAX_STEPS, search_memory_bytes, vocabulary_size
 from .weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 
 
-def add_weight_arguments(parser: argparse.ArgumentParser) -> None:
+def add_weight_arguments(parser: argparse.ArgumentParser, several: bool = False) -> None:
+    """--version, --weights FILE (or FILE ... when `several`: a list), --random_weights."""
     weights = parser.add_mutually_exclusive_group()
     weights.add_argument("--version", default=DEFAULT_VERSION,
                          help=f"published weights ({', '.join(WEIGHT_URLS)}), downloaded once into the "
                               "torch hub cache (default: %(default)s)")
-    weights.add_argument("--weights", metavar="FILE",
-                         help="a local checkpoint instead: a dict with the state dict under 'model'")
+    weights.add_argument("--weights", metavar="FILE", nargs="+" if several else None,
+                         help="a local checkpoint instead: a dict with the state dict under 'model'"
+                              + ("; several are compared on the same words" if several else ""))
     # Tests and the demo: a randomly initialised model, whose captions are noise.
     weights.add_argument("--random_weights", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--config", choices=sorted(CONFIGS), default="catr", help=argparse.SUPPRESS)

@@ -54,10 +54,14 @@ steps --title "run a: tiny ViT from scratch, AdamW 3e-3, cosine with warm-up, la
     p1_vis_pos_embed.py --ckpt "$OUT/run_a/best.pt" --out "$OUT/figures/pos_embed.png" \
 ::: p1_vis_attention.py --ckpt "$OUT/run_a/best.pt" --images "${VAL[@]:0:3}" --out_dir "$OUT/figures" \
     --method last rollout relevancy --html "$OUT/attention_explorer.html" --device cpu \
-::: --title "how far to trust each map: perturbation tests and localisation on the 370 validation images" \
+::: --title "how far to trust each map: perturbation tests, localisation and the sanity check, 148 validation images" \
     scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" --img_dir "$OUT/data/val" \
-    --masks_dir "$OUT/data/val_masks" --device cpu --no_progress \
-    --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png"
+    --masks_dir "$OUT/data/val_masks" --limit 148 --device cpu --no_progress \
+    --out_json "$OUT/explanations.json" --out_png "$OUT/explanations.png" \
+::: --title "the report's first claim: do the worse run's maps land worse? both runs on the same 74 images" \
+    scripts/eval_explanations.py --ckpt "$OUT/run_a/best.pt" "$OUT/run_b/best.pt" --img_dir "$OUT/data/val" \
+    --masks_dir "$OUT/data/val_masks" --limit 74 --sanity_images 0 --device cpu --no_progress \
+    --out_json "$OUT/explanations_runs.json" --out_png "$OUT/explanations_runs.png"
 
 ANN=$OUT/scenes/annotations
 HELD_OUT=("$OUT"/scenes/val/*.png)
@@ -70,17 +74,17 @@ steps --title "a tiny CATR's ResNet (narrow stages) trained alone to tell each s
     --clip_grad 1 --epochs 1 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner" \
 ::: --title "three held-out scenes captioned, one map per word: decoder attention, then relevancy" \
     p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
-    --html "$OUT/caption_explorer.html" --device cpu \
+    --html "$OUT/caption_explorer.html" --beam 3 --device cpu \
 ::: p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" \
     --out_dir "$OUT/caption_relevancy" --method relevancy --device cpu \
 ::: --title "its captions of the 50 held-out scenes, beside the most frequent training caption given to every scene" \
     scripts/eval_captions.py --annotations "$ANN/captions_val.json" --img_dir "$OUT/scenes/val" \
     --weights "$OUT/captioner/best.pt" --out_results "$OUT/captions_val.json" \
     --baseline_from "$ANN/captions_train.json" --device cpu \
-::: --title "do its word maps point at the shape a word names? (every reference caption, teacher-forced)" \
+::: --title "do its word maps point at the shape a word names, and which layer's best? (beside its untrained decoder)" \
     scripts/eval_grounding.py --img_dir "$OUT/scenes/val" --instances "$ANN/instances_val.json" \
     --captions "$ANN/captions_val.json" --words "$ANN/object_words.txt" \
-    --weights "$OUT/captioner/best.pt" --no_deletion --device cpu --no_progress \
+    --weights "$OUT/captioner/best.pt" "$OUT/captioner_backbone.pt" --no_deletion --device cpu --no_progress \
     --out_json "$OUT/grounding.json" --out_png "$OUT/grounding.png"
 
 echo "== the demo's numbers against the ranges it gives on every CPU it was run on"
@@ -92,7 +96,8 @@ echo "  run_a/, run_b/         config.json, metrics.csv, best.pt, last.pt of eac
 echo "  runs_summary.md        the settings table, best run marked; runs_curves.png its curves"
 echo "  val_pred.csv           predictions (filename,label); confusion.png"
 echo "  figures/               position-embedding similarity, attention, rollout and relevancy maps"
-echo "  explanations.json/.png perturbation and localisation scores of each map (docs/explanations.md)"
+echo "  explanations.json/.png perturbation and localisation scores of each map, with intervals and sanity verdicts"
+echo "  explanations_runs.json/.png  both runs on the same images: accuracy against each measure (docs/explanations.md)"
 echo "  scenes/, captioner/    the captioned scenes; the captioner's run folder (config.json, metrics.csv, best.pt)"
 echo "  captioner_backbone.pt  its ResNet trained alone on the scenes' shapes and colours, where its training started"
 echo "  caption/, caption_relevancy/   three held-out scenes, one attention (relevancy) panel per word"

@@ -37,6 +37,7 @@ continues where the last one stopped. Prints a Markdown table and, as the last l
 import argparse
 import datetime
 import json
+import math
 from pathlib import Path
 
 import _repo  # noqa: F401  (the repository on sys.path)
@@ -59,13 +60,18 @@ from data.object_words import find_mentions, load_word_table
 from data.outputs import check_distinct_outputs, check_output_file
 from data.resumable import file_identity, folder_identity, results_cache
 from models.explain.faithfulness import FRACTIONS, random_maps
-from models.explain.grounding import (POINTING_TOLERANCE, attention_correctness, deletion_masks,
-                                      pointing_hits, relative_probability, summarize, upsample)
+from models.explain.grounding import (HIGHER_IS_BETTER, POINTING_TOLERANCE, attention_correctness, cell_tolerance,
+                                      deletion_masks, pointing_hits, relative_probability, summarize, upsample,
+                                      word_measures)
+from models.explain.sanity import cascading_randomisation, captioner_stages, sanity_summary, sanity_table, verdict_stage
+from models.explain.statistics import (RESAMPLES, estimate, interval_text, intervals, leader, pairwise_differences,
+                                       percentile_interval, resample_means, spearman, summarize_measures)
 from models.figures.grounding import grounding_figure
 from models.figures.plots import check_figure_path, write_report
 from models.training.runtime import MAX_SEED, resolve_device
 
 BASELINES = ("uniform", "random")
+SANITY_IMAGES = 8
 DELETION_ROWS = 128  # teacher-forced re-scorings run together in the deletion test
 
 
@@ -99,9 +105,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out_json", metavar="FILE", help="also write the JSON result here")
     parser.add_argument("--out_png", metavar="FILE",
                         help="bar chart of correctness and pointing game per method, and the deletion curves")
+    parser.add_argument("--resamples", type=int, default=RESAMPLES, metavar="R",
+                        help="bootstrap resamples of the words behind every interval (default: %(default)s)")
+    parser.add_argument("--sanity_images", type=int, default=SANITY_IMAGES, metavar="N",
+                        help="the sanity check's images (the first N graded); 0 skips it (default: %(default)s)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     add_skip_argument(parser)
-    add_weight_arguments(parser)
+    add_weight_arguments(parser, several=True)
     add_search_arguments(parser, batch_size=8)
     return parser.parse_args(argv)
 
@@ -113,10 +123,23 @@ def check_arguments(args) -> list:
         raise UserError(f"--limit must be at least 1, got {args.limit}")
     if not 0 <= args.seed <= MAX_SEED:
         raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
-    num_layers = captioner_config(args).dec_layers
+    for flag, least in (("resamples", 1), ("sanity_images", 0)):
+        if getattr(args, flag) < least:
+            raise UserError(f"--{flag} must be at least {least}, got {getattr(args, flag)}")
+    runs = each_weights(args)
+    if len(runs) > 1 and not args.captions:
+        raise UserError("several --weights are compared on the same words: give --captions (reference mode)")
+    if args.weights and len(set(args.weights)) != len(args.weights):
+        raise UserError("a file is listed twice in --weights")
+    num_layers = captioner_config(runs[0]).dec_layers
+    for run in runs[1:]:
+        if captioner_config(run).dec_layers != num_layers:
+            raise UserError(f"{run.weights} has {captioner_config(run).dec_layers} decoder layers, {runs[0].weights} "
+                            f"{num_layers}: compare captioners of one shape")
     layers = range(num_layers) if args.layers is None else args.layers
     layers = sorted({layer_index(layer, num_layers, "the decoder", "--layers") for layer in layers})
-    check_outputs(args)
+    for run in runs:
+        check_outputs(run)
     return [f"attention@{layer}" for layer in layers] + [*TOKEN_METHODS, *BASELINES]
 
 
@@ -221,6 +244,7 @@ def settings_record(args, methods: list, table) -> dict:
         "deletion": not args.no_deletion,
         "seed": args.seed,
         "fractions": list(FRACTIONS),
+        "word_scores": ["correctness", "pointing", "pointing_scaled", "log_prob"],
     }
 
 
@@ -236,27 +260,52 @@ class Grader:
 
     def grade(self, image_id: int, image, captions: list) -> dict:
         """`image` the resized RGB image; `captions` token id lists ([SEP] last where they ended)."""
-        present = self.instances.present[image_id]
+        mentions, words, explained, empty = self.explain(image_id, image, captions)
+        record = {"image_id": image_id, "captions": mentions, "words": []}
+        if empty:
+            record["empty_masks"] = empty
+        if not words:
+            return record
         info = self.instances.coco.imgs[image_id]
-        mentions, graded, hallucinated = [], [], 0
+        size = (info["height"], info["width"])
+        masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
+                 for category in {word["category"] for word in words}}
+        for word in words:
+            upsampled = upsample(word["maps"], size)
+            mask = masks[word["category"]]
+            correctness = attention_correctness(upsampled, mask).tolist()
+            pointing = pointing_hits(upsampled, mask).tolist()
+            scaled = pointing_hits(upsampled, mask, cell_tolerance(word["maps"].shape[-2:], size)).tolist()
+            word["methods"] = {method: {"correctness": c, "pointing": p, "pointing_scaled": q}
+                               for method, c, p, q in zip(self.methods, correctness, pointing, scaled)}
+        if self.deletion:
+            self._deletion(words, *explained)
+        for word in words:
+            del word["maps"], word["row"]
+        record["words"] = words
+        return record
+
+    def explain(self, image_id: int, image, captions: list) -> tuple:
+        """(each caption's object mentions, the graded words each with its maps (methods, h, w) and
+        teacher-forced log-probability, (cells, caption ids, log-probabilities) for the deletion
+        test, and the words left out because their object's mask is empty), for the model as it is now."""
+        present = self.instances.present[image_id]
+        mentions, graded = [], []
         for index, ids in enumerate(captions):
             words = self.tokenizer.words(ids)
             found = [m for m in find_mentions(self.table, [word for word, _, _ in words])
                      if m.category in self.instances.categories]
             absent = {m.category for m in found if m.category not in present}
-            hallucinated += bool(absent)
             mentions.append({"named": sorted({m.category for m in found}), "absent": sorted(absent)})
             graded += [(index, m.category, words[m.last]) for m in found if m.category in present]
-        record = {"image_id": image_id, "captions": mentions, "words": []}
         masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
                  for category in {category for _, category, _ in graded}}
-        empty = [(index, category, word) for index, category, word in graded if not masks[category].any()]
-        if empty:  # nothing to point at: every map, uniform included, would score 0
-            record["empty_masks"] = [{"category": category, "word": word[0], "caption": index}
-                                     for index, category, word in empty]
-            graded = [entry for entry in graded if entry not in empty]
+        # nothing to point at: every map, uniform included, would score 0
+        empty = [{"category": category, "word": word[0], "caption": index}
+                 for index, category, word in graded if not masks[category].any()]
+        graded = [entry for entry in graded if masks[entry[1]].any()]
         if not graded:
-            return record
+            return mentions, [], None, empty
         tensor = catr.preprocess(image).to(self.device)
         rows = sorted({index for index, _, _ in graded})
         length = max(len(captions[index]) for index in rows)
@@ -271,20 +320,11 @@ class Grader:
         words = []
         for index, category, (word, first, end) in graded:
             row = rows.index(index)
-            word_maps = self._word_maps(maps, token_maps, row, first, end, image_id * 10_000 + index * 128 + first)
-            upsampled = upsample(word_maps, (info["height"], info["width"]))
-            correctness = attention_correctness(upsampled, masks[category]).tolist()
-            pointing = pointing_hits(upsampled, masks[category]).tolist()
-            scores = {method: {"correctness": c, "pointing": p}
-                      for method, c, p in zip(self.methods, correctness, pointing)}
-            words.append({"category": category, "word": word, "caption": index, "row": row,
-                          "span": (first, end), "methods": scores, "maps": word_maps})
-        if self.deletion:
-            self._deletion(words, cells, ids, maps.log_probs)
-        for word in words:
-            del word["maps"], word["row"]
-        record["words"] = words
-        return record
+            words.append({"category": category, "word": word, "caption": index, "row": row, "span": (first, end),
+                          "log_prob": float(maps.log_probs[row, first:end].sum()),
+                          "maps": self._word_maps(maps, token_maps, row, first, end,
+                                                  image_id * 10_000 + index * 128 + first)})
+        return mentions, words, (cells, ids, maps.log_probs), empty
 
     def _word_maps(self, maps, token_maps: dict, row: int, first: int, end: int, random_index: int) -> torch.Tensor:
         """(methods, h, w): each method's map of the word whose pieces are tokens first..end-1;
@@ -329,13 +369,29 @@ class Grader:
 
 
 def markdown_table(summary: dict) -> str:
-    lines = ["| method | attention correctness % | pointing game % | deletion AUC, most relevant first "
-             "(lower is better) | deletion AUC, least relevant first (higher is better) |",
-             "|---|---|---|---|---|"]
+    """The measures with their 95% intervals, and each method's standing against the baselines."""
+    columns = (("correctness", "correctness %"), ("pointing_game", f"pointing game {POINTING_TOLERANCE} px %"),
+               ("pointing_game_scaled", "pointing game, half a cell %"),
+               ("deletion_most_auc", "deletion AUC, most relevant first (lower is better)"),
+               ("deletion_least_auc", "deletion AUC, least relevant first (higher is better)"))
+    lines = ["| method | " + " | ".join(title for _, title in columns) + " | against the baselines |",
+             "|---|" + "---|" * (len(columns) + 1)]
     for method, scores in summary.items():
-        cells = [scores[key] for key in ("correctness", "pointing_game", "deletion_most_auc", "deletion_least_auc")]
-        lines.append(f"| {method} | " + " | ".join("-" if c is None else f"{c:.1f}" for c in cells) + " |")
+        cells = [interval_text(scores.get(key), scores.get(f"{key}_ci95")) for key, _ in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {standing_words(scores)} |")
     return "\n".join(lines)
+
+
+def standing_words(scores: dict) -> str:
+    """Which measures a method beats or loses to uniform and random on (intervals excluding 0)."""
+    words = []
+    for baseline in ("uniform", "random"):
+        for verdict in ("beats", "loses"):
+            names = [m.replace("_auc", "") for m, v in scores.get(f"against_{baseline}", {}).items()
+                     if v["verdict"] == verdict]
+            if names:
+                words.append(f"{verdict} {baseline} in {', '.join(names)}")
+    return "; ".join(words) or "-"
 
 
 def hallucination_rates(records: list) -> dict:
@@ -402,6 +458,138 @@ def report_exclusions(records: list) -> dict:
     return {"images_of_another_size": len(images), "words_with_empty_masks": len(words)}
 
 
+def each_weights(args) -> list:
+    """One set of flags per --weights file (the flags as given when there is none or one), each with
+    its own --cache: several files of one report keep their results apart."""
+    if not args.weights:
+        return [args]
+    runs = [argparse.Namespace(**{**vars(args), "weights": path}) for path in args.weights]
+    base = cache_file(argparse.Namespace(**{**vars(args), "weights": None}))
+    if len(runs) > 1 and base:
+        for index, run in enumerate(runs):
+            run.cache = str(Path(base).with_name(f"{Path(base).stem}.{index}{Path(base).suffix}"))
+    return runs
+
+
+def grade_images(args, methods, table, instances, tokenizer, captions, paths) -> tuple:
+    """(the cached and new records of every image, unreadable images, the grader or None when every
+    image was in the cache) for one captioner."""
+    cache_path = cache_file(args)
+    if not cache_path:
+        warn("no --cache or --out_json: an interrupted run starts over")
+    unreadable, grader = 0, None
+    with results_cache(cache_path, settings_record(args, methods, table), "eval_grounding.py", "--cache",
+                       "image_id", {"captions": list, "words": list}) as cache:
+        pending = [image_id for image_id in paths if image_id not in cache.items]
+        print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to "
+              f"grade ({weights_description(args)}; "
+              f"{'reference captions' if args.captions else 'generated captions'})")
+        if pending:
+            grader = make_grader(args, methods, table, instances, tokenizer)
+            for image_id, image, ids in tqdm(caption_batches(grader, args, paths, pending, captions),
+                                             total=len(pending), desc="grounding", unit="image",
+                                             disable=args.no_progress):
+                if image is None and ids is None:
+                    unreadable += 1
+                elif image is None:
+                    cache.add({"image_id": image_id, "captions": [], "words": [], "excluded": ids})
+                else:
+                    cache.add(grader.grade(image_id, image, ids))
+    return [cache.items[image_id] for image_id in paths if image_id in cache.items], unreadable, grader
+
+
+def make_grader(args, methods, table, instances, tokenizer):
+    device = resolve_device(args.device)
+    model = load_captioner(args, device)
+    if args.generate:
+        check_beam(args, model, device)
+    return Grader(args, model, methods, table, instances, tokenizer, device)
+
+
+def caption_batches(grader, args, paths, pending, captions):
+    if args.generate:
+        return generate_batches(grader.model, paths, pending, args, grader.device, grader.instances)
+    return given_captions(paths, pending, captions, grader.model.image_size, grader.instances,
+                          args.skip_bad_images)
+
+
+def sanity_check(grader, args, records, paths, captions) -> dict:
+    """The cascading randomisation of the captioner (head, decoder layers from the top, then the encoder)
+    on the words of the first --sanity_images graded images, each word teacher-forced as captioned.
+    The uniform map has no order to correlate: it is left out."""
+    chosen = [record["image_id"] for record in records if record["words"]][: args.sanity_images]
+    items = [item for item in caption_batches(grader, args, paths, chosen, captions) if item[1] is not None]
+    if sum(len(grader.explain(*item)[1]) for item in items) < 2:
+        warn("fewer than 2 graded words in the sanity check's images: no sanity check")
+        return None
+
+    def maps_of(model):  # the grader's model, re-drawn in place stage by stage
+        maps = torch.stack([word["maps"] for item in items for word in grader.explain(*item)[1]])
+        return {method: maps[:, i] for i, method in enumerate(grader.methods) if method != "uniform"}
+
+    stages = captioner_stages(grader.model)
+    result = cascading_randomisation(grader.model, stages, maps_of, args.seed)
+    return sanity_summary(result, verdict_stage(stages, "decoder"), args.resamples, args.seed)
+
+
+def weights_report(args, records, methods, unreadable) -> tuple:
+    """(the report of one captioner, its per-word measures and the words' categories)."""
+    excluded = report_exclusions(records)
+    records = [record for record in records if not record.get("excluded")]
+    words = [word for record in records for word in record["words"]]
+    if not words and not any(caption["named"] for record in records for caption in record["captions"]):
+        raise UserError("no caption holds a word of the word table: nothing to grade")
+    if not words and args.captions:
+        raise UserError("no word could be graded: every object a caption names is absent from its image or "
+                        "has an empty mask (see the warnings above)")
+    summary = summarize(words, methods, FRACTIONS, args.resamples, args.seed) if words else {}
+    per_item, strata = word_measures(words, methods, FRACTIONS) if words else ({}, None)
+    layers = [m for m in methods if m.startswith("attention@")]
+    compared = [m for m in methods if m not in BASELINES]
+    report = {"weights": weights_description(args), "methods": summary, "words": len(words),
+              "categories": len(set(word["category"] for word in words)), "images": len(records),
+              "unreadable_images": unreadable, "left_out": excluded}
+    if words:
+        report["layers"] = leader(per_item, layers, "correctness", True, args.resamples, args.seed, strata)
+        report["differences"] = pairwise_differences(per_item, compared, HIGHER_IS_BETTER, args.resamples,
+                                                     args.seed, strata)
+        probability = torch.tensor([100 * math.exp(word["log_prob"]) for word in words if "log_prob" in word])
+        if len(probability) == len(words):
+            value, bounds = intervals({"p": probability}, args.resamples, args.seed, strata)["p"]
+            report["word_probability"], report["word_probability_ci95"] = round(value, 2), [round(b, 2) for b in bounds]
+            per_item["word_probability"] = probability
+    if not args.captions:
+        report["hallucination"] = hallucination_rates(records)
+    return report, per_item, strata
+
+
+def weights_series(reports: list, measured: list, strata, args) -> dict:
+    """Across captioners graded on the same words: each measure's paired difference from the one whose
+    words are most probable, and the rank correlation between word probability and each measure."""
+    probability = torch.stack([m["word_probability"] for m in measured])
+    best = int(torch.stack([estimate(p, strata) for p in probability]).argmax())
+    probability_replicates = resample_means(probability, args.resamples, args.seed, strata)
+    rank_correlation = {}
+    for method in reports[0]["methods"]:
+        for measure, better in HIGHER_IS_BETTER.items():
+            if measure not in measured[0][method]:
+                continue
+            values = torch.stack([m[method][measure] for m in measured])
+            replicates = resample_means(values, args.resamples, args.seed, strata)
+            point = spearman(estimate(probability, strata), estimate(values, strata))
+            bounds = percentile_interval(spearman(probability_replicates.T, replicates.T))
+            rank_correlation.setdefault(method, {})[measure] = {
+                "spearman": round(float(point), 3), "spearman_ci95": [round(float(b), 3) for b in bounds]}
+            compared = summarize_measures({**{k: {measure: values[k]} for k in range(len(measured))},
+                                           "best": {measure: values[best]}}, {measure: better}, "best",
+                                          args.resamples, args.seed, strata)
+            for k, report in enumerate(reports):
+                if k != best:
+                    report.setdefault("against_most_probable", {}).setdefault(method, {})[measure] = \
+                        compared[k]["against_best"][measure]
+    return {"rank_correlation": rank_correlation, "most_probable": reports[best]["weights"]}
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     methods = check_arguments(args)
@@ -414,63 +602,51 @@ def main(argv=None) -> None:
         captions = encode_captions(captions, tokenizer, args.captions or args.results)
         check_captions_name_objects(captions, table, tokenizer)
     paths = images_to_grade(instances, captions, Path(args.img_dir), args.limit)
-    cache_path = cache_file(args)
-    if not cache_path:
-        warn("no --cache or --out_json: an interrupted run starts over")
-    unreadable = 0
-    with results_cache(cache_path, settings_record(args, methods, table), "eval_grounding.py", "--cache",
-                       "image_id", {"captions": list, "words": list}) as cache:
-        pending = [image_id for image_id in paths if image_id not in cache.items]
-        print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to "
-              f"grade ({weights_description(args)}; "
-              f"{'reference captions' if args.captions else 'generated captions'})")
-        if pending:
-            device = resolve_device(args.device)
-            model = load_captioner(args, device)
-            if args.generate:
-                check_beam(args, model, device)
-            grader = Grader(args, model, methods, table, instances, tokenizer, device)
-            source = (generate_batches(model, paths, pending, args, device, instances) if args.generate
-                      else given_captions(paths, pending, captions, model.image_size, instances,
-                                          args.skip_bad_images))
-            for image_id, image, ids in tqdm(source, total=len(pending), desc="grounding", unit="image",
-                                             disable=args.no_progress):
-                if image is None and ids is None:
-                    unreadable += 1
-                elif image is None:
-                    cache.add({"image_id": image_id, "captions": [], "words": [], "excluded": ids})
-                else:
-                    cache.add(grader.grade(image_id, image, ids))
-
-    records = [cache.items[image_id] for image_id in paths if image_id in cache.items]
-    excluded = report_exclusions(records)
-    records = [record for record in records if not record.get("excluded")]
-    words = [word for record in records for word in record["words"]]
-    if not words and not any(caption["named"] for record in records for caption in record["captions"]):
-        raise UserError("no caption holds a word of the word table: nothing to grade")
-    if not words and args.captions:
-        raise UserError("no word could be graded: every object a caption names is absent from its image or "
-                        "has an empty mask (see the warnings above)")
-    summary = summarize(words, methods, FRACTIONS)
-    categories = sorted({word["category"] for word in words})
-    print(f"{len(words)} words of {len(categories)} categories graded in {len(records)} images")
-    if words:
-        print(markdown_table(summary))
-    else:
-        warn("no object a caption names is in its image: no map to grade, only the hallucination rates")
-    result = {"methods": summary, "words": len(words), "categories": len(categories), "images": len(records),
-              "unreadable_images": unreadable, "left_out": excluded,
-              "mode": "reference" if args.captions else "generated",
-              "fractions": list(FRACTIONS), "pointing_tolerance_px": POINTING_TOLERANCE,
-              "weights": weights_description(args), "word_table": str(table.path),
-              "date": datetime.date.today().isoformat()}
-    if not args.captions:
-        result["hallucination"] = hallucination_rates(records)
-        rates = result["hallucination"]
-        print(f"CHAIR_i {rates['chair_i']}% of {rates['object_mentions']} object mentions, CHAIR_s "
-              f"{rates['chair_s']}% of {rates['captions']} captions")
-    title = f"Grounding, {len(words)} words of {len(categories)} categories, {weights_description(args)}"
-    write_report(result, args.out_json, args.out_png, lambda: grounding_figure(summary, FRACTIONS, title))
+    reports, measured, strata = [], [], None
+    for run in each_weights(args):
+        records, unreadable, grader = grade_images(run, methods, table, instances, tokenizer, captions, paths)
+        report, per_item, strata = weights_report(run, records, methods, unreadable)
+        print(f"{report['words']} words of {report['categories']} categories graded in {report['images']} images "
+              f"({report['weights']}); intervals: bootstrap 95% over the words, drawn within each category")
+        print(markdown_table(report["methods"]))
+        if "layers" in report and report["layers"]["next"]:
+            lead = report["layers"]
+            print(f"best layer by correctness: {lead['best']}, ahead of {lead['next']} by {lead['lead']:.1f} "
+                  f"[{lead['lead_ci95'][0]:.1f}, {lead['lead_ci95'][1]:.1f}] points: "
+                  f"{'it beats it' if lead['verdict'] == 'beats' else 'no clear difference'}")
+        if "word_probability" in report:
+            print(f"teacher-forced probability of the graded words: "
+                  f"{interval_text(report['word_probability'], report['word_probability_ci95'])}%")
+        if "hallucination" in report:
+            rates = report["hallucination"]
+            print(f"CHAIR_i {rates['chair_i']}% of {rates['object_mentions']} object mentions, CHAIR_s "
+                  f"{rates['chair_s']}% of {rates['captions']} captions")
+        if args.sanity_images and report["words"]:
+            grader = grader or make_grader(run, methods, table, instances, tokenizer)
+            report["sanity"] = sanity_check(grader, run, records, paths, captions)
+            if report["sanity"]:
+                print("sanity check: Spearman correlation with the trained captioner's word maps as the weights "
+                      "are re-drawn:")
+                print(sanity_table(report["sanity"]))
+        reports.append(report)
+        measured.append(per_item)
+    first = reports[0]
+    result = {**first, "mode": "reference" if args.captions else "generated", "fractions": list(FRACTIONS),
+              "pointing_tolerance": {"fixed_px": POINTING_TOLERANCE,
+                                     "scaled": "half a feature cell: 0.5 x max(H / h, W / w) image pixels"},
+              "bootstrap": {"resamples": args.resamples, "level": 0.95, "seed": args.seed,
+                            "over": "words, drawn within each category"},
+              "word_table": str(table.path), "date": datetime.date.today().isoformat()}
+    if len(reports) > 1:
+        result["checkpoints"] = reports
+        if all("word_probability" in m for m in measured):
+            result.update(weights_series(reports, measured, strata, args))
+            print("rank correlation (Spearman) between the words' probability and each measure, over the captioners:")
+            for method, row in result["rank_correlation"].items():
+                print(f"  {method}: " + ", ".join(f"{m} {v['spearman']:+.2f} [{v['spearman_ci95'][0]:+.2f}, "
+                                                   f"{v['spearman_ci95'][1]:+.2f}]" for m, v in row.items()))
+    title = f"Grounding, {first['words']} words of {first['categories']} categories, {first['weights']}"
+    write_report(result, args.out_json, args.out_png, lambda: grounding_figure(first["methods"], FRACTIONS, title))
 
 
 if __name__ == "__main__":

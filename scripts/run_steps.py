@@ -1,4 +1,6 @@
-"""Run several scripts one after another in one Python process, each as `python SCRIPT ARGS...` would.
+"""usage: python scripts/run_steps.py [--title TEXT] SCRIPT ARGS... [::: [--title TEXT] SCRIPT ARGS...]...
+
+Run several scripts one after another in one Python process, each as `python SCRIPT ARGS...` would.
 
 Every Python process of this repository first spends seconds importing torch and torchvision; a
 pipeline of short steps (predict, draw, score) pays that once this way. Steps are separated by

@@ -37,14 +37,16 @@ if [ ! -e "$DEMO/explanations.png" ]; then  # a demo made before it measured its
         --out_json "$DEMO/explanations.json" --out_png "$DEMO/explanations.png"
 fi
 
-# the explorer pages as a browser shows them: attention from a pinned patch; a pinned caption word
-$PY p1_vis_attention.py --ckpt "$CKPT" --images "${IMAGES[@]}" --html "$WORK/attention_explorer.html" --device cpu
+# the explorer pages as a browser shows them: attention from a pinned patch, run a against run b with
+# run a's scores; a pinned caption word
+$PY p1_vis_attention.py --ckpt "$CKPT" --compare "$DEMO/run_b/best.pt" --images "${IMAGES[@]}" \
+    --html "$WORK/attention_explorer.html" --scores "$DEMO/explanations.json" --device cpu
 # problem 2: the demo's trained tiny captioner on its first three held-out scenes
 SCENES=("$DEMO"/scenes/val/*.png)
 $PY p2_vis_caption.py --images "${SCENES[@]:0:3}" --weights "$DEMO/captioner/best.pt" --out_dir "$WORK/caption" \
     --device cpu
 $PY p2_vis_caption.py --images "${SCENES[0]}" --weights "$DEMO/captioner/best.pt" --html "$WORK/caption_explorer.html" \
-    --beam 3 --device cpu
+    --beam 3 --scores "$DEMO/grounding.json" --device cpu
 $PY scripts/dev/explorer_screenshots.py --vit "$WORK/attention_explorer.html" \
     --caption "$WORK/caption_explorer.html" --out_dir "$FIG"
 

@@ -4,11 +4,14 @@
   to the image, that lies inside the object; a uniform map scores the object's area share.
 - `pointing_hits` (Zhang et al., ECCV 2016): whether the map's maximum lies within `tolerance` pixels
   of the object (15 in the paper). Where several pixels share the maximum, the peak is their mean
-  position: for a uniform map, the image centre (the paper's centre baseline).
+  position: for a uniform map, the image centre (the paper's centre baseline). `cell_tolerance`, half
+  a feature cell in image pixels, scales with the image where a fixed 15 px covers a third of a small
+  one (about 17 px on a 640-px COCO image seen by CATR at 299 px, 8 px on a 96-px scene).
 - The deletion test: `deletion_masks` removes 0%, 10%, ..., 90% of the cells in the map's order (the
   same order and counts as problem 1's perturbation test); the caller re-scores the word with those
   cells hidden and `relative_probability` compares it with the intact image.
-- `summarize` averages per category, then over categories.
+- `word_measures` gives each graded word's measures in %, and `summarize` their means per category,
+  then over categories, with bootstrap intervals over the words (drawn within each category).
 
 Maps are (N, h, w) over the feature grid; masks (H, W) booleans at the image's pixels. Upsampling is
 bilinear without corner alignment, as the figures draw the maps: the grid is stretched over the image.
@@ -18,7 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .faithfulness import FRACTIONS, curve_auc, patches_to_remove, removal_order
+from .faithfulness import FRACTIONS, curve_areas, patches_to_remove, removal_order
+from .statistics import RESAMPLES, estimate, summarize_measures
 
 POINTING_TOLERANCE = 15  # pixels, Zhang et al. 2016
 
@@ -36,6 +40,11 @@ def attention_correctness(maps: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     inside = (maps * mask.to(maps.device)).flatten(1).sum(dim=1)
     area = mask.double().mean().to(maps.device)
     return torch.where(total > 0, inside / total.where(total > 0, torch.ones_like(total)), area)
+
+
+def cell_tolerance(grid, size) -> float:
+    """Half a feature cell in image pixels: `grid` (h, w) cells stretched over an image of `size` (H, W)."""
+    return 0.5 * max(size[0] / grid[0], size[1] / grid[1])
 
 
 def peaks(maps: torch.Tensor) -> torch.Tensor:
@@ -80,40 +89,53 @@ def relative_probability(log_probs: torch.Tensor, intact: torch.Tensor) -> torch
     return (log_probs.double() - intact.double()[..., None]).exp()
 
 
-def _mean(values: list):
-    return sum(values) / len(values) if values else None
+HIGHER_IS_BETTER = {"correctness": True, "pointing_game": True, "pointing_game_scaled": True,
+                    "deletion_most_auc": False, "deletion_least_auc": True}
+LOCATION_MEASURES = ("correctness", "pointing_game", "pointing_game_scaled")
+DELETION = {"deletion_most_auc": "deletion_most", "deletion_least_auc": "deletion_least"}
 
 
-def summarize(words: list, methods: list, fractions=FRACTIONS) -> dict:
-    """Per method, each score averaged per category, then over categories.
+def word_measures(words: list, methods: list, fractions=FRACTIONS) -> tuple:
+    """({method: {measure: (n,) per word in %, curve key: (n, F)}}, (n,) category index per word).
 
     `words`: one dict per graded word, {"category": name, "methods": {method: {"correctness": float,
-    "pointing": bool, "deletion_most": [F floats] or None, "deletion_least": ...}}}. Correctness and
-    the pointing game are given in %, the deletion curves as shares of the intact probability and
-    their areas (`curve_auc`) in % of the span; a method without deletion curves gets None there.
+    "pointing": bool, "pointing_scaled": bool, "deletion_most": [F floats] or None, "deletion_least":
+    ...}}}. A measure missing from some word (a cache written before it existed) is left out for all.
     """
     categories = sorted({word["category"] for word in words})
-    summary = {}
+    strata = torch.tensor([categories.index(word["category"]) for word in words])
+    per_item = {}
     for method in methods:
-        per_category = {key: [] for key in ("correctness", "pointing", "deletion_most", "deletion_least")}
-        for category in categories:
-            scores = [word["methods"][method] for word in words if word["category"] == category]
-            per_category["correctness"].append(_mean([s["correctness"] for s in scores]))
-            per_category["pointing"].append(_mean([float(s["pointing"]) for s in scores]))
-            for key in ("deletion_most", "deletion_least"):
-                curves = [s[key] for s in scores if s.get(key) is not None]
-                if curves:
-                    per_category[key].append([_mean(list(column)) for column in zip(*curves)])
-        result = {"correctness": _percent(_mean(per_category["correctness"])),
-                  "pointing_game": _percent(_mean(per_category["pointing"]))}
-        for key, auc in (("deletion_most", "deletion_most_auc"), ("deletion_least", "deletion_least_auc")):
-            curves = per_category[key]
-            curve = [_mean(list(column)) for column in zip(*curves)] if curves else None
-            result[auc] = round(curve_auc(curve, fractions), 2) if curve else None
-            result[f"{key}_curve"] = [round(value, 4) for value in curve] if curve else None
-        summary[method] = result
+        scores = [word["methods"][method] for word in words]
+        measures = {}
+        for measure, key in (("correctness", "correctness"), ("pointing_game", "pointing"),
+                             ("pointing_game_scaled", "pointing_scaled")):
+            if all(s.get(key) is not None for s in scores):
+                measures[measure] = 100.0 * torch.tensor([float(s[key]) for s in scores], dtype=torch.float64)
+        for measure, key in DELETION.items():
+            if all(s.get(key) is not None for s in scores):
+                curves = torch.tensor([s[key] for s in scores], dtype=torch.float64)
+                measures[measure], measures[f"{key}_curve"] = curve_areas(curves, fractions), curves
+        per_item[method] = measures
+    return per_item, strata
+
+
+def summarize(words: list, methods: list, fractions=FRACTIONS, resamples: int = RESAMPLES, seed: int = 0) -> dict:
+    """Per method, each measure's mean per category, then over categories, in %, with its 95%
+    interval over the words, and its paired difference from `uniform` (localisation) and `random`
+    (deletion) where those are measured; the deletion curves as shares of the intact probability.
+    A measure no word has is None."""
+    per_item, strata = word_measures(words, methods, fractions)
+    location = {m: HIGHER_IS_BETTER[m] for m in LOCATION_MEASURES}
+    deletion = {m: HIGHER_IS_BETTER[m] for m in DELETION}
+    summary = summarize_measures(per_item, location, "uniform", resamples, seed, strata)
+    for method, scores in summarize_measures(per_item, deletion, "random", resamples, seed, strata).items():
+        summary[method].update(scores)
+    for method in methods:
+        for measure in HIGHER_IS_BETTER:
+            summary[method].setdefault(measure, None)
+        for key in DELETION.values():
+            curves = per_item[method].get(f"{key}_curve")
+            summary[method][f"{key}_curve"] = (None if curves is None else
+                                               [round(float(v), 4) for v in estimate(curves.T, strata)])
     return summary
-
-
-def _percent(value):
-    return None if value is None else round(100 * value, 2)

@@ -13,7 +13,6 @@ Pure functions of tensors (no files, no plotting), so each definition is tested 
   gradient of one class's logit, so the map is specific to that class;
 - `collect_attention`: the per-layer attention of a package ViT, read in eval mode;
   `relevancy_maps`: the same forward pass plus one backward pass, giving class-specific maps;
-  `class_relevancy_maps`: one image's maps for several classes from one forward pass;
 - `legrad` (Bousselham et al., ICCV 2025): the positive gradient of each layer's own prediction with
   respect to that layer's attention, summed over the layers; `legrad_maps` computes it for a batch.
 Attention tensors are the package's `scores`: (..., heads, N, N), softmax over the last axis, token 0
@@ -216,25 +215,6 @@ def relevancy_maps(model: torch.nn.Module, images: torch.Tensor, target_class=No
         gradients = torch.autograd.grad(chosen.sum(), attentions)
     relevancy = attention_relevancy([a.detach() for a in attentions], gradients)
     return logits.detach(), targets, class_row_map(relevancy, grid_size(model))
-
-
-def class_relevancy_maps(model: torch.nn.Module, image: torch.Tensor, classes) -> tuple:
-    """(logits (1, classes), maps (K, gh, gw)): one image's relevancy map for each of K `classes`.
-
-    One forward pass and one backward pass per class through the kept graph: the same maps as K
-    calls of `relevancy_maps` with one target each, at the cost of one forward pass.
-    """
-    if image.shape[0] != 1:
-        raise ValueError(f"class_relevancy_maps takes one image, got a batch of {image.shape[0]}")
-    maps = []
-    with torch.enable_grad(), _explicit_eval(model):
-        logits, attentions = _attention_graph(model, image)
-        kept = [a.detach() for a in attentions]
-        classes = [int(k) for k in classes]
-        for i, k in enumerate(classes):
-            gradients = torch.autograd.grad(logits[0, k], attentions, retain_graph=i < len(classes) - 1)
-            maps.append(class_row_map(attention_relevancy(kept, gradients)[0], grid_size(model)))
-    return logits.detach(), torch.stack(maps)
 
 
 def min_max(maps: torch.Tensor) -> torch.Tensor:

@@ -125,10 +125,17 @@ def compute_maps(method: str, model, images, options: MapOptions = MapOptions())
     return MAP_METHODS[method].compute(model, images, options)
 
 
-def explanation_maps(model, images, methods, indices, seed: int = 0) -> tuple:
+def class_specific(method: str) -> bool:
+    """Whether `method`'s map is of one class (it reads the target class), so it can be asked for
+    another class than the predicted one."""
+    return "target_class" in MAP_METHODS[method].flags
+
+
+def explanation_maps(model, images, methods, indices, seed: int = 0, target_class=None) -> tuple:
     """(predicted classes (B,), {method: maps (B, gh, gw)}): every method of `methods` on a batch,
-    with the defaults of the measured report (the last layer, heads averaged, the predicted class)."""
-    options = MapOptions(seed=seed, indices=indices)
+    with the defaults of the measured report (the last layer, heads averaged), for `target_class`
+    ((B,) classes; None: each image's predicted class)."""
+    options = MapOptions(seed=seed, indices=indices, target_class=target_class)
     predicted, maps = None, {}
     for method in methods:
         logits, maps[method] = compute_maps(method, model, images, options)

@@ -169,3 +169,32 @@ def perturbation_figure(summary: dict, fractions, title: str = "") -> Figure:
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def checkpoints_figure(reports: list, title: str = "",
+                       measures=("pointing_game", "energy", "deletion_auc", "insertion_auc")) -> Figure:
+    """Each measure against the checkpoints' accuracy, one line per method, with the 95% intervals of
+    both as error bars: whether better models get better maps."""
+    shown = [m for m in measures if reports[0]["methods"][next(iter(reports[0]["methods"]))].get(m) is not None]
+    fig, axes = subplots(1, len(shown), figsize=(A4_TEXT_WIDTH, A4_TEXT_WIDTH * 0.36), layout="constrained",
+                         squeeze=False)
+    order = sorted(range(len(reports)), key=lambda k: reports[k]["accuracy"])
+    accuracy = [reports[k]["accuracy"] for k in order]
+    accuracy_error = [[reports[k]["accuracy"] - reports[k]["accuracy_ci95"][0] for k in order],
+                      [reports[k]["accuracy_ci95"][1] - reports[k]["accuracy"] for k in order]]
+    for ax, measure in zip(axes[0], shown):
+        for method in reports[0]["methods"]:
+            values = [reports[k]["methods"][method][measure] for k in order]
+            bounds = [reports[k]["methods"][method][f"{measure}_ci95"] for k in order]
+            style = dict(color="grey", linestyle="--") if method == "random" else {}
+            ax.errorbar(accuracy, values, xerr=accuracy_error,
+                        yerr=[[v - b[0] for v, b in zip(values, bounds)], [b[1] - v for v, b in zip(values, bounds)]],
+                        marker="o", markersize=3, capsize=2, label=method, **style)
+        ax.set_title(measure.replace("_", " "), fontsize=9)
+        ax.set_xlabel("accuracy (%)", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

@@ -6,11 +6,16 @@ of h x w values keeps its own range: codes round((v - lo) / (hi - lo) * 255) wit
 minimum and maximum, so a value comes back within (hi - lo) / 510 of itself and the page, which colours
 each map by its own range, draws the colour numpy would draw from the float map (`render_map`).
 
-- `vit_image_entry`: one image's maps for the ViT page (problem 1): the [class] row per layer and head,
-  what every patch attends to per layer (per head too where the rows fit `HEAD_ROWS_BUDGET`), rollout
-  per layer, relevancy of the top classes, position-embedding similarity;
-- `caption_image_entry`: one image's caption words and named sets of word maps (problem 2);
-- `write_explorer`: the page for a list of entries, written atomically.
+A page shows one model, or two side by side driven by one set of controls (`--compare`): its data
+lists the models and, per image, each model's entry.
+
+- `vit_model_entry`, `vit_image_entry`: a model and its maps of one image for the ViT page (problem
+  1): the [class] row per layer and head, what every patch attends to per layer (per head too where
+  the rows fit `HEAD_ROWS_BUDGET`), rollout per layer, every other map method for the top classes,
+  head importance; the model's position-embedding similarity;
+- `caption_image_entry`: a captioner's caption of one image, its named sets of word maps, its beams
+  and head importance (problem 2);
+- `page_image`, `write_explorer`: an image's entries together, the page written atomically.
 """
 import base64
 import html
@@ -24,6 +29,7 @@ import torch
 
 from data.io import UserError, write_text_atomic
 from data.outputs import check_output_file
+from models.figures.scores import read_scores
 from models.explain.maps import class_row_map, fuse_heads, head_maps, layer_rollouts, patch_row_maps
 
 LEVELS = 255  # codes 0..255
@@ -43,6 +49,20 @@ def check_html_path(path, flag: str = "--html", inputs=()) -> Path:
     if path.suffix.lower() != ".html":
         raise UserError(f"{flag} {path}: the page must be a file ending in .html")
     return check_output_file(path, flag, inputs)
+
+
+def check_page_flags(args, compare_is_file: bool = True) -> None:
+    """--compare and --scores, before any work: only with --html, at most one scores file a model,
+    every file named there (the compared model's where `compare_is_file`), each scores file readable."""
+    if args.html is None and (args.compare or args.scores):
+        raise UserError("--compare and --scores apply to the page: pass --html FILE")
+    if args.scores and len(args.scores) > 1 + bool(args.compare):
+        raise UserError(f"--scores takes one FILE{', or two with --compare' * (not args.compare)}")
+    for path in [args.compare if compare_is_file else None, *(args.scores or [])]:
+        if path and not Path(path).is_file():
+            raise UserError(f"file not found: {path}")
+    for path in args.scores or []:
+        read_scores(path)
 
 
 def _b64(array: np.ndarray) -> str:
@@ -89,13 +109,22 @@ def _rgb(image) -> dict:
     return {"size": list(pixels.shape[:2]), "rgb": _b64(pixels)}
 
 
-def vit_image_entry(name: str, image, attentions: list, relevancy, top_classes: list, similarity,
-                    grid: tuple, head_rows_budget: int = HEAD_ROWS_BUDGET) -> dict:
-    """The ViT page's data for one image.
+def vit_model_entry(title: str, grid: tuple, layers: int, heads: int, similarity, scores=None) -> dict:
+    """What the ViT page knows of one model: its shape, the (P, P) cosine matrix of its patch position
+    embeddings, and the scores of its maps (`models.figures.scores.read_scores`) or None."""
+    patches = grid[0] * grid[1]
+    return {"title": title, "grid": list(grid), "layers": layers, "heads": heads, "scores": scores,
+            "similarity": quantize_maps(torch.as_tensor(similarity).reshape(patches, *grid))}  # (P, gh, gw)
+
+
+def vit_image_entry(image, attentions: list, top_classes: list, methods: list, grid: tuple, importance=None,
+                    head_rows_budget: int = HEAD_ROWS_BUDGET) -> dict:
+    """One model's data for one image on the ViT page.
 
     `image`: (H, W, 3) uint8, the input as the model saw it; `attentions`: per layer (heads, N, N);
-    `relevancy`: (K, gh, gw), the map of each of `top_classes`, a list of (index, name, probability),
-    most probable first; `similarity`: (P, P) cosine matrix of the patch position embeddings.
+    `top_classes`: (index, name, probability), most probable first; `methods`: the maps of the map
+    methods the page draws besides attention, each {"name", "maps": (K, gh, gw), one per top class or
+    (1, gh, gw), "captions": one per map}; `importance`: (layers, heads) head importance or None.
     """
     layers, heads = len(attentions), attentions[0].shape[0]
     patches = grid[0] * grid[1]
@@ -109,15 +138,23 @@ def vit_image_entry(name: str, image, attentions: list, relevancy, top_classes: 
         rows = patch_row_maps(mean, grid)[None]
         patch_rows.append(torch.cat([rows, patch_row_maps(scores, grid)]) if with_heads else rows)
     rollout = torch.stack([class_row_map(r, grid) for r in layer_rollouts(means)])
+    for method in methods:
+        if len(method["captions"]) != method["maps"].shape[0]:
+            raise ValueError(f"{method['name']}: {method['maps'].shape[0]} maps for {len(method['captions'])} captions")
     return {
-        "name": name, **_rgb(image), "grid": list(grid), "layers": layers, "heads": heads,
+        **_rgb(image),
         "classes": [{"index": int(k), "name": str(label), "prob": float(p)} for k, label, p in top_classes],
         "cls": quantize_maps(torch.stack(cls_rows)),  # (layers, 1 + heads, gh, gw), the mean first
         "rows": quantize_maps(torch.stack(patch_rows)),  # (layers, 1 [+ heads], P, gh, gw)
         "rollout": quantize_maps(rollout),  # (layers, gh, gw): rollout through layers 0..l
-        "relevancy": quantize_maps(relevancy),  # (K, gh, gw)
-        "similarity": quantize_maps(torch.as_tensor(similarity).reshape(patches, *grid)),  # (P, gh, gw)
+        "methods": [{"name": m["name"], "captions": list(m["captions"]), "maps": quantize_maps(m["maps"])}
+                    for m in methods],
+        "importance": _importance(importance),
     }
+
+
+def _importance(importance):
+    return None if importance is None else torch.as_tensor(importance).float().tolist()
 
 
 def word_map_set(name: str, maps) -> dict:
@@ -133,23 +170,32 @@ def word_map_set(name: str, maps) -> dict:
             "heads": ["mean"] + [str(i) for i in range(maps.shape[2])], "maps": quantize_maps(with_mean)}
 
 
-def caption_image_entry(name: str, image, caption: str, words: list, map_sets: dict, layer: int = 0,
-                        beams: list = (), note: str = "") -> dict:
-    """The caption page's data for one image.
+def caption_image_entry(image, caption: str, words: list, map_sets: dict, beams: list = (), importance=None) -> dict:
+    """One captioner's data for one image on the caption page.
 
     `image`: the RGB image the captioner read (PIL or (H, W, 3) uint8); `words`: the label of each
     map (the WordPiece tokens, then <end>); `map_sets`: name -> maps of `word_map_set`'s shapes, one per
-    word; `layer`: the decoder layer shown first; `beams`: (caption, score, normalised score) of every
-    finished beam, the chosen one first.
+    word; `beams`: (caption, score, normalised score) of every finished beam, the chosen one first;
+    `importance`: (decoder layers, heads) importance of the cross-attention heads, or None.
     """
     sets = [word_map_set(set_name, maps) for set_name, maps in map_sets.items()]
     for entry in sets:
         if entry["maps"]["shape"][0] != len(words):
             raise ValueError(f"{entry['name']}: {entry['maps']['shape'][0]} maps for {len(words)} words")
-    return {"name": name, **_rgb(image), "caption": caption, "words": list(words), "sets": sets,
-            "layer": int(layer), "note": note,
+    return {**_rgb(image), "caption": caption, "words": list(words), "sets": sets,
             "beams": [{"caption": text, "score": float(score), "normalized": float(normalized)}
-                      for text, score, normalized in beams]}
+                      for text, score, normalized in beams],
+            "importance": _importance(importance)}
+
+
+def page_image(name: str, per_model: list) -> dict:
+    """One image of a page: its name and each model's entry for it; a model that saw the same pixels
+    as the first keeps no copy of them (the page draws the first's)."""
+    first = per_model[0]
+    models = [first] + [{k: v for k, v in entry.items() if k not in ("size", "rgb")}
+                        if (entry["size"], entry["rgb"]) == (first["size"], first["rgb"]) else entry
+                        for entry in per_model[1:]]
+    return {"name": name, "models": models}
 
 
 def _json_for_script(data) -> str:
@@ -157,11 +203,16 @@ def _json_for_script(data) -> str:
     return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 
 
-def explorer_html(kind: str, title: str, entries: list) -> str:
-    """The page text: the template with the style, the scripts and the data inlined."""
+def explorer_html(kind: str, title: str, models: list, images: list, **page) -> str:
+    """The page text: the template with the style, the scripts and the data inlined. `models`: one
+    entry per model compared (`vit_model_entry`, or {"title", "scores"} for a captioner), `images`:
+    `page_image`s; `page`: more page-wide data (the ViT page's "methods", the caption page's "layer")."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    data = {"kind": kind, "title": title, "levels": LEVELS, "images": entries,
+    for image in images:
+        if len(image["models"]) != len(models):
+            raise ValueError(f"{image['name']}: {len(image['models'])} entries for {len(models)} models")
+    data = {"kind": kind, "title": title, "levels": LEVELS, "models": models, "images": images, **page,
             "colours": {"map": _b64(colour_table(MAP_CMAP)), "similarity": _b64(colour_table(SIMILARITY_CMAP))}}
     parts = {"TITLE": html.escape(title), "STYLE": _web("explorer.css"), "BODY": _web(f"{kind}.html"),
              "SCRIPT": _web("core.js") + _web(f"{kind}.js"), "DATA": _json_for_script(data)}
@@ -173,8 +224,8 @@ def _web(name: str) -> str:
     return (WEB / name).read_text(encoding="utf-8")
 
 
-def write_explorer(path, kind: str, title: str, entries: list) -> int:
-    """Write the page for `entries` atomically; returns its size in bytes."""
-    page = explorer_html(kind, title, entries)
-    write_text_atomic(path, page)
-    return len(page.encode("utf-8"))
+def write_explorer(path, kind: str, title: str, models: list, images: list, **page) -> int:
+    """Write the page atomically; returns its size in bytes."""
+    text = explorer_html(kind, title, models, images, **page)
+    write_text_atomic(path, text)
+    return len(text.encode("utf-8"))

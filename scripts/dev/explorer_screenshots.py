@@ -1,7 +1,7 @@
 """Screenshots of the explorer pages, taken in headless Chromium, for the README.
 
-The ViT page with the attention from a pinned patch at one layer, the caption page with one word
-pinned: the pages as a user sees them after one click.
+The ViT page (of one model, or two with --compare) with the attention from a pinned patch at one
+layer, the caption page with one word pinned: the pages as a user sees them after one click.
 
   python scripts/dev/explorer_screenshots.py --vit demo_out/attention_explorer.html \
       --caption demo_out/caption_explorer.html --out_dir docs/figures
@@ -51,11 +51,11 @@ def shoot(page, out: Path) -> None:
 
 
 def vit_screenshot(browser, path: Path, out: Path, patch, layer: int) -> None:
-    page = browser.new_page(viewport={"width": 1300, "height": 1000})
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})  # the input and two models' maps in a row
     page.goto(path.resolve().as_uri())
     page.wait_for_function("window.explorer && window.explorer.state")
-    layers = page.evaluate("DATA.images[0].layers")
-    grid = page.evaluate("DATA.images[0].grid")
+    layers = page.evaluate("DATA.models[0].layers")
+    grid = page.evaluate("DATA.models[0].grid")
     if not 0 <= layer < layers or not (0 <= patch[0] < grid[0] and 0 <= patch[1] < grid[1]):
         raise UserError(f"--layer {layer} or --patch {patch[0]} {patch[1]} is outside the page's model "
                         f"({layers} layers, a {grid[0]}x{grid[1]} grid)")
@@ -72,7 +72,7 @@ def caption_screenshot(browser, path: Path, out: Path, word: int) -> None:
     page = browser.new_page(viewport={"width": 1100, "height": 1000})
     page.goto(path.resolve().as_uri())
     page.wait_for_function("window.explorer && window.explorer.state")
-    words = page.locator("#words button")
+    words = page.locator("#words-0 button")
     if not 0 <= word < words.count():
         raise UserError(f"--word {word}: the caption has {words.count()} words (0..{words.count() - 1})")
     words.nth(word).click()

@@ -234,6 +234,7 @@ def test_calibrated_batch_norm_gives_every_layer_unit_statistics():
 def test_a_closed_vocabulary_keeps_the_loss_and_generates_only_its_words():
     from catr.captioner import close_vocabulary, open_output_ids
     from catr.training import caption_step
+    from models.training.runtime import autocast
     torch.manual_seed(0)
     model = catr.build_model("tiny").eval()
     assert open_output_ids(model) is None
@@ -245,8 +246,8 @@ def test_a_closed_vocabulary_keeps_the_loss_and_generates_only_its_words():
     ids = torch.tensor([[catr.CLS_ID, 1037, 2417, catr.SEP_ID], [catr.CLS_ID, 4418, catr.SEP_ID, PAD_ID]])
     batch = (images, torch.zeros(2, 48, 48, dtype=torch.bool), ids, ids == PAD_ID)
     device = torch.device("cpu")
-    full = caption_step(model, device, "fp32")(batch)
-    closed = caption_step(model, device, "fp32", output_ids=output_ids)(batch)
+    full = caption_step(model, device, autocast(device, "fp32"))(batch)
+    closed = caption_step(model, device, autocast(device, "fp32"), output_ids=output_ids)(batch)
     assert closed[0].item() == pytest.approx(full[0].item(), rel=1e-6)  # the closed words' probability is 0
     assert closed[1:] == full[1:]  # the same next-token hits, out of the same 5 tokens
     for decoded in catr.generate(model, list(images.float() / 127.5 - 1), max_steps=6):

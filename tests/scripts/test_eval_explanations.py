@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import p1_vis_attention
@@ -14,7 +15,10 @@ from models.explain.maps import legrad_maps, relevancy_maps
 from tests.support import direct_inputs, png_size
 
 import bench_explanations
+import bench_measures
 import eval_explanations
+from models.checkpoint import model_config, save_checkpoint
+from models.vit import random_vit
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +41,34 @@ def test_report_with_masks_json_and_figure(ckpt, data, tmp_path, run_cli):
     assert record == json.loads(out_json.read_text())
     assert record["images"] == 5 and record["located_images"] == 5
     assert list(record["methods"]) == ["random", "last", "rollout", "relevancy", "attnlrp", "legrad"]
-    for scores in record["methods"].values():
-        assert 0 <= scores["positive_auc"] <= 100 and 0 <= scores["negative_auc"] <= 100
-        assert 0 <= scores["pointing_game"] <= 100 and 0 <= scores["iou"] <= 100
+    measures = ("positive_auc", "negative_auc", "deletion_auc", "insertion_auc", "pointing_game", "energy", "iou")
+    for method, scores in record["methods"].items():
+        for measure in measures:
+            low, high = scores[f"{measure}_ci95"]
+            assert 0 <= low <= scores[measure] <= high <= 100
+            if method != "random":
+                verdict = scores["against_random"][measure]
+                assert verdict["verdict"] in ("beats", "loses", "no clear difference")
+                assert verdict["difference_ci95"][0] <= verdict["difference"] <= verdict["difference_ci95"][1]
         assert scores["positive_curve"][0] == 1.0 and len(scores["negative_curve"]) == 10
-    assert "| relevancy |" in out and "(the baseline)" in out
+        assert len(scores["deletion_curve"]) == len(scores["insertion_curve"]) == 11
+    assert list(record["true_class"]) == ["relevancy", "attnlrp", "legrad"]  # the synthetic names carry labels
+    assert record["accuracy_ci95"][0] <= record["accuracy"] <= record["accuracy_ci95"][1]
+    assert record["random_seeds"] == [0, 1, 2, 3, 4] and record["bootstrap"]["resamples"] == 2000
+    assert len(record["differences"]) == 10 and "last - relevancy" in record["differences"]  # 5 methods, paired
+    sanity = record["sanity"]["last"]
+    assert sanity["stages"] == ["head", "block 1", "block 0"] and len(sanity["correlation_ci95"]) == 3
+    assert sanity["verdict_stage"] == "block 1" and sanity["verdict"] in ("passes", "fails", "unclear")
+    assert record["sanity"]["random"]["correlation"] == [1.0, 1.0, 1.0]  # the same maps whatever the weights
+    assert "| relevancy |" in out and "(the baseline)" in out and "sanity check" in out
     assert png_size(out_png)[0] > 0
 
 
 def test_batches_do_not_change_the_scores(ckpt, data, run_cli):
-    runs = [run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", data / "val", "--limit", "6",
+    runs = [run_cli(eval_explanations.main, ["--ckpt", ckpt, "--img_dir", data / "val", "--limit", "3",
                                              "--batch_size", b, "--methods", "random", "relevancy",
-                                             "--no_progress"]) for b in (1, 6)]
+                                             "--sanity_images", "0", "--resamples", "200", "--no_progress"])
+            for b in (1, 3)]
     one, six = (last_json(out)["methods"] for _, out, _ in runs)
     assert one == six
 
@@ -98,6 +118,8 @@ def test_a_corrupt_image_stops_the_report_or_is_skipped_with_the_masks_kept_in_l
     ("no mask at all", "holds no <stem>.png mask"),
     ("figure suffix", "a figure must end in one of"),
     ("limit 0", "--limit must be at least 1"),
+    ("one sanity image", "--sanity_images needs at least 2 images"),
+    ("checkpoint twice", "a checkpoint is listed twice"),
 ])
 def test_bad_input_is_one_line_and_exit_2(ckpt, data, tmp_path, run_cli, case, message):
     argv = ["--ckpt", ckpt, "--img_dir", data / "val", "--no_progress"]
@@ -112,9 +134,46 @@ def test_bad_input_is_one_line_and_exit_2(ckpt, data, tmp_path, run_cli, case, m
         argv += ["--out_png", tmp_path / "curves.txt"]
     elif case == "limit 0":
         argv += ["--limit", "0"]
+    elif case == "one sanity image":
+        argv += ["--sanity_images", "1"]
+    elif case == "checkpoint twice":
+        argv[2:2] = [ckpt]
     code, out, err = run_cli(eval_explanations.main, argv)
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [err.strip()] and err.startswith("error: ") and message in err
+
+
+def test_several_checkpoints_on_the_same_images(ckpt, data, tmp_path, run_cli):
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    save_checkpoint(other, random_vit("micro"), model_config("micro", 32), epoch=1)
+    out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
+    code, out, err = run_cli(eval_explanations.main, [
+        "--ckpt", ckpt, other, "--img_dir", data / "val", "--masks_dir", data / "val_masks", "--limit", "3",
+        "--methods", "random", "last", "--sanity_images", "0", "--resamples", "200", "--out_json", out_json,
+        "--out_png", out_png, "--no_progress"])
+    assert code == 0, err
+    record = last_json(out)
+    assert [c["checkpoint"] for c in record["checkpoints"]] == [str(ckpt), str(other)]
+    assert record["checkpoints"][0]["methods"] == record["methods"] and "sanity" not in record["checkpoints"][0]
+    # the same random maps: localisation, which does not depend on the model, is the same for both
+    assert record["checkpoints"][1]["methods"]["random"]["energy"] == record["methods"]["random"]["energy"]
+    assert set(record["rank_correlation"]) == {"random", "last"}
+    assert set(record["rank_correlation"]["last"]["energy"]) == {"spearman", "spearman_ci95"}
+    assert record["most_accurate"] in (str(ckpt), str(other))
+    assert sum("against_most_accurate" in c and bool(c["against_most_accurate"]) for c in record["checkpoints"]) == 1
+    assert "rank correlation" in out and png_size(out_png)[0] > 0
+
+
+def test_road_removal_is_recorded(ckpt, data, run_cli):
+    code, out, err = run_cli(eval_explanations.main, [
+        "--ckpt", ckpt, "--img_dir", data / "val", "--limit", "2", "--methods", "last", "--removal", "road",
+        "--sanity_images", "0", "--resamples", "100", "--no_progress"])
+    assert code == 0, err
+    record = last_json(out)
+    assert record["removal"] == "road" and record["fill"] is None
+    assert 0 <= record["methods"]["last"]["deletion_auc"] <= 100
+    assert "imputed (ROAD)" in out
 
 
 # relevancy figures of p1_vis_attention.py ------------------------------------------------------
@@ -185,6 +244,16 @@ def test_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
         assert record[f"{method}_over_train_step"] == pytest.approx(
             record[f"{method}_s_median"] / record["train_step_s_median"], rel=1e-2)
         assert f"{method} / training step" in out
+
+
+def test_measures_benchmark_runs_tiny_and_ends_with_a_json_line(run_cli):
+    code, out, err = run_cli(bench_measures.main, ["--model", "micro", "--batch_size", "2", "--steps", "1",
+                                                   "--warmup", "0"])
+    assert code == 0, err
+    record = last_json(out)
+    assert record["benchmark"] == "measures" and record["sanity_stages"] == 3
+    assert record["perturbation_road_s_per_image"] > 0 and record["sanity_s_per_image"] > 0
+    assert "ROAD / grey fill" in out
 
 
 def test_benchmark_bad_input(run_cli):

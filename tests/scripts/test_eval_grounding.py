@@ -3,9 +3,11 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+import catr
 import eval_grounding
 from data.coco_instances import category_mask, load_instances
 
@@ -60,7 +62,7 @@ def coco(tmp_path_factory):
 
 def _args(coco, *extra):
     return ["--img_dir", coco / "images", "--instances", coco / "instances.json", "--words", coco / "words.txt",
-            *TINY, "--device", "cpu", "--no_progress", *extra]
+            *TINY, "--device", "cpu", "--no_progress", "--sanity_images", 0, "--resamples", 200, *extra]
 
 
 def test_polygon_and_rle_masks_line_up_with_the_drawn_shapes(coco):
@@ -99,6 +101,39 @@ def test_reference_report_json_and_figure(coco, tmp_path, run_cli):
     with Image.open(tmp_path / "g.png") as figure:
         assert figure.width > 500
     assert len((tmp_path / "g.images.jsonl").read_text().splitlines()) == 2  # settings and the image
+
+
+@pytest.mark.slow  # two captioners, every method, and the sanity check's 7 stages: 40 s or more on 2 cores
+def test_several_captioners_on_the_same_words_with_intervals_and_the_sanity_check(coco, tmp_path, run_cli):
+    weights = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        weights.append(tmp_path / f"w{seed}.pt")
+        torch.save({"model": catr.build_model("tiny").state_dict()}, weights[-1])
+    argv = ["--img_dir", coco / "images", "--instances", coco / "instances.json", "--words", coco / "words.txt",
+            "--captions", coco / "captions.json", "--config", "tiny", "--weights", *weights, "--device", "cpu",
+            "--no_progress", "--limit", 2, "--no_deletion", "--sanity_images", 1, "--resamples", 200,
+            "--out_json", tmp_path / "g.json"]
+    code, stdout, stderr = run_cli(eval_grounding.main, argv)
+    assert code == 0, stderr
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert [c["weights"] for c in result["checkpoints"]] == [str(w) for w in weights]
+    assert (tmp_path / "g.images.0.jsonl").exists() and (tmp_path / "g.images.1.jsonl").exists()
+    relevancy = result["methods"]["relevancy"]
+    for measure in ("correctness", "pointing_game", "pointing_game_scaled"):
+        low, high = relevancy[f"{measure}_ci95"]
+        assert low <= relevancy[measure] <= high
+        assert relevancy["against_uniform"][measure]["verdict"] in ("beats", "loses", "no clear difference")
+    assert result["layers"]["best"].startswith("attention@") and result["layers"]["next"].startswith("attention@")
+    assert "attention@1 - attention@2" in result["differences"]
+    sanity = result["sanity"]
+    assert "uniform" not in sanity and sanity["random"]["correlation"] == [1.0] * len(sanity["random"]["stages"])
+    assert sanity["relevancy"]["stages"][:2] == ["head", "decoder 2"] and sanity["relevancy"]["verdict_stage"] == "decoder 1"
+    assert set(result["rank_correlation"]["relevancy"]["correctness"]) == {"spearman", "spearman_ci95"}
+    assert 0 <= result["word_probability"] <= 100 and "best layer by correctness" in stdout
+    generated = [a for a in argv if a not in ("--captions", coco / "captions.json")] + ["--generate"]
+    code, _, stderr = run_cli(eval_grounding.main, generated)
+    assert code == 2 and "give --captions" in stderr
 
 
 def test_a_rerun_continues_the_cache(coco, tmp_path, run_cli, monkeypatch):

@@ -118,6 +118,9 @@ function outline(context, x, y, width, height, colour) {
   context.restore();
 }
 
+// The key map starts folded on a narrow screen, where it would push the maps down.
+for (const keys of document.querySelectorAll("details.keys")) keys.open = window.innerWidth > 700;
+
 // The image selector: hidden for a page of one image.
 function setUpImageChoice(select, names, onChange) {
   names.forEach((name, i) => select.add(new Option(name, String(i))));
@@ -130,14 +133,71 @@ function fillSelect(select, labels) {
   labels.forEach((label, i) => select.add(new Option(label, String(i))));
 }
 
-// Arrow keys step `onStep(+1 | -1)`, unless a list or a slider has the focus (it uses them itself).
-function onArrowKeys(onStep) {
+// The keys both pages share (the key map on each page lists them). A control that uses a key
+// itself keeps it: arrows in a radio group, a slider, a list, the patch grid or a caption's words
+// (marked data-arrow-keys); letters in a list, which jumps to an option by its first letter.
+function onPageKeys(actions) {
   document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey || event.metaKey || event.altKey || event.defaultPrevented) return;
+    if (event.key === "Escape") { actions.release(); return; }
     const target = event.target;
-    if (target instanceof HTMLSelectElement || (target instanceof HTMLInputElement && target.type === "range")) return;
-    const step = { ArrowRight: 1, ArrowUp: 1, ArrowLeft: -1, ArrowDown: -1 }[event.key];
-    if (step) { event.preventDefault(); onStep(step); }
+    if (target instanceof HTMLSelectElement) return;
+    const usesArrows = (target instanceof HTMLInputElement && (target.type === "range" || target.type === "radio")) ||
+      Boolean(target.closest("[data-arrow-keys]"));
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    const action = {
+      "[": () => actions.layer(-1), "]": () => actions.layer(1),
+      ",": () => actions.head(-1), ".": () => actions.head(1),
+      m: () => actions.map(1), M: () => actions.map(-1),
+      c: () => actions.klass(1), C: () => actions.klass(-1),
+    }[event.key] || (step && !usesArrows ? () => actions.layer(step) : null);
+    if (action) { event.preventDefault(); action(); }
   });
+}
+
+// Heads by importance, most important first, and each head's rank (0 the most important).
+function rankHeads(importance) {
+  return importance.map((value, h) => [value, h]).sort((a, b) => b[0] - a[0] || a[1] - b[1]).map(([, h]) => h);
+}
+
+function headRanks(importance) {
+  const ranks = new Array(importance.length);
+  rankHeads(importance).forEach((h, rank) => { ranks[h] = rank; });
+  return ranks;
+}
+
+// Head importance (layers, heads) as a small heat map, each layer scaled to its largest value; the
+// head shown outlined at `layer` (null: none).
+function paintImportance(canvas, importance, layer, head) {
+  if (!importance) { canvas.parentElement.hidden = true; return; }
+  const layers = importance.length, heads = importance[0].length;
+  const side = Math.max(4, Math.min(16, Math.floor(128 / Math.max(layers, heads))));
+  if (canvas.width !== heads * side) { canvas.width = heads * side; canvas.height = layers * side; }
+  const context = canvas.getContext("2d");
+  importance.forEach((row, l) => {
+    const top = Math.max(...row);
+    row.forEach((value, h) => {
+      const code = top > 0 ? Math.round(value / top * LEVELS) : 0;
+      const [r, g, b] = COLOURS.similarity.subarray(3 * code, 3 * code + 3);
+      context.fillStyle = `rgb(${r}, ${g}, ${b})`;
+      context.fillRect(h * side, l * side, side, side);
+    });
+  });
+  if (layer !== null && head >= 0) outline(context, head * side, layer * side, side, side, "#ff2d2d");
+}
+
+// A method's scores from an evaluation's JSON, as one line: each measure with its 95% interval, then
+// its verdicts against the baselines. `who`: the model's letter on a comparison; `name`: the
+// method's name where the line does not stand beside it.
+function scoresLine(scores, who, name) {
+  const line = document.createElement("span");
+  line.className = "score";
+  const measures = scores.measures.map(([measure, value, low, high]) =>
+    `${measure.replaceAll("_", " ")} ${formatValue(value)}` + (low !== null ? ` [${formatValue(low)}, ${formatValue(high)}]` : ""));
+  const verdicts = scores.verdicts.map(([baseline, measure, verdict]) => `against ${baseline}, ${measure.replaceAll("_", " ")}: ${verdict}`);
+  line.textContent = [who, name].filter(Boolean).join(" ") + (who || name ? ": " : "") + measures.join(" · ") +
+    (verdicts.length ? ` (${verdicts.join("; ")})` : "");
+  return line;
 }
 
 // Timings of the redraws, read by the benchmark: the last one and a count.

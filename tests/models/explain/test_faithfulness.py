@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from models.explain.faithfulness import (FaithfulnessTally, curve_auc, faithfulness_table, grid_mask,
-                                         perturbation_curves, pointing_game, random_maps, remove_patches,
-                                         removal_order, top_patch_iou)
+from models.explain.faithfulness import (HIGHER_IS_BETTER, ImageScores, Removal, curve_auc, energy_pointing_game,
+                                         faithfulness_table, grid_mask, image_measures, localisation_measures,
+                                         mean_measures, object_shares, perturbation_curves, perturbation_scores,
+                                         pointing_game, random_maps, remove_patches, removal_order, top_patch_iou)
+from models.explain.statistics import summarize_measures
 from models.explain.methods import explanation_maps
 from models.vit import random_vit
 
@@ -94,7 +96,54 @@ def test_iou_takes_as_many_top_patches_as_the_object_has():
     assert top_patch_iou(maps, torch.zeros_like(masks)).item() == 0.0
 
 
-def test_explanation_maps_and_the_tally():
+def test_deletion_and_insertion_follow_the_target_probability():
+    """The one-patch model's class-1 probability is sigmoid(1) while the patch is there, 1/2 once gone."""
+    model = OnePatchModel()
+    images = torch.rand(2, 3, 32, 32) + 0.1
+    targets = torch.tensor([1, 1])
+    right = torch.zeros(2, 4, 4)
+    right[:, 1, 2] = 1.0
+    scores = perturbation_scores(model, images, right, targets)
+    high, half = torch.sigmoid(torch.tensor(1.0)).item(), 0.5
+    assert scores["probability_most"][0].tolist() == pytest.approx([high] + [half] * 10)
+    assert scores["probability_least"][0].tolist() == pytest.approx([high] * 10 + [half])  # 100%: all gone
+    measures = image_measures(scores)
+    # deletion: high at 0%, then half: trapezoids over 0..1 = (high + half) / 2 * 0.1 + half * 0.9
+    assert measures["deletion_auc"][0].item() == pytest.approx(100 * ((high + half) / 2 * 0.1 + half * 0.9))
+    # insertion, the same curve read from the empty image: half at 0% inserted, high from 10% on
+    assert measures["insertion_curve"][0].tolist() == pytest.approx([half] + [high] * 10)
+    assert measures["insertion_auc"][0].item() == pytest.approx(100 * ((high + half) / 2 * 0.1 + high * 0.9))
+    assert measures["positive_auc"][0].item() == pytest.approx(100 * 0.05 / 0.9)
+    assert measures["negative_auc"][0].item() == pytest.approx(100.0)
+
+
+def test_road_removal_imputes_from_the_neighbours_instead_of_a_grey_square():
+    """The one-patch model reacts to a zero patch; ROAD fills it from its neighbours, so the class stays."""
+    model = OnePatchModel()
+    images = torch.rand(1, 3, 32, 32) + 0.1
+    right = torch.zeros(1, 4, 4)
+    right[:, 1, 2] = 1.0
+    grey = perturbation_scores(model, images, right, torch.tensor([1]), Removal("grey"))
+    road = perturbation_scores(model, images, right, torch.tensor([1]),
+                               Removal("road", generator=torch.Generator().manual_seed(0)))
+    assert grey["kept_most"][0, 1].item() is False and road["kept_most"][0, 1].item() is True
+    with pytest.raises(ValueError, match="removal"):
+        Removal("blur")
+
+
+def test_energy_pointing_game_known_answers():
+    shares = torch.tensor([[[1.0, 0.5], [0.0, 0.0]]])  # the object: all of cell (0, 0), half of (0, 1)
+    assert energy_pointing_game(torch.tensor([[[2.0, 0.0], [0.0, 0.0]]]), shares).item() == 1.0
+    assert energy_pointing_game(torch.tensor([[[0.0, 4.0], [0.0, -9.0]]]), shares).item() == 0.5  # negatives ignored
+    uniform = energy_pointing_game(torch.ones(1, 2, 2), shares).item()
+    assert uniform == pytest.approx(1.5 / 4)  # chance: the object's area share
+    assert energy_pointing_game(-torch.ones(1, 2, 2), shares).item() == pytest.approx(1.5 / 4)  # no mass: chance
+    mask = torch.zeros(8, 8)
+    mask[:4, :6] = 1
+    assert object_shares(mask, (2, 2)).tolist() == [[1.0, 0.5], [0.0, 0.0]]
+
+
+def test_explanation_maps_scores_and_the_table():
     torch.manual_seed(0)
     model = random_vit("micro")
     model.eval()
@@ -105,15 +154,16 @@ def test_explanation_maps_and_the_tally():
     assert list(maps) == list(methods) and all(m.shape == (3, 4, 4) for m in maps.values())
     with pytest.raises(ValueError, match="unknown method"):
         explanation_maps(model, images, ["gradcam"], torch.tensor([0, 1, 2]))
-    tally = FaithfulnessTally(methods)
-    masks = torch.zeros(3, 4, 4, dtype=torch.bool)
-    masks[:, :2, :2] = True
+    shares = torch.zeros(3, 4, 4)
+    shares[:, :2, :2] = 1.0
+    scores = ImageScores()
     for method, m in maps.items():
-        curves = [perturbation_curves(model, images, m, predicted, first) for first in (True, False)]
-        tally.add_curves(method, *curves)
-        tally.add_localisation(method, m, masks)
-    tally.images, tally.located = 3, 3
-    summary = tally.summary()
-    assert summary["random"]["positive_curve"][0] == 1.0 and summary["random"]["iou"] is not None
+        measures = image_measures(perturbation_scores(model, images, m, predicted))
+        measures.update(localisation_measures(m, shares))
+        scores.add(method, mean_measures([measures, measures]))
+    per_item = scores.tensors()
+    assert per_item["random"]["positive_curve"].shape == (3, 10)
+    summary = summarize_measures(per_item, HIGHER_IS_BETTER, "random", resamples=100)
+    assert set(summary["relevancy"]["against_random"]) == set(HIGHER_IS_BETTER)
     table = faithfulness_table(summary).splitlines()
-    assert len(table) == 2 + len(methods) and "(the baseline)" in table[2]
+    assert len(table) == 2 + len(methods) and "(the baseline)" in table[2] and "[" in table[3]

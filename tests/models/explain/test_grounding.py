@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from models.explain.grounding import (attention_correctness, deletion_masks, peaks, pointing_hits,
+from models.explain.grounding import (attention_correctness, cell_tolerance, deletion_masks, peaks, pointing_hits,
                                       relative_probability, summarize, upsample)
 from models.explain.faithfulness import FRACTIONS
 
@@ -84,3 +84,23 @@ def test_summary_averages_per_category_then_over_categories():
     assert summary["correctness"] == 25.0  # (0.5 + 0.0) / 2, not 1.5 / 4
     assert summary["pointing_game"] == 50.0
     assert summary["deletion_most_auc"] is None
+
+
+def test_half_a_cell_tolerance_and_intervals_over_words_within_categories():
+    assert cell_tolerance((6, 6), (96, 96)) == 8.0
+    assert cell_tolerance((19, 14), (480, 640)) == pytest.approx(0.5 * 640 / 14)
+
+    def word(category, correctness, pointing):
+        return {"category": category, "methods": {
+            m: {"correctness": correctness + bonus, "pointing": pointing, "pointing_scaled": pointing}
+            for m, bonus in (("m", 0.25), ("uniform", 0.0))}}
+
+    words = [word("dog", 0.5, True), word("dog", 0.0, True), word("dog", 0.25, True), word("cat", 0.0, False)]
+    summary = summarize(words, ["m", "uniform"], resamples=200)
+    m = summary["m"]
+    assert m["correctness"] == pytest.approx(100 * (0.5 + 0.25) / 2)  # dog words 0.75, 0.25, 0.5; cat 0.25
+    low, high = m["correctness_ci95"]
+    assert low <= m["correctness"] <= high
+    assert m["against_uniform"]["correctness"] == {"difference": 25.0, "difference_ci95": [25.0, 25.0],
+                                                   "verdict": "beats"}
+    assert m["pointing_game_scaled"] == 50.0 and m["deletion_most_auc"] is None

@@ -17,12 +17,12 @@ def browser():
 
 @pytest.fixture
 def open_page(browser):
-    """open_page(path) -> (page, requests, problems): the page from its file:// URL in a fresh context,
-    with every request it made and every console error or uncaught exception."""
+    """open_page(path[, viewport]) -> (page, requests, problems): the page from its file:// URL in a
+    fresh context, with every request it made and every console error or uncaught exception."""
     contexts = []
 
-    def open_(path):
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    def open_(path, viewport=None):
+        context = browser.new_context(viewport=viewport or {"width": 1280, "height": 1000})
         contexts.append(context)
         page = context.new_page()
         requests, problems = [], []
