@@ -38,7 +38,6 @@ from catr.relevancy import decoder_inputs, explain_captions, word_relevancy
 from catr.token_methods import TOKEN_METHODS, token_maps
 from models.training.runtime import resolve_device
 
-SCRIPTS = Path(__file__).resolve().parents[1]
 
 HEIGHT, WIDTH = 224, 299
 
@@ -62,8 +61,7 @@ def training_pass(model, image, ids):
 
 def grading_seconds(model, config: str, args, device) -> float:
     """Seconds eval_grounding's Grader takes for one image whose captions all name its object."""
-    sys.path.insert(0, str(SCRIPTS))  # eval_grounding.py, a script beside this folder
-    import eval_grounding
+    from catr.grounding import Grader, caption_ids
     from data.coco_instances import load_instances
     from data.object_words import load_word_table
 
@@ -73,13 +71,12 @@ def grading_seconds(model, config: str, args, device) -> float:
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[100, 100, 400, 100, 400, 300]]}],
         "categories": [{"id": 1, "name": "dog"}]}))
     instances = load_instances(folder / "instances.json")
-    grader_args = argparse.Namespace(captions="reference", no_deletion=False, seed=0)
     layers = catr.CONFIGS[config].dec_layers
     methods = [f"attention@{layer}" for layer in range(layers)] + [*TOKEN_METHODS, "uniform", "random"]
     tokenizer = catr.load_tokenizer()
     table = load_word_table(None, tokenizer.split_words)
-    grader = eval_grounding.Grader(grader_args, model, methods, table, instances, tokenizer, device)
-    caption = eval_grounding.caption_ids(tokenizer.encode("a small brown dog sitting on the green grass near a fence")[1:-1])
+    grader = Grader(model, methods, table, instances, tokenizer, device)
+    caption = caption_ids(tokenizer.encode("a small brown dog sitting on the green grass near a fence")[1:-1])
     captions = [caption] * args.captions
     image = Image.new("RGB", (WIDTH, HEIGHT), (120, 90, 60))
     start = time.perf_counter()

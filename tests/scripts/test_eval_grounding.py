@@ -9,6 +9,7 @@ from pycocotools import mask as mask_utils
 
 import catr
 import eval_grounding
+from catr.grounding import Grader
 from data.coco_instances import category_mask, load_instances
 
 TINY = ["--random_weights", "--config", "tiny"]
@@ -146,8 +147,8 @@ def test_a_rerun_continues_the_cache(coco, tmp_path, run_cli, monkeypatch):
     # A crash cut the last line short: the rerun redoes that image and grades the third one.
     cache.write_text(cache.read_text()[:-20])
     graded = []
-    original = eval_grounding.Grader.grade
-    monkeypatch.setattr(eval_grounding.Grader, "grade",
+    original = Grader.grade
+    monkeypatch.setattr(Grader, "grade",
                         lambda self, image_id, *a: graded.append(image_id) or original(self, image_id, *a))
     code, stdout, stderr = run_cli(eval_grounding.main, argv)
     assert code == 0, stderr
