@@ -25,38 +25,26 @@ import torch
 import torch.nn.functional as F
 
 from models.attention import set_attention
-from benchlib import random_batch, random_model, record_header, time_alternating
+from benchlib import (add_step_arguments, check_step_arguments, random_batch, random_model, record_header,
+                      time_alternating)
 from models.explain.methods import compute_maps
 from models.training.runtime import resolve_device
-from models.vit import MODEL_NAMES, check_model_name, native_image_size
+from models.vit import native_image_size
 
 TARGETS = {"relevancy": 3.0, "attnlrp": 2.0, "legrad": 3.0}  # at most this many training steps
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", metavar="NAME",
-                   help=f"model name, one of: {', '.join(MODEL_NAMES)} (default %(default)s)")
-    p.add_argument("--image_size", type=int, default=None, metavar="N",
-                   help="input size in pixels (default: the model's native size)")
-    p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per step (default %(default)s)")
+    add_step_arguments(p, "tiny", batch_size=32, steps=10, warmup=2, device="cpu")
     p.add_argument("--methods", nargs="+", choices=tuple(TARGETS), default=list(TARGETS), metavar="NAME",
                    help=f"the maps timed, any of: {' '.join(TARGETS)} (default: all)")
-    p.add_argument("--steps", type=int, default=10, metavar="N", help="timed steps of each (default %(default)s)")
-    p.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed steps of each first (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    check_model_name(args.model)
-    for flag in ("batch_size", "steps", "image_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag} must be at least 1, not {value}")
-    if args.warmup < 0:
-        raise UserError(f"--warmup must be 0 or more, not {args.warmup}")
+    check_step_arguments(args)
     if len(set(args.methods)) != len(args.methods):
         raise UserError("a method is listed twice in --methods")
     device = resolve_device(args.device)

@@ -17,41 +17,26 @@ import sys
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main
-from data.io import UserError
 import torch
 
-from benchlib import random_batch, random_model, record_header, time_alternating
+from benchlib import add_step_arguments, check_step_arguments, random_batch, random_model, record_header, time_alternating
 from models.attention import set_attention
 from models.explain.faithfulness import Removal, perturbation_scores
 from models.explain.methods import MEASURED, class_specific, explanation_maps
 from models.explain.sanity import cascading_randomisation, vit_stages
 from models.training.runtime import resolve_device
-from models.vit import MODEL_NAMES, check_model_name, native_image_size
+from models.vit import native_image_size
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="tiny", metavar="NAME",
-                   help=f"model name, one of: {', '.join(MODEL_NAMES)} (default %(default)s)")
-    p.add_argument("--image_size", type=int, default=None, metavar="N",
-                   help="input size in pixels (default: the model's native size)")
-    p.add_argument("--batch_size", type=int, default=32, metavar="N", help="images per step (default %(default)s)")
-    p.add_argument("--steps", type=int, default=3, metavar="N", help="timed steps of each (default %(default)s)")
-    p.add_argument("--warmup", type=int, default=1, metavar="N",
-                   help="untimed steps of each first (default %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default %(default)s)")
+    add_step_arguments(p, "tiny", batch_size=32, steps=3, warmup=1, device="cpu")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    check_model_name(args.model)
-    for flag in ("batch_size", "steps", "image_size"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UserError(f"--{flag} must be at least 1, not {value}")
-    if args.warmup < 0:
-        raise UserError(f"--warmup must be 0 or more, not {args.warmup}")
+    check_step_arguments(args)
     device = resolve_device(args.device)
     image_size = args.image_size or native_image_size(args.model)
     model = set_attention(random_model(args.model, image_size, device), "fast").eval()

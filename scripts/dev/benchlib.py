@@ -37,19 +37,36 @@ TEST_IMAGES = 2169   # the private test set that inference must label within 10 
 BOTH = ("fast", "explicit")  # what --attention both compares
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags both benchmarks take."""
-    parser.add_argument("--model", default="L_16_imagenet1k", metavar="NAME",
+def add_step_arguments(parser: argparse.ArgumentParser, model: str, batch_size: int, steps: int, warmup: int,
+                       device) -> None:
+    """The flags of every benchmark of a ViT's steps, with this benchmark's defaults."""
+    parser.add_argument("--model", default=model, metavar="NAME",
                         help=f"model name, one of: {', '.join(MODEL_NAMES)} (default %(default)s)")
     parser.add_argument("--image_size", type=int, default=None, metavar="N",
                         help="input size in pixels (default: the model's native size)")
-    parser.add_argument("--batch_size", type=int, default=8, metavar="N",
+    parser.add_argument("--batch_size", type=int, default=batch_size, metavar="N",
                         help="images per step (default %(default)s)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if present)")
-    parser.add_argument("--steps", type=int, default=10, metavar="N",
-                        help="timed steps per attention path (default %(default)s)")
-    parser.add_argument("--warmup", type=int, default=2, metavar="N",
-                        help="untimed steps per attention path first (default %(default)s)")
+    parser.add_argument("--device", default=device,
+                        help=f"cpu, cuda or cuda:N (default: {device or 'cuda if present'})")
+    parser.add_argument("--steps", type=int, default=steps, metavar="N",
+                        help="timed steps of each variant (default %(default)s)")
+    parser.add_argument("--warmup", type=int, default=warmup, metavar="N",
+                        help="untimed steps of each variant first (default %(default)s)")
+
+
+def check_step_arguments(args) -> None:
+    check_model_name(args.model)
+    for flag in ("batch_size", "steps", "image_size"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} must be at least 1, not {value}")
+    if args.warmup < 0:
+        raise UserError(f"--warmup must be 0 or more, not {args.warmup}")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of bench_train.py and bench_infer.py."""
+    add_step_arguments(parser, "L_16_imagenet1k", batch_size=8, steps=10, warmup=2, device=None)
     parser.add_argument("--attention", default="fast", choices=ATTENTION_MODES + ("both",),
                         help="fast (one q/k/v matmul, scaled_dot_product_attention), sdpa (the fused "
                              "kernel after three q/k/v matmuls), explicit (the package's own), or "
@@ -65,14 +82,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(args) -> None:
-    check_model_name(args.model)
-    for flag in ("batch_size", "steps"):
-        if getattr(args, flag) < 1:
-            raise UserError(f"--{flag} must be at least 1, not {getattr(args, flag)}")
-    if args.warmup < 0:
-        raise UserError(f"--warmup must be 0 or more, not {args.warmup}")
-    if args.image_size is not None and args.image_size < 1:
-        raise UserError(f"--image_size must be positive, not {args.image_size}")
+    check_step_arguments(args)
     if args.compile and args.attention == "both":
         raise UserError("--compile with --attention both would reuse one compiled graph for two "
                         "attention paths; compare compiled paths in two runs")
