@@ -48,19 +48,12 @@ def test_cells_and_text_embeddings_hold_the_whole_logit_without_biases():
     assert (maps[1, 3:] == 0).all()
 
 
-def test_batched_equals_one_caption_at_a_time_and_the_model_is_restored(tiny_catr):
-    generator = torch.Generator().manual_seed(3)
-    images = torch.randn(2, 3, 32, 48, generator=generator)
+def test_chunked_backward_passes_equal_one_and_the_model_is_restored(tiny_catr):
+    images = torch.randn(2, 3, 32, 48, generator=torch.Generator().manual_seed(3))
     captions = random_captions(5, 3, 4, seed=4)
-    image_index = torch.tensor([0, 1, 0])
-    together = token_maps("attnlrp", tiny_catr, images, captions, image_index)
-    assert together.shape == (3, 5, 2, 3)
+    together = token_maps("attnlrp", tiny_catr, images, captions, torch.tensor([0, 1, 0]))
     with torch.no_grad():
         cells = [tiny_catr.image_cells(image[None]) for image in images]
-    for row in range(3):
-        image = image_index[row]
-        alone = explain_attnlrp(tiny_catr, images[image], captions[row][None], cells=cells[image])
-        torch.testing.assert_close(together[row], alone[0], rtol=1e-4, atol=1e-6 * float(alone.abs().max()))
     chunked = explain_attnlrp(tiny_catr, images[0], captions[[0, 2]], cells=cells[0], targets_per_backward=2)
     torch.testing.assert_close(chunked, together[[0, 2]], rtol=1e-5, atol=1e-9)
     assert not tiny_catr.training

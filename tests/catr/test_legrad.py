@@ -4,7 +4,6 @@ import torch
 
 from catr.legrad import explain_legrad
 from catr.relevancy import decoder_inputs
-from catr.token_methods import token_maps
 from tests.support import random_captions
 
 
@@ -40,17 +39,3 @@ def test_legrad_equals_the_literal_computation_for_every_token(tiny_catr):
         expected = literal_legrad(tiny_catr, features, captions[row, :length])
         torch.testing.assert_close(maps[row, :length].flatten(1), expected, rtol=1e-4, atol=1e-5)
     assert (maps[0, 4:] == 0).all()
-
-
-def test_legrad_batched_equals_one_caption_at_a_time(tiny_catr):
-    generator = torch.Generator().manual_seed(3)
-    images = torch.randn(2, 3, 32, 48, generator=generator)
-    captions = random_captions(5, 3, 4, seed=4)
-    image_index = torch.tensor([0, 1, 0])
-    together = token_maps("legrad", tiny_catr, images, captions, image_index)
-    with torch.no_grad():
-        cells = [tiny_catr.image_cells(image[None]) for image in images]
-    for row in range(3):
-        image = image_index[row]
-        alone = explain_legrad(tiny_catr, images[image], captions[row][None], cells=cells[image])
-        torch.testing.assert_close(together[row], alone[0], rtol=1e-4, atol=1e-5)
