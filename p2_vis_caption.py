@@ -156,7 +156,8 @@ def compared_entries(args, paths, first: dict, device, tokenizer) -> tuple:
         raise UserError(f"--compare: the decoders differ ({first['layers']} layers of {first['heads']} heads "
                         f"against {entry['layers']} of {entry['heads']}); one page compares captioners of one shape")
     entries = {}
-    for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps, device):
+    for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps, device,
+                               all_beams=True):
         for path, image, decoded in batch:
             if decoded is not None:
                 gradient_maps = (generated_token_maps(args.method, model, image, decoded, device)
@@ -199,8 +200,9 @@ def main(argv=None) -> None:
 
     unreadable, entries = [], {}
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
+    # The page lists every beam: the search goes on for the runners-up where it is written.
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,
-                               device):
+                               device, all_beams=html is not None):
         for path, image, decoded in batch:
             progress.update()
             if decoded is None:

@@ -100,7 +100,7 @@ def _check_image(image: Tensor):
 
 @torch.no_grad()
 def generate(model, images: list, beam_size: int = 1, max_steps: int = MAX_STEPS, length_penalty: float = 0.0,
-             end_id=SEP_ID) -> list:
+             end_id=SEP_ID, all_beams: bool = False) -> list:
     """Caption preprocessed (3, H, W) images by beam search; one `Decoded` per image, in order.
 
     Each step extends every live hypothesis by one word; of all extensions of an image's hypotheses,
@@ -110,7 +110,9 @@ def generate(model, images: list, beam_size: int = 1, max_steps: int = MAX_STEPS
     the length penalty), or after `max_steps` steps, when the live hypotheses join the finished ones
     unended. The result is the best by score / length ** `length_penalty`, length counting the
     generated ids and [SEP]. With `beam_size=1` this is greedy search: the first [SEP] ends it.
-    With `end_id=None` no id ends a caption: every one runs exactly `max_steps` steps.
+    With `end_id=None` no id ends a caption: every one runs exactly `max_steps` steps. `all_beams`
+    searches on after the best can no longer be overtaken, until `beam_size` hypotheses have finished
+    (or `max_steps`), so that `Decoded.beams` lists the runners-up too; the best is the same.
 
     Images of the same size are decoded together, in one batch, and give the ids they give alone.
     Images of different sizes are grouped by size and each group is decoded as its own batch:
@@ -128,12 +130,14 @@ def generate(model, images: list, beam_size: int = 1, max_steps: int = MAX_STEPS
     results = [None] * len(images)
     for indices in groups.values():
         batch = torch.stack([images[index] for index in indices])
-        for index, decoded in zip(indices, _beam_search(model, batch, beam_size, max_steps, length_penalty, end_id)):
+        for index, decoded in zip(indices, _beam_search(model, batch, beam_size, max_steps, length_penalty, end_id,
+                                                        all_beams)):
             results[index] = decoded
     return results
 
 
-def _beam_search(model, batch: Tensor, beam_size: int, max_steps: int, length_penalty: float, end_id) -> list:
+def _beam_search(model, batch: Tensor, beam_size: int, max_steps: int, length_penalty: float, end_id,
+                 all_beams: bool) -> list:
     """`generate` for a (N, 3, H, W) batch of same-size images."""
     encoded = model.encode(batch)
     live = {image: [Hypothesis([], 0.0)] for image in range(len(batch))}  # the active images, in row order
@@ -157,7 +161,8 @@ def _beam_search(model, batch: Tensor, beam_size: int, max_steps: int, length_pe
                 if step == max_steps - 1:
                     finished[image].extend(extended)
                 if (step == max_steps - 1 or not extended or len(finished[image]) >= beam_size
-                        or _cannot_overtake(finished[image], extended, step, max_steps, length_penalty)):
+                        or (not all_beams and _cannot_overtake(finished[image], extended, step, max_steps,
+                                                               length_penalty))):
                     del live[image]
                 else:
                     live[image] = extended
@@ -177,7 +182,9 @@ def _beam_search(model, batch: Tensor, beam_size: int, max_steps: int, length_pe
     for image in range(len(batch)):
         best = best_hypothesis(finished[image], length_penalty)
         rows = [step_rows[step][row] for step, row in enumerate(best.rows)]
+        # One step can finish several: the list keeps the beam_size best, as a beam of that size would.
         ranked = sorted(finished[image], key=lambda hypothesis: -normalized_score(hypothesis, length_penalty))
+        ranked = ranked[:beam_size]
         beams = [Beam(h.ids, h.ended, h.score, normalized_score(h, length_penalty)) for h in ranked]
         results.append(Decoded(best.ids, _stack_rows(rows, encoded.grid), best.ended, best.score, beams))
     return results

@@ -5,5 +5,7 @@ puts the repository on sys.path, so a script run by its path (`python scripts/ev
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(next(p for p in Path(__file__).resolve().parents if (p / "data" / "entry.py").is_file())))
+REPO = str(next(p for p in Path(__file__).resolve().parents if (p / "data" / "entry.py").is_file()))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
 import data.entry  # noqa: E402,F401

@@ -89,6 +89,17 @@ def test_beam_search_in_batches_draws_the_chosen_beam(img_dir, tmp_path):
         assert np.allclose(np.load(tmp_path / f"{Path(name).stem}.npy"), expected, atol=1e-6)
 
 
+def test_the_page_asks_the_search_for_every_beam_and_the_figures_do_not(img_dir, tmp_path, monkeypatch):
+    asked = []
+    search = p2_vis_caption.caption_files
+    monkeypatch.setattr(p2_vis_caption, "caption_files",
+                        lambda *args, **kwargs: asked.append(kwargs.get("all_beams")) or search(*args, **kwargs))
+    flags = ["--img_dir", str(img_dir), "--max_steps", "2", "--beam", "2", *TINY]
+    p2_vis_caption.main(flags + ["--out_dir", str(tmp_path / "figures")])
+    p2_vis_caption.main(flags + ["--html", str(tmp_path / "page.html")])
+    assert asked == [False, True]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--img_dir", "{tmp}/missing"], "folder not found"),
     (["--img_dir", "{tmp}"], "no .jpg/.jpeg/.png images"),

@@ -80,6 +80,19 @@ def test_same_size_images_give_the_beams_they_give_alone_and_mixed_sizes_keep_th
     assert batched[2].attention.shape[-2:] == (3, 2)  # the 48 x 32 image's own feature grid
 
 
+def test_all_beams_searches_on_for_the_runners_up_and_keeps_the_best(tiny_catr):
+    image = random_images(1)[0]
+    end_id = an_end_id(tiny_catr, image, 0)  # the best caption ends at once: nothing can overtake it
+    alone = catr.generate(tiny_catr, [image], beam_size=3, max_steps=6, end_id=end_id)[0]
+    listed = catr.generate(tiny_catr, [image], beam_size=3, max_steps=6, end_id=end_id, all_beams=True)[0]
+    assert len(alone.beams) == 1 and len(listed.beams) == 3
+    assert (listed.ids, listed.score, listed.ended) == (alone.ids, alone.score, alone.ended)
+    torch.testing.assert_close(listed.attention, alone.attention)
+    assert listed.beams[0] == alone.beams[0]
+    scores = [beam.normalized for beam in listed.beams]
+    assert scores == sorted(scores, reverse=True) and len({tuple(beam.ids) for beam in listed.beams}) == 3
+
+
 @pytest.mark.parametrize("beam_size", [2, 4])
 def test_beam_score_and_attention_are_those_of_a_full_forward_pass(tiny_catr, beam_size):
     images = random_images(2, seed=5)

@@ -293,7 +293,8 @@ def caption_page(tiny_catr, tmp_path_factory):
                          "--beam", "2", "--random_weights", "--config", "tiny", "--device", "cpu",
                          "--compare", str(folder / "other.pt"), "--scores", str(folder / "grounding.json")])
     picture = catr.preprocess(catr.resize_longer_side(open_rgb(image)))
-    decoded = [catr.generate(model, [picture], beam_size=2, max_steps=4)[0] for model in (tiny_catr, other)]
+    decoded = [catr.generate(model, [picture], beam_size=2, max_steps=4, all_beams=True)[0]
+               for model in (tiny_catr, other)]
     maps = torch.rand(2, 4, 2, 3, 5, 6, generator=torch.Generator().manual_seed(0))  # model, word, layer, head, h, w
     pixels = np.zeros((10, 12, 3), np.uint8)
     entries = [caption_image_entry(pixels, "a dog a cat", ["a", "dog", "a", "cat"], {"cross-attention": maps[0]}),
