@@ -45,6 +45,12 @@ CONFIGS = {
 CONFIGS["tiny_narrow"] = replace(CONFIGS["tiny"], resnet_expansion=1)
 
 
+def config_name(config: CaptionConfig):
+    """The name in CONFIGS of `config`'s architecture, whatever its image size; None for another."""
+    return next((name for name, known in CONFIGS.items() if replace(known, image_size=config.image_size) == config),
+                None)
+
+
 @dataclass
 class EncodedImages:
     """What the decoder needs from a batch of images, computed once per image."""

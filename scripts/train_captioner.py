@@ -32,7 +32,7 @@ from data.io import UserError
 import torch
 
 from catr.caption_data import CaptionPairs, collate_captions, read_caption_split
-from catr.captioner import CONFIGS, build_model, close_vocabulary, open_output_ids
+from catr.captioner import CONFIGS, build_model, close_vocabulary, config_name, open_output_ids
 from catr.checkpoint import CAPTION_FORMAT, config_from_record, config_record
 from catr.decode import MAX_STEPS
 from catr.tokenizer import load_tokenizer
@@ -68,7 +68,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                             "or a dict with a state dict of --config under 'model'")
     start.add_argument("--no_pretrained", action="store_true", help="start from random weights of --config")
     g.add_argument("--config", choices=sorted(CONFIGS), default="catr",
-                   help="architecture: catr (the published one), or a small one for CPU runs (default: %(default)s)")
+                   help="architecture: catr (the published one), or a small one for CPU runs; a captioner "
+                        "checkpoint given with --weights brings its own (default: %(default)s)")
     g.add_argument("--image_size", type=int, default=None,
                    help="longer side of the images in pixels (default: the configuration's, 299 for catr)")
     g.add_argument("--freeze_backbone", action="store_true", help="train everything but the ResNet")
@@ -111,6 +112,8 @@ def initial_model(args):
         with main_process_first():  # one download per node
             model = load_model(args.version, args.weights, config=args.config)
     model.config = replace(model.config, image_size=args.image_size or model.config.image_size)
+    # A captioner checkpoint brings its own architecture: the run names and records that one.
+    args.config = config_name(model.config) or args.config
     return model
 
 

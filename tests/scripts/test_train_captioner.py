@@ -75,6 +75,16 @@ def test_a_closed_vocabulary_is_the_training_captions_word_pieces_and_stays_clos
     assert not (tmp_path / "again" / "last.pt").exists()
 
 
+def test_weights_of_a_small_captioner_name_their_own_configuration(trained, scenes, tmp_path, run_cli, capsys):
+    run = tmp_path / "on"
+    fast = [a for a in FAST if a not in ("--config", "tiny", "--no_pretrained")]
+    code, stdout, stderr = run_cli(train_captioner.main, ["--data_dir", scenes, "--output_dir", run, "--epochs", "1",
+                                                          "--weights", trained / "best.pt", *fast])
+    assert code == 0, stderr
+    assert "CATR tiny at 48px" in stdout
+    assert json.loads((run / "config.json").read_text())["config"] == "tiny"
+
+
 def test_a_random_backbone_is_calibrated_on_the_training_images(trained):
     from torchvision.ops import FrozenBatchNorm2d
 
