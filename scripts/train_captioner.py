@@ -9,19 +9,18 @@
 A split S is DATA_DIR/annotations/captions_S.json (or DATA_DIR/captions_S.json) and the image folder
 DATA_DIR/S/. Teacher forcing: cross-entropy on each next caption token, [PAD] ignored; AdamW with the
 reference's lower backbone learning rate (its stem and layer1 stay frozen, as in CATR), or
---freeze_backbone; linear warm-up then cosine decay; bf16 autocast on CUDA. Images are resized so
-that their longer side is --image_size, as CATR's inference resizes them, and not flipped (a flip
-would make "left of" wrong). With --no_pretrained, the ResNet's frozen batch-norm statistics are set
-from the first 64 training images (random weights would otherwise leave its features unscaled).
+--freeze_backbone; linear warm-up then cosine decay; bf16 autocast on CUDA. Images are resized to
+a longer side of --image_size, as CATR's inference does, and not flipped ("left of" would be wrong).
+With --no_pretrained, the ResNet's frozen batch-norm statistics are set from the first 64 training
+images (random weights would otherwise leave its features unscaled).
 
-Writes RUN/config.json (the settings and the CATR configuration), RUN/metrics.csv (per epoch: train
-and val loss and next-token accuracy, val BLEU-4 and CIDEr-D of greedy captions), RUN/best.pt (on
-each better val CIDEr-D, or lower val loss with --score_images 0), RUN/last.pt (with the optimizer
-state, every epoch) and, with --save_every N, RUN/epoch_NNN.pt; they load in p2_vis_caption.py and
-scripts/eval_captions.py with --weights. RUN/train.lock keeps a second training out; --resume goes on
-from last.pt with config.json's settings, accepting again only the flags that do not change what the
-model learns (--data_dir, --num_workers, --device, --no_progress, --save_every), a larger --epochs
-and a new --patience.
+Writes RUN/config.json (the settings, the CATR configuration), RUN/metrics.csv (per epoch: train and
+val loss and next-token accuracy, val BLEU-4 and CIDEr-D of greedy captions), RUN/best.pt (each better
+val CIDEr-D, or val loss with --score_images 0), RUN/last.pt (with the optimizer state) and, with
+--save_every N, RUN/epoch_NNN.pt: all load in the problem-2 scripts with --weights. RUN/train.lock
+keeps a second training out. --resume goes on from last.pt with config.json's settings, accepting
+again only the flags that do not change what the model learns (--data_dir, --num_workers, --device,
+--no_progress, --save_every), a larger --epochs and a new --patience.
 """
 import argparse
 from dataclasses import replace
@@ -68,8 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                             "or a dict with a state dict of --config under 'model'")
     start.add_argument("--no_pretrained", action="store_true", help="start from random weights of --config")
     g.add_argument("--config", choices=sorted(CONFIGS), default="catr",
-                   help="architecture: catr (the published one), or a small one for CPU runs; a captioner "
-                        "checkpoint given with --weights brings its own (default: %(default)s)")
+                   help="architecture: catr (the published one), or a small one for CPU runs (default: %(default)s)")
     g.add_argument("--image_size", type=int, default=None,
                    help="longer side of the images in pixels (default: the configuration's, 299 for catr)")
     g.add_argument("--freeze_backbone", action="store_true", help="train everything but the ResNet")
@@ -105,14 +103,14 @@ def make_config(args) -> dict:
 
 
 def initial_model(args):
-    """The model to start from (on the CPU) and its CATR configuration, the image side applied."""
+    """The model to start from (on the CPU), the image side applied; a captioner checkpoint brings its
+    own architecture, which the run then names and records."""
     if args.no_pretrained:
         model = build_model(CONFIGS[args.config])
     else:
         with main_process_first():  # one download per node
             model = load_model(args.version, args.weights, config=args.config)
     model.config = replace(model.config, image_size=args.image_size or model.config.image_size)
-    # A captioner checkpoint brings its own architecture: the run names and records that one.
     args.config = config_name(model.config) or args.config
     return model
 
