@@ -5,8 +5,8 @@
 # pip installs requirements.txt and requirements-test.txt (pytest and its plugins; playwright, which
 # drives the browser tests) at the exact versions of constraints.txt, those the suite last passed
 # with. Chromium, which the browser tests run in, comes from the system: when it is missing and
-# this runs as root on a machine with apt-get, Debian's `chromium` package is installed; elsewhere
-# the browser tests are skipped with one line saying how to install it.
+# this runs as root on a machine with apt-get, Debian's `chromium` package is installed (and libGL
+# for OpenCV); elsewhere those tests are skipped with one line saying how to install what they need.
 set -euo pipefail
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."
 PY=${PYTHON:-python3}
@@ -18,13 +18,22 @@ else
 fi
 PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check "${VERSIONS[@]}" \
     -r requirements.txt -r requirements-test.txt
-if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+# apt_install WHAT PACKAGES...: as root on a machine with apt-get, install PACKAGES; else say what is skipped.
+apt_install() {
+    local what=$1; shift
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "== installing chromium for the browser tests"
+        echo "== installing $* for $what"
         export DEBIAN_FRONTEND=noninteractive
-        apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null; }
+        apt-get install -y -q "$@" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q "$@" >/dev/null; }
     else
-        echo "note: chromium is not installed, so the browser tests will be skipped (as root: apt-get install -y chromium)" >&2
+        echo "note: $* missing, so $what will be skipped (as root: apt-get install -y $*)" >&2
     fi
+}
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+    apt_install "the browser tests" chromium
+fi
+# OpenCV, which pytorch-grad-cam and Quantus import, needs the system's libGL.
+if ! $PY -c "import cv2" >/dev/null 2>&1; then
+    apt_install "the ROAD and Quantus agreement tests" libgl1 libglib2.0-0
 fi
 exec $PY -m pytest -q -n auto "$@"

@@ -14,9 +14,10 @@ def test_readme_and_ci_run_the_same_test_command():
     assert f"\n{COMMAND} " in quick_start
 
 
-def test_the_test_script_installs_playwright_and_chromium():
+def test_the_test_script_installs_playwright_chromium_and_opencvs_libgl():
     script = (ROOT / "scripts" / "test.sh").read_text()
-    assert "-r requirements-test.txt" in script and "apt-get install -y -q chromium" in script
+    assert "-r requirements-test.txt" in script and 'apt-get install -y -q "$@"' in script
+    assert 'apt_install "the browser tests" chromium' in script and "libgl1" in script
     assert script.rstrip().endswith('exec $PY -m pytest -q -n auto "$@"')
     requirements = (ROOT / "requirements-test.txt").read_text().split()
     assert any(r.startswith("playwright") for r in requirements)
