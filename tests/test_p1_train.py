@@ -29,18 +29,19 @@ def test_training_learns_and_writes_the_run_folder(synthetic_data, tmp_path, run
     assert load_checkpoint(run / "best.pt")["best_acc"] == pytest.approx(best, abs=1e-3)
 
 
-def test_early_stopping_stops(synthetic_data, tmp_path, run_cli):
+def test_early_stopping_stops(small_data, tmp_path, run_cli):
     run = tmp_path / "run"
     # With lr 0 nothing improves after the first epoch: patience 2 ends the run after epoch 3.
-    code, out, _ = run_cli(p1_train.main, ["--data_dir", synthetic_data, "--output_dir", run, "--epochs", "10",
+    code, out, _ = run_cli(p1_train.main, ["--data_dir", small_data, "--output_dir", run, "--epochs", "10",
                                            "--patience", "2"] + FAST + ["--lr", "0"])
     assert code == 0 and "early stop" in out
     assert [r["epoch"] for r in rows(run)] == ["1", "2", "3"]
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])  # 2: persistent worker processes across epochs
-def test_resume_after_an_interruption_gives_the_same_rows(synthetic_data, tmp_path, run_cli, monkeypatch, workers):
-    args = ["--data_dir", synthetic_data, "--epochs", "4", "--patience", "0", "--schedule", "cosine"] + FAST
+def test_resume_after_an_interruption_gives_the_same_rows(small_data, tmp_path, run_cli, monkeypatch, workers):
+    # small_data's last batch is partial: the resumed epochs must draw the same batches as the whole run's.
+    args = ["--data_dir", small_data, "--epochs", "4", "--patience", "0", "--schedule", "cosine"] + FAST
     args += ["--num_workers", workers]
     code, _, err = run_cli(p1_train.main, args + ["--output_dir", tmp_path / "whole"])
     assert code == 0, err
