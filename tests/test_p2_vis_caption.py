@@ -134,12 +134,10 @@ def test_failed_download_names_url_and_weights_flag(img_dir, tmp_path, monkeypat
     assert catr.WEIGHT_URLS["v2"] in str(err.value) and "--weights FILE" in str(err.value)
 
 
-def test_unknown_version_exits_2_with_one_line(img_dir, tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "p2_vis_caption.py"), "--img_dir", str(img_dir),
-                             "--out_dir", str(tmp_path), "--version", "v4"],
-                            capture_output=True, text=True, cwd=tmp_path)
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if not line.startswith("warning:")]
+def test_unknown_version_exits_2_with_one_line(img_dir, tmp_path, run_cli):
+    code, _, err = run_cli(p2_vis_caption.main, ["--img_dir", img_dir, "--out_dir", tmp_path, "--version", "v4"])
+    assert code == 2
+    errors = [line for line in err.splitlines() if not line.startswith("warning:")]
     assert errors == ["error: unknown CATR version 'v4'; choose one of v1, v2, v3"]
 
 
