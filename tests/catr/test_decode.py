@@ -83,21 +83,18 @@ def test_refuses_training_mode_and_bad_max_steps(image):
         catr.greedy_decode(model.eval(), image, max_steps=128)
 
 
-def test_bench_caption_compares_loops_batches_and_beams_and_reports_json():
+def test_bench_caption_compares_loops_batches_and_beams_and_reports_json(capsys):
     import json
-    import subprocess
-    import sys
 
-    from tests.support import ROOT
-    result = subprocess.run([sys.executable, "scripts/dev/bench_caption.py", "--steps", "3", "--repeats", "1",
-                             "--batch", "2", "--beam", "2", "--config", "tiny", "--device", "cpu"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    import bench_caption
+    bench_caption.main(["--steps", "3", "--repeats", "1", "--batch", "2", "--beam", "2", "--config", "tiny",
+                        "--device", "cpu"])
+    stdout = capsys.readouterr().out
+    report = json.loads(stdout.strip().splitlines()[-1])
     assert report["same_tokens"] is True and report["batch_same_tokens"] is True
     assert report["speedup"] > 0 and report["batched_speedup"] > 0 and report["beam_over_greedy"] > 0
     assert (report["batch"], report["beam"], report["steps"]) == (2, 2, 3)
-    assert "captions/s" in result.stdout and "beam 2 on one image" in result.stdout
+    assert "captions/s" in stdout and "beam 2 on one image" in stdout
 
 
 @pytest.mark.parametrize("flag", ["--batch", "--beam", "--repeats"])
