@@ -17,6 +17,7 @@ import compile_time
 import bench_infer
 import bench_table
 import bench_train
+import profile_vit_block
 
 
 def run_script(name, *args):
@@ -51,16 +52,16 @@ def test_bench_train_reports_a_json_line():
     assert record["first_step_s"] > 0 and record["compile_s"] is None  # compile_s: compiled rows only
 
 
-def test_bench_infer_both_alternates_the_paths_in_one_run():
-    done = run_script("bench_infer.py", "--model", "micro", "--batch_size", "2", "--device", "cpu",
-                      "--steps", "2", "--warmup", "0", "--attention", "both")
-    assert done.returncode == 0, done.stderr
-    record = last_json(done.stdout)
+def test_bench_infer_both_alternates_the_paths_in_one_run(capsys):
+    bench_infer.main(["--model", "micro", "--batch_size", "2", "--device", "cpu", "--steps", "2", "--warmup", "0",
+                      "--attention", "both"])
+    stdout = capsys.readouterr().out
+    record = last_json(stdout)
     assert record["benchmark"] == "infer" and record["attention"] == "both"
     fast, explicit = record["fast"]["img_per_s"], record["explicit"]["img_per_s"]
     assert record["img_per_s"] == fast
     assert record["fast_over_explicit"] == pytest.approx(fast / explicit, rel=1e-2)
-    assert "fast / explicit" in done.stdout
+    assert "fast / explicit" in stdout
 
 
 def test_train_options_run_in_process_and_make_a_table(capsys, tmp_path):
@@ -174,11 +175,10 @@ def test_inference_bench_inputs_feed_the_grader_script(tmp_path):
     assert rows[0] == ["filename", "label"] and [r[0] for r in rows[1:]] == ["0.jpg", "1.jpg", "2.jpg"]
 
 
-def test_block_profile_runs_and_reports_the_bound():
-    result = subprocess.run([sys.executable, "scripts/dev/profile_vit_block.py", "--model", "micro", "--repeats", "1"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "block, fast" in result.stdout and "bound with free attention" in result.stdout
+def test_block_profile_runs_and_reports_the_bound(capsys):
+    profile_vit_block.main(["--model", "micro", "--repeats", "1"])
+    stdout = capsys.readouterr().out
+    assert "block, fast" in stdout and "bound with free attention" in stdout
 
 
 def test_bench_data_times_the_three_loading_paths_side_by_side(tmp_path, run_cli):
