@@ -200,7 +200,7 @@ def main(argv=None) -> None:
 
     unreadable, entries = [], {}
     progress = tqdm(total=len(paths), desc="captioning", unit="image")
-    # The page lists every beam: the search goes on for the runners-up where it is written.
+    # Only the page lists the beams: the search goes on for the runners-up when --html writes one.
     for batch in caption_files(model, paths, args.batch_size, args.beam, args.length_penalty, args.max_steps,
                                device, all_beams=html is not None):
         for path, image, decoded in batch:

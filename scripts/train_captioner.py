@@ -103,15 +103,13 @@ def make_config(args) -> dict:
 
 
 def initial_model(args):
-    """The model to start from (on the CPU), the image side applied; a captioner checkpoint brings its
-    own architecture, which the run then names and records."""
+    """The model to start from (on the CPU) and its CATR configuration, the image side applied."""
     if args.no_pretrained:
         model = build_model(CONFIGS[args.config])
     else:
         with main_process_first():  # one download per node
             model = load_model(args.version, args.weights, config=args.config)
     model.config = replace(model.config, image_size=args.image_size or model.config.image_size)
-    args.config = config_name(model.config) or args.config
     return model
 
 
@@ -138,7 +136,9 @@ def make_task(args, run) -> Task:
             raise UserError(f"{run.out / 'last.pt'} does not match the CATR configuration of "
                             f"{run.out / 'config.json'}: {problem}")
         model.load_state_dict(run.resumed["model"])
-    config = {**vars(args), "catr": config_record(model.config)}
+    # A captioner checkpoint brings its own architecture: the run names and records that one.
+    architecture = config_name(model.config) or args.config
+    config = {**vars(args), "config": architecture, "catr": config_record(model.config)}
     set_trainable(model, args.freeze_backbone)
     model.to(run.device)
 
@@ -178,7 +178,7 @@ def make_task(args, run) -> Task:
         score=(lambda row: row["val_cider"]) if scored else (lambda row: -row["val_loss"]),
         criterion="val CIDEr-D" if scored else "val loss",
         shown=(lambda score: f"{score:.4f}") if scored else (lambda score: f"{-score:.4f}"),
-        name=f"CATR {args.config} at {model.image_size}px",
+        name=f"CATR {architecture} at {model.image_size}px",
         describe=(f"{len(train_pairs.split.image_ids)} train images ({len(train_pairs)} captions), "
                   f"{len(val_pairs.split.image_ids)} val images, {trainable / 1e6:.2f}M trained parameters"),
         epoch_line=epoch_line, columns=COLUMNS, collate_fn=collate_captions,
