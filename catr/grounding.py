@@ -37,16 +37,15 @@ class Grader:
 
     def grade(self, image_id: int, image, captions: list) -> dict:
         """`image` the resized RGB image; `captions` token id lists ([SEP] last where they ended)."""
-        mentions, words, explained, empty = self.explain(image_id, image, captions)
+        mentions, graded, empty, masks = self.words_to_grade(image_id, captions)
         record = {"image_id": image_id, "captions": mentions, "words": []}
         if empty:
             record["empty_masks"] = empty
-        if not words:
+        if not graded:
             return record
+        words, explained = self.explain(image_id, image, captions, graded)
         info = self.instances.coco.imgs[image_id]
         size = (info["height"], info["width"])
-        masks = {category: torch.from_numpy(category_mask(self.instances, image_id, category))
-                 for category in {word["category"] for word in words}}
         for word in words:
             upsampled = upsample(word["maps"], size)
             mask = masks[word["category"]]
@@ -62,10 +61,10 @@ class Grader:
         record["words"] = words
         return record
 
-    def explain(self, image_id: int, image, captions: list) -> tuple:
-        """(each caption's object mentions, the graded words each with its maps (methods, h, w) and
-        teacher-forced log-probability, (cells, caption ids, log-probabilities) for the deletion
-        test, and the words left out because their object's mask is empty), for the model as it is now."""
+    def words_to_grade(self, image_id: int, captions: list) -> tuple:
+        """(each caption's object mentions; the words to grade, as (caption, category, (word, first
+        piece, end)); the words left out because their object's mask is empty; each named category's
+        mask (H, W)). No model runs."""
         present = self.instances.present[image_id]
         mentions, graded = [], []
         for index, ids in enumerate(captions):
@@ -81,8 +80,14 @@ class Grader:
         empty = [{"category": category, "word": word[0], "caption": index}
                  for index, category, word in graded if not masks[category].any()]
         graded = [entry for entry in graded if masks[entry[1]].any()]
+        return mentions, graded, empty, masks
+
+    def explain(self, image_id: int, image, captions: list, graded: list) -> tuple:
+        """(the `graded` words of `words_to_grade`, each with its maps (methods, h, w) and teacher-forced
+        log-probability; (cells, caption ids, log-probabilities) for the deletion test), for the model
+        as it is now."""
         if not graded:
-            return mentions, [], None, empty
+            return [], None
         tensor = preprocess(image).to(self.device)
         rows = sorted({index for index, _, _ in graded})
         length = max(len(captions[index]) for index in rows)
@@ -101,7 +106,7 @@ class Grader:
                           "log_prob": float(maps.log_probs[row, first:end].sum()),
                           "maps": self._word_maps(maps, token_maps, row, first, end,
                                                   image_id * 10_000 + index * 128 + first)})
-        return mentions, words, (cells, ids, maps.log_probs), empty
+        return words, (cells, ids, maps.log_probs)
 
     def _word_maps(self, maps, token_maps: dict, row: int, first: int, end: int, random_index: int) -> torch.Tensor:
         """(methods, h, w): each method's map of the word whose pieces are tokens first..end-1;

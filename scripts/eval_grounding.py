@@ -390,12 +390,14 @@ def sanity_check(grader, args, records, paths, captions) -> dict:
     The uniform map has no order to correlate: it is left out."""
     chosen = [record["image_id"] for record in records if record["words"]][: args.sanity_images]
     items = [item for item in caption_batches(grader, args, paths, chosen, captions) if item[1] is not None]
-    if sum(len(grader.explain(*item)[1]) for item in items) < 2:
+    graded = {image_id: grader.words_to_grade(image_id, ids)[1] for image_id, _, ids in items}
+    if sum(len(words) for words in graded.values()) < 2:
         warn("fewer than 2 graded words in the sanity check's images: no sanity check")
         return None
 
     def maps_of(model):  # the grader's model, re-drawn in place stage by stage
-        maps = torch.stack([word["maps"] for item in items for word in grader.explain(*item)[1]])
+        maps = torch.stack([word["maps"] for image_id, image, ids in items
+                            for word in grader.explain(image_id, image, ids, graded[image_id])[0]])
         return {method: maps[:, i] for i, method in enumerate(grader.methods) if method != "uniform"}
 
     stages = captioner_stages(grader.model)
