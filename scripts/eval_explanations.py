@@ -53,7 +53,8 @@ from models.figures.plots import check_figure_path, write_report
 from models.attention import inference_model
 from models.training.flags import add_batch_size_flag, add_device_flag, check_flags
 from models.training.loader import make_loader
-from models.training.runtime import MAX_SEED, default_num_workers, resolve_device
+from models.training.runtime import default_num_workers, resolve_device
+from models.training.settings import EVALUATION_RULES, check_settings
 from models.vit import grid_size
 
 SANITY_IMAGES = 32
@@ -107,16 +108,11 @@ def check_arguments(args) -> None:
     if len(set(args.ckpt)) != len(args.ckpt):
         raise UserError("a checkpoint is listed twice in --ckpt")
     check_flags(args, "batch_size")
-    for flag, least in (("limit", 1), ("resamples", 1), ("sanity_images", 0)):
-        value = getattr(args, flag)
-        if value is not None and value < least:
-            raise UserError(f"--{flag} must be at least {least}, not {value}")
+    check_settings(vars(args), EVALUATION_RULES)
     if args.sanity_images == 1:
         raise UserError("--sanity_images needs at least 2 images (its floor compares two), or 0 to skip it")
     if not math.isfinite(args.fill):  # NaN or infinite pixels make every prediction the same: flat curves
         raise UserError(f"--fill must be a finite number, not {args.fill}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
 
 
 def check_outputs(args, files: list) -> None:

@@ -65,7 +65,8 @@ from models.explain.statistics import (RESAMPLES, estimate, interval_text, inter
                                        percentile_interval, resample_means, spearman, summarize_measures)
 from models.figures.grounding import grounding_figure
 from models.figures.plots import check_figure_path, write_report
-from models.training.runtime import MAX_SEED, resolve_device
+from models.training.runtime import resolve_device
+from models.training.settings import EVALUATION_RULES, check_settings
 
 BASELINES = ("uniform", "random")
 SANITY_IMAGES = 8
@@ -115,13 +116,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def check_arguments(args) -> list:
     """The methods measured, after every check that needs no file."""
     check_search_arguments(args)
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
-    if not 0 <= args.seed <= MAX_SEED:
-        raise UserError(f"--seed must be in 0..{MAX_SEED}, not {args.seed}")
-    for flag, least in (("resamples", 1), ("sanity_images", 0)):
-        if getattr(args, flag) < least:
-            raise UserError(f"--{flag} must be at least {least}, got {getattr(args, flag)}")
+    check_settings(vars(args), EVALUATION_RULES)
     runs = each_weights(args)
     if len(runs) > 1 and not args.captions:
         raise UserError("several --weights are compared on the same words: give --captions (reference mode)")

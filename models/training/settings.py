@@ -96,6 +96,9 @@ TRAINING_RULES = {
     "clip_grad": finite_number(0), "schedule": one_of(SCHEDULES), "precision": one_of(PRECISIONS),
     "device": text(unset=True), "resume": switch, "progress": switch, "save_every": whole_number(0),
 }
+# The counts and seed both explanation evaluations take (scripts/eval_explanations.py, eval_grounding.py).
+EVALUATION_RULES = {"limit": whole_number(1, unset=True), "resamples": whole_number(1),
+                    "sanity_images": whole_number(0), "seed": TRAINING_RULES["seed"]}
 # last.pt's training state beside the weights (best.pt holds none of the optimizer's).
 TRAINING_STATE = ("epoch", "best_epoch", "history", "optimizer", "scheduler")
 
