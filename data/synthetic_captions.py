@@ -24,9 +24,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .images import is_image_file
-from .io import UserError, atomic_path, make_folder, write_text_atomic
+from .io import UserError, make_folder, write_text_atomic
 from .synthetic import (DRAW_SCALE, RING_HOLE, ROUND_SHAPES, SHAPES, SPLITS, TEXTURES, add_grain, background_colour,
-                        check_size, coverage, draw_shape, shape_corners, texture_fill)
+                        check_size, coverage, draw_shape, save_png, shape_corners, texture_fill)
 
 COLOURS = {"red": 0, "orange": 30, "yellow": 58, "green": 125, "blue": 220, "purple": 285}  # hue, degrees
 HUE_JITTER = 6  # degrees either way: the named hues stay at least 16 degrees apart (orange, yellow)
@@ -235,9 +235,7 @@ def make_captioned_set(out_dir, seed: int = 0, n_train: int = DEFAULT_TRAIN, n_v
     instances = {split: [] for split in SPLITS}
     for split, image_id, scene, scene_caption_list in generate_scenes(seed, n_train, n_val, size, max_shapes):
         file_name = f"{image_id:012d}.png"
-        # Atomic, not flushed one by one (several ms per file): a set cut short is simply made again.
-        with atomic_path(make_folder(out_dir / split) / file_name, durable=False) as tmp:
-            scene.image.save(tmp, format="PNG")
+        save_png(scene.image, make_folder(out_dir / split) / file_name)
         images[split].append({"id": image_id, "file_name": file_name, "width": size, "height": size})
         first_caption = sum(len(c) for c in captions.values()) + 1
         captions[split] += [{"id": first_caption + k, "image_id": image_id, "caption": caption}
