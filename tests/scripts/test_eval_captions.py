@@ -369,10 +369,11 @@ def test_results_of_replaced_weights_or_another_image_folder_are_not_mixed(coco,
     assert len(json.loads(out.read_text())) == 1
 
 
-def test_a_non_finite_length_penalty_is_refused_before_any_work(coco, tmp_path, run_cli):
-    for value in ("nan", "inf"):
+def test_a_non_finite_or_overflowing_length_penalty_is_refused_before_any_work(coco, tmp_path, run_cli):
+    for value, message in [("nan", "must be a finite number"), ("inf", "must be a finite number"),
+                           ("1e300", "must be in [-10, 10)"), ("-1e300", "must be in [-10, 10)")]:
         code, _, err = run_cli(eval_captions.main, caption_argv(coco / "captions.json", coco / "val2017",
                                                                 tmp_path / "r.json", "--beam", "2",
-                                                                "--length_penalty", value))
-        assert code == 2 and "--length_penalty must be a finite number" in err, err
+                                                                f"--length_penalty={value}"))
+        assert code == 2 and f"--length_penalty {message}" in err, err
     assert not (tmp_path / "r.json").exists()
