@@ -143,7 +143,7 @@ def make_task(args, run) -> Task:
     model.to(run.device)
 
     encode = load_tokenizer().encode
-    splits = [read_caption_split(*split_paths(args.data_dir, "captions", name), encode, MAX_STEPS)
+    splits = [read_caption_split(*split_paths(args.data_dir, "captions", name), encode)
               for name in (args.train_split, args.val_split)]
     train_pairs, val_pairs = (CaptionPairs(split, model.image_size) for split in splits)
     if run.resumed is None and args.no_pretrained:
