@@ -1,10 +1,12 @@
-"""scripts/pretrain_backbone.py: the labels it learns, the checkpoint train_captioner.py starts from, one-line errors."""
+"""scripts/pretrain_backbone.py: the labels it learns, the checkpoint train_captioner.py starts from, one-line errors;
+and the refusals every trainer shares (names too long, images too large for the memory)."""
 import json
 
 import pytest
 import torch
 
 import catr
+import p1_train
 import pretrain_backbone
 import train_captioner
 from catr.backbone_training import LabelledImages, train_backbone
@@ -178,3 +180,16 @@ def test_a_file_made_meanwhile_under_out_is_kept_and_a_long_name_is_written(scen
 def test_out_named_as_a_folder_is_refused(scenes, tmp_path, run_cli):
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", f"{tmp_path}/dir/", *FAST])
     assert code == 2 and "is a folder; give a file name" in err and not (tmp_path / "dir").exists(), err
+
+
+@pytest.mark.parametrize("main, flag, extra", [
+    (pretrain_backbone.main, "--out", []), (train_captioner.main, "--output_dir", []),
+    (p1_train.main, "--output_dir", []), (p1_train.main, "--output_dir", ["--resume"]),
+], ids=["pretrain_backbone", "train_captioner", "p1_train", "p1_train --resume"])
+def test_an_output_name_too_long_for_the_file_system_is_one_line_before_any_work(tmp_path, run_cli, main, flag,
+                                                                                 extra):
+    name = tmp_path / ("q" * 300)  # nothing else is needed: the name is refused before the data is read
+    code, _, err = run_cli(main, ["--data_dir", tmp_path / "data", flag, name, *extra])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{flag}: the name qqq" in err and "is 300 bytes long, and a file system takes at most 255" in err, err
+    assert list(tmp_path.iterdir()) == []
