@@ -29,7 +29,7 @@ from models.training.engine import _Totals
 from models.training.optim import build_optimizer, build_scheduler
 from models.training.loader import make_loader
 from models.training.runtime import autocast
-from models.training.settings import TRAINING_RULES, whole_number
+from models.training.settings import TRAINING_RULES, image_side, whole_number
 
 from .backbone import CALIBRATION_IMAGES, calibrate_on_images
 from .checkpoint import MIN_IMAGE_SIZE
@@ -37,7 +37,7 @@ from .checkpoint import MIN_IMAGE_SIZE
 # The rules of scripts/pretrain_backbone.py's flags: the trainers' shared ones, and its own.
 PRETRAIN_RULES = {**{key: TRAINING_RULES[key] for key in ("batch_size", "lr", "weight_decay", "seed", "num_workers",
                                                           "precision", "device")},
-                  "steps": whole_number(1), "image_size": whole_number(MIN_IMAGE_SIZE, unset=True)}
+                  "steps": whole_number(1), "image_size": image_side(MIN_IMAGE_SIZE)}
 
 
 class LabelledImages(Dataset):

@@ -193,3 +193,16 @@ def test_an_output_name_too_long_for_the_file_system_is_one_line_before_any_work
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"{flag}: the name qqq" in err and "is 300 bytes long, and a file system takes at most 255" in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("main, argv", [(pretrain_backbone.main, ["--out", "b.pt"]),
+                                        (train_captioner.main, ["--output_dir", "run", "--no_pretrained"])],
+                         ids=["pretrain_backbone", "train_captioner"])
+def test_an_image_size_beyond_the_memory_is_refused_before_any_image_is_decoded(scenes, tmp_path, run_cli,
+                                                                                monkeypatch, main, argv):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("data.images.Image.open", lambda *a, **k: pytest.fail("an image was decoded"))
+    code, _, err = run_cli(main, ["--data_dir", scenes, *argv, *FAST, "--image_size", "100000", "--batch_size", "32"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--image_size must fit in memory: a batch of 32 images of 100000x100000 takes at least 960 GB" in err, err
+    assert list(tmp_path.iterdir()) == []
