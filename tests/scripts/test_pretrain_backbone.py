@@ -1,6 +1,7 @@
 """scripts/pretrain_backbone.py: the labels it learns, the checkpoint train_captioner.py starts from, one-line errors;
 and the refusals every trainer shares (names too long, images too large for the memory)."""
 import json
+import re
 
 import pytest
 import torch
@@ -145,10 +146,13 @@ def test_flags_break_the_shared_rules_before_any_image_is_read(scenes, tmp_path,
     assert code == 2 and len(err.strip().splitlines()) == 1 and phrase in err, err
 
 
-def test_a_diverging_training_stops_without_writing_its_checkpoint(scenes, tmp_path, run_cli):
+def test_a_diverging_training_stops_at_its_step_naming_only_flags_it_takes(scenes, tmp_path, run_cli):
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", tmp_path / "b.pt", "--steps", "3",
                                                     "--lr", "1e6", *FAST])
-    assert code == 2 and "the training loss became NaN or infinite" in err, err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert re.search(r"the training loss became NaN or infinite at step \d;", err) and "epoch" not in err, err
+    flags = re.findall(r"--\w+", err)
+    assert flags and set(flags) <= set(pretrain_backbone.get_args_parser()._option_string_actions), err
     assert not (tmp_path / "b.pt").exists()
 
 
