@@ -1,11 +1,13 @@
 """What several test files share and is not a fixture: the repository root, the device list, the
 fast training flags, a fake huge PNG, readers of run files, the rule for which predictions two
-precisions must agree on and random captions for the captioner's word maps. Fixtures live in
-conftest.py."""
+precisions must agree on, random captions for the captioner's word maps and a lock held by another
+process. Fixtures live in conftest.py."""
 import csv
 import struct
+import subprocess
 import sys
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,26 @@ def random_captions(*lengths, seed=0) -> torch.Tensor:
         ids[row, :length] = torch.randint(1000, 30000, (length,), generator=generator)
         ids[row, length - 1] = SEP_ID
     return ids
+
+
+HOLD_RESULTS_LOCK = """
+import sys
+from data.resumable import held
+with held(sys.argv[1], "the other run", "--out"):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def held_by_another_process(results):
+    """`data.resumable.held(results)` taken by a second Python process for the block (no torch: a tenth of a
+    second). The lock is a POSIX record lock, which belongs to a process: the test's own process taking it
+    would not keep its own main() out."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_RESULTS_LOCK, str(results)], cwd=ROOT,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.communicate("")

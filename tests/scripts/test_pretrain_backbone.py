@@ -14,6 +14,7 @@ from catr.backbone_training import LabelledImages, train_backbone
 from catr.captioner import CONFIGS, build_model
 from data.io import UserError
 from data.synthetic_captions import make_captioned_set
+from tests.support import held_by_another_process
 
 FAST = ["--config", "tiny_narrow", "--image_size", "48", "--batch_size", "4", "--device", "cpu", "--no_progress"]
 
@@ -184,6 +185,16 @@ def test_a_file_made_meanwhile_under_out_is_kept_and_a_long_name_is_written(scen
 def test_out_named_as_a_folder_is_refused(scenes, tmp_path, run_cli):
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", f"{tmp_path}/dir/", *FAST])
     assert code == 2 and "is a folder; give a file name" in err and not (tmp_path / "dir").exists(), err
+
+
+def test_a_second_run_onto_an_out_being_written_is_one_line(scenes, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setattr(pretrain_backbone, "train", lambda args: pytest.fail("a second run trained"))
+    out = tmp_path / "b.pt"
+    with held_by_another_process(out):
+        code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", out, *FAST])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{out} is being written by another run (the other run, process" in err, err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("main, flag, extra", [
