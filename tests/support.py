@@ -103,24 +103,18 @@ def random_captions(*lengths, seed=0) -> torch.Tensor:
     return ids
 
 
-HOLD_RESULTS_LOCK = """
-import sys
-from data.resumable import held
-with held(sys.argv[1], "the other run", "--out"):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
-
-
 @contextmanager
-def held_by_another_process(results):
-    """`data.resumable.held(results)` taken by a second Python process for the block (no torch: a tenth of a
-    second). The lock is a POSIX record lock, which belongs to a process: the test's own process taking it
-    would not keep its own main() out."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_RESULTS_LOCK, str(results)], cwd=ROOT,
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def lock_held_elsewhere(path, program: str):
+    """Another process holding the lock file `path` as `program` does while it runs. A record lock is the
+    process's own: taken again in this process it would not conflict (and closing it would release it)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom data.io import exclusive_lock\n"
+         f"with exclusive_lock({str(path)!r}, {program!r}, 'in use', ''):\n"
+         "    print('locked', flush=True)\n    time.sleep(60)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == "held"
+        assert holder.stdout.readline().strip() == "locked"
         yield
     finally:
-        holder.communicate("")
+        holder.kill()
+        holder.wait()
