@@ -27,7 +27,6 @@ from dataclasses import replace
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main
-from data.io import UserError
 import torch
 
 from catr.caption_data import CaptionPairs, collate_captions, read_caption_split
