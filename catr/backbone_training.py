@@ -25,11 +25,11 @@ from data.datasets import available_memory
 from data.images import open_rgb
 from data.io import UserError
 from data.transforms import MEAN, STD, normalize_batch
-from models.training.engine import _Totals
+from models.training.engine import LossStop, _Totals
 from models.training.optim import build_optimizer, build_scheduler
 from models.training.loader import make_loader
 from models.training.runtime import autocast
-from models.training.settings import TRAINING_RULES, whole_number
+from models.training.settings import TRAINING_RULES, image_side, whole_number
 
 from .backbone import CALIBRATION_IMAGES, calibrate_on_images
 from .checkpoint import MIN_IMAGE_SIZE
@@ -37,7 +37,7 @@ from .checkpoint import MIN_IMAGE_SIZE
 # The rules of scripts/pretrain_backbone.py's flags: the trainers' shared ones, and its own.
 PRETRAIN_RULES = {**{key: TRAINING_RULES[key] for key in ("batch_size", "lr", "weight_decay", "seed", "num_workers",
                                                           "precision", "device")},
-                  "steps": whole_number(1), "image_size": whole_number(MIN_IMAGE_SIZE, unset=True)}
+                  "steps": whole_number(1), "image_size": image_side(MIN_IMAGE_SIZE)}
 
 
 class LabelledImages(Dataset):
@@ -125,7 +125,8 @@ def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, b
     on batches drawn at random from `train_set`; warm-up over the first 5%, then cosine. The stem stays
     as it is, so its output, half a step's cost, is computed once when the images are kept in memory and
     the outputs take less than a quarter of it. Returns (the head, the mean loss of the last tenth of
-    the steps). A NaN or infinite loss stops it as it stops the other trainers (NonFiniteLoss)."""
+    the steps). A NaN or infinite loss stops it as it stops the other trainers (NonFiniteLoss), naming
+    the step."""
     head = nn.Linear(backbone.num_channels, len(train_set.label_names)).to(device)
     trained = nn.ModuleList([backbone.body[STEM:], head])
     for parameter in backbone.parameters():
@@ -156,7 +157,7 @@ def train_backbone(backbone: nn.Module, train_set: LabelledImages, steps: int, b
         scheduler.step()
         losses.append(loss.detach())
         totals.add(step, losses[-1], 0, len(targets))
-    totals.read(epoch=1)
+    totals.read(LossStop(remedies=("a lower --lr", "--precision fp32")))  # no epochs, no --clip_grad
     trained.eval()
     tail = torch.stack(losses[-max(1, steps // 10):])
     return head, float(tail.mean())

@@ -39,9 +39,10 @@ class CaptionSplit:
         return dict(zip(self.image_ids, self.captions))
 
 
-def read_caption_split(annotations, img_dir, encode, max_tokens: int) -> CaptionSplit:
+def read_caption_split(annotations, img_dir, encode) -> CaptionSplit:
     """The split of `annotations` whose images are in `img_dir`; `encode(text)` gives a caption's ids
-    from [CLS] to [SEP], which may hold at most `max_tokens` after [CLS] (the captioner's steps)."""
+    from [CLS] to [SEP], and refuses a caption too long for the captioner (UserError), named here with
+    its file and entry."""
     images, entries = caption_entries(annotations)
     where = f"annotations file {annotations}"
     img_dir = Path(img_dir)
@@ -64,10 +65,10 @@ def read_caption_split(annotations, img_dir, encode, max_tokens: int) -> Caption
             raise UserError(f"{where}: caption {i} is for image id {entry['image_id']}, which 'images' does not list")
         if not any(character.isalnum() for character in entry["caption"]):  # nothing to learn or score
             raise UserError(f"{where}: caption {i} (image id {entry['image_id']}) {entry['caption']!r} holds no word")
-        ids = encode(entry["caption"])
-        if len(ids) - 1 > max_tokens:
-            raise UserError(f"{where}: caption {i} (image id {entry['image_id']}) is {len(ids) - 1} tokens long "
-                            f"with its end; the captioner writes at most {max_tokens}")
+        try:
+            ids = encode(entry["caption"])
+        except UserError as err:
+            raise UserError(f"{where}: caption {i} (image id {entry['image_id']}): {err}") from None
         split.captions[index[entry["image_id"]]].append(entry["caption"])
         split.token_ids[index[entry["image_id"]]].append(ids)
     for image_id, path, captions in zip(split.image_ids, split.paths, split.captions):

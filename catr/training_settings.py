@@ -1,8 +1,8 @@
 """The settings of scripts/train_captioner.py's runs and their rules (models/training/settings.py):
 its flags, its config.json and the part of its checkpoints' config that is not the CATR configuration."""
 from data.io import UserError
-from models.training.settings import (TRAINING_RULES, check_settings, finite_number, flag_name, one_of, switch, text,
-                                      whole_number)
+from models.training.settings import (TRAINING_RULES, check_settings, finite_number, flag_name, image_side, one_of,
+                                      switch, text, whole_number)
 
 from .captioner import CONFIGS
 from .checkpoint import MIN_IMAGE_SIZE, checked_config
@@ -17,7 +17,7 @@ def _data_dir(value, settings):
 RUN_RULES = {
     **TRAINING_RULES, "data_dir": _data_dir, "train_split": text(), "val_split": text(),
     "version": one_of(sorted(WEIGHT_URLS)), "weights": text(unset=True), "no_pretrained": switch,
-    "config": one_of(sorted(CONFIGS)), "image_size": whole_number(MIN_IMAGE_SIZE, unset=True),
+    "config": one_of(sorted(CONFIGS)), "image_size": image_side(MIN_IMAGE_SIZE),
     "freeze_backbone": switch, "cache_features": switch, "closed_vocabulary": switch, "lr_backbone": finite_number(0),
     "score_images": whole_number(0, unset=True), "max_steps": whole_number(1, MAX_STEPS),
 }  # the rules of scripts/train_captioner.py's settings

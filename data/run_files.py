@@ -33,10 +33,9 @@ def run_files(folder) -> list:
 
 
 def check_new_run_folder(folder) -> None:
-    """A new run needs a folder that holds no run yet (it may not exist yet)."""
+    """A new run needs a folder that holds no run yet (it may not exist yet); that it can be a folder
+    at all is data.outputs.check_output_folder's rule."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"--output_dir {folder} is a file, not a folder")
     found = run_files(folder) if folder.is_dir() else []
     if found:
         raise UserError(f"{folder} already holds a run ({', '.join(found)}); pass --resume to continue it "

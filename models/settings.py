@@ -1,13 +1,12 @@
 """The rules of p1_train.py's ViT runs (models/training/settings.py): its flags and config.json, and
 the part of a checkpoint's config that rebuilds the model and its inputs.
 """
-from data.datasets import available_memory
 from data.io import UserError
 from data.transforms import AUGMENTATIONS
 from .attention import ATTENTION_MODES
 from .training.optim import OPTIMIZERS
-from .training.settings import (TRAINING_RULES, channel_values, check_required, check_settings, class_names,
-                                finite_number, flag_name, one_of, switch, text, whole_number)
+from .training.settings import (TRAINING_RULES, batch_fits_memory, channel_values, check_required, check_settings,
+                                class_names, finite_number, flag_name, one_of, switch, text, whole_number)
 from .vit import MODEL_NAMES, image_size_problem, native_image_size
 
 
@@ -18,17 +17,7 @@ def vit_image_size(value, settings):
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         return "must be a whole number"
-    problem = image_size_problem(settings["model"], value)
-    if problem:
-        return problem
-    batch = settings.get("batch_size")
-    batch = batch if isinstance(batch, int) and batch > 0 else 1
-    needed = batch * 3 * value * value  # the loader's uint8 batch alone, before any activation
-    available, limit = available_memory()
-    if needed > available:
-        return (f"must fit in memory: a batch of {batch} images of {value}x{value} takes at least "
-                f"{needed / 1e9:.3g} GB, and {available / 1e9:.3g} GB is available ({limit})")
-    return None
+    return image_size_problem(settings["model"], value) or batch_fits_memory(value, settings)
 
 
 # What rebuilds a ViT and its inputs: the part of a checkpoint's config that inference reads. In this

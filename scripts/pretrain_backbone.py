@@ -71,14 +71,14 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def check_args(args) -> None:
     check_settings(vars(args), PRETRAIN_RULES)
+    inputs = [split_paths(args.data_dir, "instances", split)[0] for split in (args.train_split, args.val_split)]
+    check_output_file(args.out, "--out", inputs=inputs)
     if Path(args.out).exists():
         raise UserError(f"--out {args.out} exists; remove it or name a new file")
-    inputs = [split_paths(args.data_dir, "instances", split)[0] for split in (args.train_split, args.val_split)]
     for split, instances in zip((args.train_split, args.val_split), inputs):
         if not instances.is_file():
             raise UserError(f"no instances file for the split {split!r}: neither "
                             f"{Path(args.data_dir) / 'annotations' / instances.name} nor {instances}")
-    check_output_file(args.out, "--out", inputs=inputs)
 
 
 def main(argv=None):

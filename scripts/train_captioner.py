@@ -27,7 +27,6 @@ from dataclasses import replace
 
 import _repo  # noqa: F401  (the repository on sys.path)
 from data.entry import run_main
-from data.io import UserError
 import torch
 
 from catr.caption_data import CaptionPairs, collate_captions, read_caption_split
@@ -141,7 +140,7 @@ def make_task(args, run) -> Task:
     model.to(run.device)
 
     encode = load_tokenizer().encode
-    splits = [read_caption_split(*split_paths(args.data_dir, "captions", name), encode, MAX_STEPS)
+    splits = [read_caption_split(*split_paths(args.data_dir, "captions", name), encode)
               for name in (args.train_split, args.val_split)]
     train_pairs, val_pairs = (CaptionPairs(split, model.image_size) for split in splits)
     if run.resumed is None and args.no_pretrained:

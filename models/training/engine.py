@@ -66,6 +66,23 @@ class Updates:
     clip_grad: float = 0.0
 
 
+@dataclass(frozen=True)
+class LossStop:
+    """How a trainer stops on a NaN or infinite training loss: the epoch it is in (None for a trainer
+    that counts steps only) and what may help, flags the trainer takes (the epoch loop's by default)."""
+    epoch: int | None = None
+    remedies: tuple = ("a lower --lr", "--clip_grad", "--precision fp32")
+
+    def error(self, step: int | None) -> NonFiniteLoss:
+        """The stop at 0-based `step` (None: a step of another process)."""
+        where = [f"epoch {self.epoch}"] if self.epoch is not None else []
+        where.append(f"step {step + 1}" if step is not None else "in another process")
+        *first, last = self.remedies
+        advice = f"{', '.join(first)} or {last}" if first else last
+        return NonFiniteLoss(f"the training loss became NaN or infinite at {', '.join(where)}; stopped without "
+                             f"saving {'this epoch' if self.epoch is not None else 'anything'} (try {advice})")
+
+
 class _Totals:
     """Loss sum and correct count on the device, the item count on the host, and the first step
     (0-based, -1 for none) whose loss was not finite."""
@@ -83,15 +100,14 @@ class _Totals:
         self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
         self.seen += items
 
-    def read(self, epoch=None) -> tuple:
-        """(loss sum, correct, seen, number of processes that saw a non-finite loss) over all processes."""
+    def read(self, stop: LossStop | None = None) -> tuple:
+        """(loss sum, correct, seen) over all processes; with `stop`, its NonFiniteLoss is raised when a
+        process saw a non-finite loss."""
         loss_sum, correct, bad = torch.cat([self.sums, self.first_bad.double()[None]]).tolist()  # one read
         bad = int(bad)
         loss_sum, correct, seen, bad_ranks = all_reduce_sum([loss_sum, correct, self.seen, bad >= 0], self.sums.device)
-        if bad_ranks and epoch is not None:
-            where = f"epoch {epoch}, step {bad + 1}" if bad >= 0 else f"epoch {epoch} (in another process)"
-            raise NonFiniteLoss(f"the training loss became NaN or infinite at {where}; stopped without "
-                                "saving this epoch (try a lower --lr, --clip_grad or --precision fp32)")
+        if bad_ranks and stop is not None:
+            raise stop.error(bad if bad >= 0 else None)
         return loss_sum, correct, seen
 
 
@@ -133,7 +149,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, batch_step, updates=Upd
             totals.add(step, loss, correct, items)
         if progress is not None and step % PROGRESS_EVERY == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.2e}")
-    loss_sum, correct, seen = totals.read(epoch)
+    loss_sum, correct, seen = totals.read(LossStop(epoch))
     return {"train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen, "lr": lr,
             "train_seconds": time.perf_counter() - start}
 

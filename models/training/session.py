@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from data.io import UserError
-from data.outputs import refuse_folder_in_inputs
+from data.outputs import check_names_fit, check_output_folder
 from data.resume import resumed_settings
 from data.run_files import check_new_run_folder, locked_run_folder, read_config, remove_stale_temporaries
 from .distributed import global_rank, init_distributed
@@ -38,6 +38,7 @@ def resolve_run_args(make_parser, argv, check, make_config, required=()) -> argp
     parser = make_parser()
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
+    check_names_fit([out], "--output_dir")
     if args.resume:
         path = out / "config.json"
         if not path.is_file():
@@ -52,8 +53,8 @@ def resolve_run_args(make_parser, argv, check, make_config, required=()) -> argp
         settings = resumed_settings(defaults, check(saved, in_config), given)
         # Only a flag given can break a rule now: the rest come from the checked config.json.
         return argparse.Namespace(**check(settings, lambda key: flag_name(key) if key in given else in_config(key)))
+    check_output_folder(out, "--output_dir", inputs=[args.data_dir] if args.data_dir else [])
     check_new_run_folder(out)
-    refuse_folder_in_inputs(out, [args.data_dir] if args.data_dir else [], "--output_dir")
     return argparse.Namespace(**make_config(argparse.Namespace(**check(vars(args), flag_name))))
 
 

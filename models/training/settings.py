@@ -10,6 +10,7 @@ catr/training_settings.py.
 import json
 import math
 
+from data.datasets import available_memory
 from data.io import UserError
 from data.resume import CHANGEABLE_ON_RESUME
 from .optim import SCHEDULES
@@ -40,6 +41,30 @@ def whole_number(low: int, high: int | None = None, unset: bool = False):
         if high is not None and not low <= value <= high:
             return f"must be in {low}..{high}"
         return None if value >= low else f"must be at least {low}"
+    return rule
+
+
+def batch_fits_memory(side: int, settings) -> str | None:
+    """None when a batch of `batch_size` (1 without) uint8 RGB images of `side` x `side` pixels fits in
+    the memory available, else what the side must do: a batch larger than the memory is killed by the
+    system, or fails as a MemoryError, at its first image."""
+    batch = settings.get("batch_size")
+    batch = batch if isinstance(batch, int) and not isinstance(batch, bool) and batch > 0 else 1
+    needed = batch * 3 * side * side  # the loader's uint8 batch alone, before any activation
+    available, limit = available_memory()
+    if needed > available:
+        return (f"must fit in memory: a batch of {batch} images of {side}x{side} takes at least "
+                f"{needed / 1e9:.3g} GB, and {available / 1e9:.3g} GB is available ({limit})")
+    return None
+
+
+def image_side(low: int):
+    """An image side of at least `low` pixels whose batch fits in memory (`batch_fits_memory`), or None
+    for the model's own."""
+    whole = whole_number(low, unset=True)
+
+    def rule(value, settings):
+        return whole(value, settings) or (None if value is None else batch_fits_memory(value, settings))
     return rule
 
 

@@ -1,16 +1,20 @@
-"""scripts/pretrain_backbone.py: the labels it learns, the checkpoint train_captioner.py starts from, one-line errors."""
+"""scripts/pretrain_backbone.py: the labels it learns, the checkpoint train_captioner.py starts from, one-line errors;
+and the refusals every trainer shares (names too long, images too large for the memory)."""
 import json
+import re
 
 import pytest
 import torch
 
 import catr
+import p1_train
 import pretrain_backbone
 import train_captioner
 from catr.backbone_training import LabelledImages, train_backbone
 from catr.captioner import CONFIGS, build_model
-from data.io import UserError
+from data.io import UserError, sidecar_name
 from data.synthetic_captions import make_captioned_set
+from tests.support import lock_held_elsewhere
 
 FAST = ["--config", "tiny_narrow", "--image_size", "48", "--batch_size", "4", "--device", "cpu", "--no_progress"]
 
@@ -143,10 +147,13 @@ def test_flags_break_the_shared_rules_before_any_image_is_read(scenes, tmp_path,
     assert code == 2 and len(err.strip().splitlines()) == 1 and phrase in err, err
 
 
-def test_a_diverging_training_stops_without_writing_its_checkpoint(scenes, tmp_path, run_cli):
+def test_a_diverging_training_stops_at_its_step_naming_only_flags_it_takes(scenes, tmp_path, run_cli):
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", tmp_path / "b.pt", "--steps", "3",
                                                     "--lr", "1e6", *FAST])
-    assert code == 2 and "the training loss became NaN or infinite" in err, err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert re.search(r"the training loss became NaN or infinite at step \d;", err) and "epoch" not in err, err
+    flags = re.findall(r"--\w+", err)
+    assert flags and set(flags) <= set(pretrain_backbone.get_args_parser()._option_string_actions), err
     assert not (tmp_path / "b.pt").exists()
 
 
@@ -180,3 +187,39 @@ def test_a_file_made_meanwhile_under_out_is_kept_and_a_long_name_is_written(scen
 def test_out_named_as_a_folder_is_refused(scenes, tmp_path, run_cli):
     code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", f"{tmp_path}/dir/", *FAST])
     assert code == 2 and "is a folder; give a file name" in err and not (tmp_path / "dir").exists(), err
+
+
+def test_a_second_run_onto_an_out_being_written_is_one_line(scenes, tmp_path, run_cli, monkeypatch):
+    monkeypatch.setattr(pretrain_backbone, "train", lambda args: pytest.fail("a second run trained"))
+    out = tmp_path / "b.pt"
+    with lock_held_elsewhere(tmp_path / sidecar_name(out, "lock"), "pretrain_backbone.py"):
+        code, _, err = run_cli(pretrain_backbone.main, ["--data_dir", scenes, "--out", out, *FAST])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{out} is being written by another run (pretrain_backbone.py, process" in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("main, flag, extra", [
+    (pretrain_backbone.main, "--out", []), (train_captioner.main, "--output_dir", []),
+    (p1_train.main, "--output_dir", []), (p1_train.main, "--output_dir", ["--resume"]),
+], ids=["pretrain_backbone", "train_captioner", "p1_train", "p1_train --resume"])
+def test_an_output_name_too_long_for_the_file_system_is_one_line_before_any_work(tmp_path, run_cli, main, flag,
+                                                                                 extra):
+    name = tmp_path / ("q" * 300)  # nothing else is needed: the name is refused before the data is read
+    code, _, err = run_cli(main, ["--data_dir", tmp_path / "data", flag, name, *extra])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{flag}: the name qqq" in err and "is 300 bytes long, and a file system takes at most 255" in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("main, argv", [(pretrain_backbone.main, ["--out", "b.pt"]),
+                                        (train_captioner.main, ["--output_dir", "run", "--no_pretrained"])],
+                         ids=["pretrain_backbone", "train_captioner"])
+def test_an_image_size_beyond_the_memory_is_refused_before_any_image_is_decoded(scenes, tmp_path, run_cli,
+                                                                                monkeypatch, main, argv):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("data.images.Image.open", lambda *a, **k: pytest.fail("an image was decoded"))
+    code, _, err = run_cli(main, ["--data_dir", scenes, *argv, *FAST, "--image_size", "100000", "--batch_size", "32"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--image_size must fit in memory: a batch of 32 images of 100000x100000 takes at least 960 GB" in err, err
+    assert list(tmp_path.iterdir()) == []

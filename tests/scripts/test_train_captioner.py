@@ -63,7 +63,7 @@ def test_a_closed_vocabulary_is_the_training_captions_word_pieces_and_stays_clos
     assert run_cli(train_captioner.main, argv)[0] == 0
     model = catr.load_model(weights=run / "best.pt")
     split = read_caption_split(scenes / "annotations" / "captions_train.json", scenes / "train",
-                               load_tokenizer().encode, catr.MAX_STEPS)
+                               load_tokenizer().encode)
     assert open_output_ids(model).tolist() == caption_vocabulary(CaptionPairs(split, 48))
     assert catr.SEP_ID in caption_vocabulary(CaptionPairs(split, 48))
     # Weights closed to other words train no further on these captions: one line, nothing written.
@@ -155,7 +155,6 @@ def _edited_set(scenes, tmp_path, edit):
     (lambda c: c.update(images=[], annotations=[]), "lists no images"),
     (lambda c: c.update(annotations=[a for a in c["annotations"] if a["image_id"] != c["images"][0]["id"]]),
      "has no captions"),
-    (lambda c: c["annotations"][0].update(caption="red " * 130), "tokens"),
     (lambda c: c["annotations"][0].update(caption=""), "caption 0 (image id"),
     (lambda c: c["annotations"][1].update(caption=" ... !"), "holds no word"),
 ])
@@ -163,6 +162,14 @@ def test_bad_captions_are_one_line(scenes, tmp_path, run_cli, edit, phrase):
     data = _edited_set(scenes, tmp_path, edit)
     _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
                     phrase)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_training_caption_too_long_is_named_by_its_file_and_entry(scenes, tmp_path, run_cli):
+    data = _edited_set(scenes, tmp_path, lambda c: c["annotations"][1].update(caption="a square " * 70))
+    image_id = json.loads((data / "annotations" / "captions_train.json").read_text())["annotations"][1]["image_id"]
+    _one_line_error(run_cli, train_captioner.main, ["--data_dir", data, "--output_dir", tmp_path / "run", *FAST],
+                    f"captions_train.json: caption 1 (image id {image_id}): ", "is 140 WordPiece tokens; at most 126")
     assert not (tmp_path / "run").exists()
 
 
