@@ -1,11 +1,13 @@
 """The first import of every entry point: one line, never a traceback, for bad input and for Ctrl-C.
 
 `run_main(main)` runs a script's `main`, prints a `UserError` as `error: ...` and exits with status 2,
-and Ctrl-C as `error: interrupted` with status 130. Importing this module is the one side effect it
+and Ctrl-C as `error: interrupted` with status 130. A path given with a name longer than the file
+system takes is bad input too, wherever it is first touched (Python's `Path.exists` raises for it). Importing this module is the one side effect it
 exists for: it installs the same report of Ctrl-C for the slow imports (torch) that follow it at the
 top of a script, before `run_main` is reached. Nothing else in the repository changes global state
 when imported.
 """
+import errno
 import sys
 from typing import Callable
 
@@ -38,6 +40,12 @@ def run_main(main: Callable[[], object]) -> None:
         main()
     except UserError as err:
         print(f"error: {user_message(err)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except OSError as err:
+        if err.errno != errno.ENAMETOOLONG:
+            raise
+        print(f"error: {err.filename}: a name in this path is longer than the file system takes; give a "
+              "shorter one", file=sys.stderr, flush=True)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr, flush=True)

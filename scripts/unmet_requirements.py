@@ -1,8 +1,8 @@
-"""Print each line of the requirement files that the installed packages do not meet, nothing when all
+"""usage: python scripts/unmet_requirements.py REQUIREMENTS_FILE...
+
+Print each line of the requirement files that the installed packages do not meet, nothing when all
 are met: scripts/demo.sh asks pip to install only then, since pip takes seconds to find that
 nothing is missing.
-
-    python scripts/unmet_requirements.py requirements.txt
 
 A requirement is met when a distribution of its name is installed at a version its specifier allows
 (a local build such as torch 2.14.1+cu130 meets torch>=2.4) or when its environment marker excludes
@@ -45,9 +45,9 @@ def unmet(lines) -> list:
 
 def main(argv=None) -> int:
     paths = sys.argv[1:] if argv is None else argv
-    if not paths:
-        print("usage: python scripts/unmet_requirements.py REQUIREMENTS_FILE...", file=sys.stderr)
-        return 2
+    if not paths or paths[0] in ("-h", "--help"):
+        print(__doc__, file=sys.stdout if paths else sys.stderr)
+        return 0 if paths else 2
     lines = []
     for path in paths:
         try:

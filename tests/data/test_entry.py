@@ -55,3 +55,12 @@ def test_importing_the_libraries_changes_no_global_state():
     assert done.returncode == 0, done.stderr[-2000:]
     # no excepthook installed, no pyplot backend chosen, the package's model table left as it was
     assert done.stdout.split() == ["True", "False", "False"]
+
+
+@pytest.mark.parametrize("script", ["p1_train", "train_captioner"])
+def test_an_input_name_too_long_for_the_file_system_is_one_line(tmp_path, run_cli, script):
+    """--data_dir with a 300-byte name raised OSError 'File name too long' where it was first touched."""
+    main = __import__(script).main
+    code, _, err = run_cli(main, ["--data_dir", tmp_path / ("d" * 300), "--output_dir", tmp_path / "run"])
+    assert code == 2 and err.endswith("a name in this path is longer than the file system takes; give a shorter "
+                                      "one\n") and len(err.splitlines()) == 1, err
