@@ -62,6 +62,13 @@ def _check_segmentation(annotation: dict, index: int, where: str, image: dict) -
                    for polygon in segmentation):
             raise UserError(f"{where}: entry {index} has a polygon that is not a list of at least 3 x, y pairs "
                             "of finite numbers")
+        # pycocotools draws every edge at 5 points a pixel in C ints: a point 1e8 pixels away costs a minute
+        # and gigabytes, 1e9 crashes the process. No drawing of the image's object lies that far out.
+        width, height = image["width"], image["height"]
+        for x, y in ((x, y) for polygon in segmentation for x, y in zip(polygon[::2], polygon[1::2])):
+            if not (-width <= x <= 2 * width and -height <= y <= 2 * height):
+                raise UserError(f"{where}: entry {index} has a polygon point ({x}, {y}) more than the image's "
+                                f"size outside its {width}x{height} image {image['id']}")
     elif isinstance(segmentation, dict):
         size, counts = segmentation.get("size"), segmentation.get("counts")
         if not (isinstance(counts, (list, str)) and isinstance(size, list) and len(size) == 2):
