@@ -179,7 +179,7 @@ def main(argv=None):
         check_output_folder(args.out_dir, "--out_dir", inputs=paths)
         figures = [figure_path(args, path, method) for path in paths for method in args.method]
         npys = [figure.with_suffix(".npy") for figure in figures] if args.save_npy else []
-        check_names_fit([*figures, *npys], "--out_dir")
+        check_names_fit([*figures, *npys], "--out_dir, whose figures are named after the images")
         refuse_inputs([*figures, *npys], [args.ckpt, *paths], "--out_dir")
     for path in paths:  # every image checked before the (slow) model load
         open_rgb(path)

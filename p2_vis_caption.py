@@ -183,7 +183,7 @@ def main(argv=None) -> None:
         out_dir = check_output_folder(args.out_dir, "--out_dir", inputs=paths)
         suffixes = (".png", ".npy") if args.save_npy else (".png",)
         outputs = [out_dir / f"{path.stem}{suffix}" for path in paths for suffix in suffixes]
-        check_names_fit(outputs, "--out_dir")
+        check_names_fit(outputs, "--out_dir, whose figures are named after the images")
         refuse_inputs(outputs, paths, "--out_dir")
     if args.images:
         for path in paths:  # every file named checked before the (slow) model load

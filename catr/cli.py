@@ -1,6 +1,5 @@
 """Flags the captioning scripts share: which weights to load, and how to search for captions."""
 import argparse
-import math
 
 import torch
 
@@ -37,7 +36,7 @@ def add_search_arguments(parser: argparse.ArgumentParser, batch_size: int) -> No
     parser.add_argument("--length_penalty", type=float, default=0.0, metavar="A",
                         help="beam search ranks finished captions by log-probability / length ** A, the "
                              "length counting the words and the end; 0 ranks by the raw sum, larger values "
-                             "favour longer captions (default: %(default)s)")
+                             "favour longer captions; -10 <= A < 10 (default: %(default)s)")
     add_batch_size_flag(parser, batch_size, "images decoded together; images of the same size share a batch, "
                                             "others are decoded in groups of one size")
     parser.add_argument("--max_steps", type=int, default=MAX_STEPS,
@@ -45,9 +44,13 @@ def add_search_arguments(parser: argparse.ArgumentParser, batch_size: int) -> No
     add_device_flag(parser)
 
 
-# The search flags' rules; a NaN or infinite length penalty leaves the beams' ranking undefined.
+# The search flags' rules. A NaN or infinite length penalty leaves the beams' ranking undefined, and
+# length ** A overflows (or rounds to 0) for |A| in the hundreds; |A| under 10 keeps 127 ** A within a
+# double's range, far beyond the 0..2 that beam searches use.
+MAX_LENGTH_PENALTY = 10
 SEARCH_RULES = {"beam": whole_number(1), "batch_size": TRAINING_RULES["batch_size"],
-                "max_steps": whole_number(1, MAX_STEPS), "length_penalty": finite_number(-math.inf)}
+                "max_steps": whole_number(1, MAX_STEPS),
+                "length_penalty": finite_number(-MAX_LENGTH_PENALTY, MAX_LENGTH_PENALTY)}
 
 
 def check_search_arguments(args) -> None:

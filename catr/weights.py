@@ -1,6 +1,6 @@
 """The published CATR weights: where they are, and loading them (or a local file) strictly."""
 from data.io import UserError
-from data.weights import download_state, read_torch_file, state_dict_mismatch
+from data.weights import check_state_dict, download_state, read_torch_file
 
 from .captioner import Caption, build_model
 from .checkpoint import checkpoint_config, is_caption_checkpoint
@@ -38,8 +38,6 @@ def load_model(version: str = DEFAULT_VERSION, weights=None, config: str = "catr
     else:
         what = "the CATR architecture" if config == "catr" else f"the {config} CATR configuration"
     model = build_model(config)
-    problem = state_dict_mismatch(model.state_dict(), checkpoint["model"])
-    if problem:
-        raise UserError(f"{source} does not match {what}: {problem}")
+    check_state_dict(model.state_dict(), checkpoint["model"], source, f"{source} does not match {what}")
     model.load_state_dict(checkpoint["model"], strict=True)
     return model.to(device).eval()

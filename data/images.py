@@ -82,13 +82,20 @@ def open_rgb(path) -> Image.Image:
 
 
 def _grey_bytes(values: np.ndarray, mode: str) -> np.ndarray:
-    """Grey levels 0..255 of integer (0..65535) or float pixels; floats within 0..1 are that range (a
-    float TIFF's usual scale), other floats are read like integers."""
+    """Grey levels 0..255 of integer (0..65535) or float pixels. A float image has no fixed scale: one
+    within 0..1 (a float TIFF's usual scale) or within 0..255 (8-bit levels stored as floats) is read on
+    that scale, any other is stretched from its lowest to its highest value."""
     finite = values[np.isfinite(values)]
-    if mode == "F" and finite.size and finite.min() >= 0 and finite.max() <= 1:
-        scaled = values * 255.0
-    else:
+    if mode != "F":
         scaled = values / 257.0
+    elif not finite.size:
+        scaled = np.zeros_like(values)
+    elif finite.min() >= 0 and finite.max() <= 1:
+        scaled = values * 255.0
+    elif finite.min() >= 0 and finite.max() <= 255:
+        scaled = values
+    else:
+        scaled = (values - finite.min()) * (255.0 / (finite.max() - finite.min()))
     return np.clip(np.nan_to_num(scaled), 0, 255).astype(np.uint8)
 
 

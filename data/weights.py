@@ -40,7 +40,8 @@ def read_torch_file(path, what: str = "weights file", expected: str = "a readabl
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load raises many types for a file that is not a checkpoint
-        raise UserError(f"{path} is not {expected}: torch.load cannot read it ({first_line(err)})") from None
+        damaged = "; it may be cut short or damaged" if start == TORCH_FILE_STARTS[0] else ""  # a zip archive
+        raise UserError(f"{path} is not {expected}: torch.load cannot read it ({first_line(err)}){damaged}") from None
 
 
 def download_state(url: str, what: str):
@@ -53,22 +54,31 @@ def download_state(url: str, what: str):
                         f"yourself (into {cache} or anywhere) and pass --weights FILE") from None
 
 
-def state_dict_mismatch(expected: dict, given: dict, ignore=()) -> str | None:
+def _mismatch(expected: dict, given: dict, ignore=()) -> str | None:
     """What keeps `given` from loading strictly into a model whose state dict is `expected`, or None:
-    keys missing or unexpected, values that are no tensors or of another shape, and NaN or infinite
-    values (weights a diverged training wrote: every output they give is NaN)."""
+    keys missing or unexpected, and values that are no tensors or of another shape."""
     missing = [k for k in expected if k not in given and k not in ignore]
     unexpected = [k for k in given if k not in expected]
     shared = [k for k in expected if k in given]
     not_tensors = [f"{k} ({type(given[k]).__name__})" for k in shared if not isinstance(given[k], torch.Tensor)]
-    tensors = [k for k in shared if isinstance(given[k], torch.Tensor)]
     reshaped = [f"{k} {tuple(given[k].shape)} instead of {tuple(expected[k].shape)}"
-                for k in tensors if given[k].shape != expected[k].shape]
-    non_finite = [k for k in tensors if given[k].is_floating_point() and not torch.isfinite(given[k]).all()]
+                for k in shared if isinstance(given[k], torch.Tensor) and given[k].shape != expected[k].shape]
     problems = [f"{what} ({len(keys)}): {some_names(keys)}"
                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
                                    ("values that are not tensors", not_tensors),
-                                   ("keys with another shape", reshaped),
-                                   ("keys with NaN or infinite values", non_finite)) if keys]
+                                   ("keys with another shape", reshaped)) if keys]
     return "; ".join(problems) or None
 
+
+def check_state_dict(expected: dict, given: dict, source, mismatch: str, ignore=()) -> None:
+    """Refuse, as one line, a state dict `given` (read from `source`) that does not fit a model whose
+    state dict is `expected` ("`mismatch`: what differs"), or that holds NaN or infinite values: weights
+    a diverged training wrote, whose every output is NaN."""
+    problem = _mismatch(expected, given, ignore)
+    if problem:
+        raise UserError(f"{mismatch}: {problem}")
+    non_finite = [k for k, value in given.items()
+                  if isinstance(value, torch.Tensor) and value.is_floating_point() and not torch.isfinite(value).all()]
+    if non_finite:
+        raise UserError(f"{source} holds NaN or infinite weights ({len(non_finite)}: {some_names(non_finite)}), as a "
+                        "training that diverged writes them; use a checkpoint from before it diverged")

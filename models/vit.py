@@ -14,7 +14,7 @@ from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
 from data.io import UserError
 from data.transforms import MEAN, STD
 
-from data.weights import download_state, read_torch_file, state_dict_mismatch
+from data.weights import check_state_dict, download_state, read_torch_file
 
 PACKAGE_MODELS = ("B_16", "B_32", "L_16", "L_32",
                   "B_16_imagenet1k", "B_32_imagenet1k", "L_16_imagenet1k", "L_32_imagenet1k")
@@ -145,9 +145,7 @@ def load_pretrained(model: ViT, name: str, weights: str | None = None) -> None:
     key = "positional_embedding.pos_embedding"
     if key in state and key in own and state[key].shape != own[key].shape:
         state[key] = resize_position_embedding(state[key], own[key].shape[1])
-    problem = state_dict_mismatch(own, state, ignore=kept_head)
-    if problem:
-        raise UserError(f"weights from {source} do not fit {name}: {problem}")
+    check_state_dict(own, state, source, f"weights from {source} do not fit {name}", ignore=kept_head)
     model.load_state_dict(state, strict=False)
 
 
@@ -164,9 +162,7 @@ def resize_position_embedding(pos_embedding: torch.Tensor, new_tokens: int) -> t
 
 def load_state_strict(model: ViT, state: dict, source: str, name: str) -> None:
     """Load a full state dict (ours) strictly, reporting a mismatch as one line."""
-    problem = state_dict_mismatch(model.state_dict(), state)
-    if problem:
-        raise UserError(f"{source} does not hold a {name} model: {problem}")
+    check_state_dict(model.state_dict(), state, source, f"{source} does not hold a {name} model")
     model.load_state_dict(state)
 
 

@@ -20,13 +20,17 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$(nproc)}
 START=$SECONDS
 
 echo "== installing what is missing"
-# A torch already installed is kept, whatever pip would prefer: a research machine's torch is built
-# for its CUDA driver. If it does not meet requirements.txt, pip stops and says so; nothing is replaced.
-KEEP=()
-if TORCH=$($PY -c "import torch; print(torch.__version__)" 2>/dev/null); then
-    KEEP=("torch==${TORCH%%+*}")
+# pip is asked only when something is missing (scripts/unmet_requirements.py): it takes seconds to find
+# nothing to do. A torch already installed is kept, whatever pip would prefer: a research machine's
+# torch is built for its CUDA driver. If it does not meet requirements.txt, pip stops and says so;
+# nothing is replaced.
+if [ -n "$($PY scripts/unmet_requirements.py requirements.txt)" ]; then
+    KEEP=()
+    if TORCH=$($PY -c "import torch; print(torch.__version__)" 2>/dev/null); then
+        KEEP=("torch==${TORCH%%+*}")
+    fi
+    PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt "${KEEP[@]}"
 fi
-PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check -r requirements.txt "${KEEP[@]}"
 
 if [ -e "$OUT/run_a" ] || [ -e "$OUT/data/train" ]; then
     echo "error: $OUT already holds a demo; remove it or pass another folder" >&2

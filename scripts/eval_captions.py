@@ -6,7 +6,8 @@ id) after every batch, then score the images of this run. It resumes: image ids 
 --out_results are skipped, so an interrupted run picks up where it stopped. The settings that make
 the captions (the weights by their content, the image folder, the annotations file by its content,
 --beam, --length_penalty, --max_steps) are kept beside it in RESULTS.settings.json (RESULTS without
-its suffix), written with the first captions, and a resume with other settings is refused.
+its suffix), written with the first captions; a resume with other settings, or of captions without
+that record, is refused, and a file of that name that is no such record is never overwritten.
 A hidden .RESULTS.lock keeps a second captioning of the same file out while one runs. An image that
 cannot be read stops the run (the captions made so far are kept), or with --skip_bad_images is left out. --limit N takes
 the first N annotated images found, by image id (the same N on every run); only those are scored.
@@ -41,7 +42,7 @@ from catr.cli import (add_search_arguments, add_skip_argument, add_weight_argume
                       weights_identity)
 from catr.pipeline import caption_files
 from catr.scores import METRICS, TOKENIZATION, most_frequent_caption, score_captions
-from data.coco_captions import load_annotations, load_results, read_json, write_results
+from data.coco_captions import load_annotations, load_results, write_results
 from data.outputs import check_output_file
 from data.resumable import file_identity, folder_identity, held, refuse_other_settings
 from models.training.runtime import resolve_device
@@ -101,15 +102,26 @@ def caption_settings(args) -> dict:
 
 
 def check_settings(out: Path, settings: dict, has_captions: bool) -> None:
-    """Refuse to complete `out` with settings other than those it was begun with."""
+    """Refuse to complete `out` with settings other than those it was begun with, or captions whose
+    settings are unknown (they may be another model's); and never overwrite a file beside it that is
+    not its settings record."""
     path = settings_path(out)
+    recorded = None
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            pass
+        if not (isinstance(recorded, dict) and set(recorded) == set(settings)):
+            raise UserError(f"{path} is not the settings record of eval_captions.py that belongs beside {out}, "
+                            "and would be overwritten: move it away, or give another --out_results")
     if not has_captions:  # without captions there is nothing the settings must match
         return
-    if not path.exists():
-        warn(f"{out} has no record of the settings it was made with ({path}); taking this run's as its own")
-        write_text_atomic(path, json.dumps(settings, indent=1) + "\n")
-        return
-    refuse_other_settings(read_json(path, "settings file"), settings, out, path, "another --out_results")
+    if recorded is None:
+        raise UserError(f"{out} holds captions but no record of the settings they were made with ({path}), so "
+                        "they may be another model's: delete it to caption again, or score it as it is with "
+                        "--results")
+    refuse_other_settings(recorded, settings, out, path, "another --out_results")
 
 
 def caption_images(args, annotations) -> dict:

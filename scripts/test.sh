@@ -7,7 +7,12 @@
 # with. Chromium, which the browser tests run in, comes from the system: when it is missing and
 # this runs as root on a machine with apt-get, Debian's `chromium` package is installed (and libGL
 # for OpenCV); elsewhere those tests are skipped with one line saying how to install what they need.
+# Any PYTEST ARGS pass on to pytest (python -m pytest --help lists them); --help alone prints this.
 set -euo pipefail
+if [[ $# -eq 1 && ( $1 == -h || $1 == --help ) ]]; then  # this header, as every script's --help
+    sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    exit 0
+fi
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."
 PY=${PYTHON:-python3}
 

@@ -43,7 +43,7 @@ from catr.validation import validation_scores
 from catr.weights import DEFAULT_VERSION, WEIGHT_URLS, load_model
 from data.checkpoints import load_checkpoint_file
 from data.coco_captions import split_paths
-from data.weights import state_dict_mismatch
+from data.weights import check_state_dict
 from models.training.distributed import main_process_first
 from models.training.loop import Task, fit
 from models.training.session import add_loop_flags, add_runtime_flags, resolve_run_args, training_run
@@ -131,10 +131,8 @@ def make_task(args, run) -> Task:
         model = initial_model(args)
     else:
         model = build_model(config_from_record(args.catr))  # config.json's, checked with the settings
-        problem = state_dict_mismatch(model.state_dict(), run.resumed["model"])
-        if problem:
-            raise UserError(f"{run.out / 'last.pt'} does not match the CATR configuration of "
-                            f"{run.out / 'config.json'}: {problem}")
+        check_state_dict(model.state_dict(), run.resumed["model"], run.out / "last.pt",
+                         f"{run.out / 'last.pt'} does not match the CATR configuration of {run.out / 'config.json'}")
         model.load_state_dict(run.resumed["model"])
     # A captioner checkpoint brings its own architecture: the run names and records that one.
     architecture = config_name(model.config) or args.config

@@ -1,11 +1,13 @@
 """What several test files share and is not a fixture: the repository root, the device list, the
 fast training flags, a fake huge PNG, readers of run files, the rule for which predictions two
-precisions must agree on and random captions for the captioner's word maps. Fixtures live in
-conftest.py."""
+precisions must agree on, random captions for the captioner's word maps and a lock held by another
+process. Fixtures live in conftest.py."""
 import csv
 import struct
+import subprocess
 import sys
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,20 @@ def random_captions(*lengths, seed=0) -> torch.Tensor:
         ids[row, :length] = torch.randint(1000, 30000, (length,), generator=generator)
         ids[row, length - 1] = SEP_ID
     return ids
+
+
+@contextmanager
+def lock_held_elsewhere(path, program: str):
+    """Another process holding the lock file `path` as `program` does while it runs. A record lock is the
+    process's own: taken again in this process it would not conflict (and closing it would release it)."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom data.io import exclusive_lock\n"
+         f"with exclusive_lock({str(path)!r}, {program!r}, 'in use', ''):\n"
+         "    print('locked', flush=True)\n    time.sleep(60)\n"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()

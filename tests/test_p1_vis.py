@@ -292,5 +292,5 @@ def test_a_figure_name_too_long_for_the_file_system_is_refused_before_any_work(c
     image = tmp_path / ("n" * 250 + ".png")  # the image's name fits; <stem>_last.png does not
     Image.new("RGB", (32, 32), (90, 120, 200)).save(image)
     monkeypatch.setattr(p1_vis_attention, "model_from_checkpoint", None)
-    with pytest.raises(UserError, match="is 259 bytes long"):
+    with pytest.raises(UserError, match="whose figures are named after the images: the name n+\.\.\. is 259 bytes long"):
         p1_vis_attention.main(["--ckpt", str(ckpt), "--images", str(image), "--out_dir", str(tmp_path / "out")])

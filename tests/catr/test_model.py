@@ -50,14 +50,20 @@ def test_mismatched_checkpoint_names_missing_and_unexpected_keys(tiny_catr, tmp_
     assert "input_proj.weight (8, 2048, 1, 1) instead of (32, 2048, 1, 1)" in message
 
 
-@pytest.mark.parametrize("content", [b"not a checkpoint", None])
+@pytest.mark.parametrize("content", [b"not a checkpoint", None, "folder", "cut"])
 def test_file_that_is_not_a_catr_checkpoint(tmp_path, content):
     path = tmp_path / "weights.pth"
     if content is None:
         torch.save({"state_dict": {}}, path)  # a real checkpoint, but not in CATR's format
+    elif content == "folder":
+        path.mkdir()
+    elif content == "cut":  # an interrupted copy
+        torch.save({"model": catr.build_model("tiny").state_dict()}, path)
+        path.write_bytes(path.read_bytes()[:5000])
     else:
         path.write_bytes(content)
-    with pytest.raises(UserError, match="is not a CATR checkpoint") as err:
+    message = {"folder": "is a folder, not a CATR checkpoint", "cut": "it may be cut short or damaged"}
+    with pytest.raises(UserError, match=message.get(content, "is not a CATR checkpoint")) as err:
         catr.load_model(weights=path, config="tiny")
     assert "\n" not in str(err.value) and "Re-running" not in str(err.value)  # torch's preamble is cut
 

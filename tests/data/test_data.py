@@ -417,8 +417,10 @@ def test_a_file_created_meanwhile_is_kept_when_replacing_is_not_allowed(tmp_path
     assert (tmp_path / "new.pt").read_text() == "ours"
 
 
-def test_a_float_tiff_in_0_to_1_decodes_to_its_grey_levels(tmp_path):
-    values = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+@pytest.mark.parametrize("low, high, scale", [(0, 1, 255), (0, 255, 1), (-500, 3000, 255 / 3500)])
+def test_a_float_tiff_decodes_to_grey_levels_on_its_own_scale(tmp_path, low, high, scale):
+    """Floats in 0..1 or 0..255 are read on that scale, others stretched (0..255 floats decoded black)."""
+    values = np.linspace(low, high, 64, dtype=np.float32).reshape(8, 8)
     Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
-    grey = np.asarray(open_rgb(tmp_path / "f.tif"))[..., 0]
-    assert grey.max() == 255 and grey.min() == 0 and np.abs(grey - values * 255).max() <= 1
+    grey = np.asarray(open_rgb(tmp_path / "f.tif"))[..., 0].astype(np.float32)
+    assert grey.max() == 255 and grey.min() == 0 and np.abs(grey - (values - low) * scale).max() <= 1

@@ -131,6 +131,11 @@ def test_files_that_are_not_our_checkpoints_are_refused(tmp_path):
     save_checkpoint(tmp_path / "wrong.pt", model, config)
     with pytest.raises(UserError, match="does not hold a tiny model"):
         model_from_checkpoint(tmp_path / "wrong.pt")
+    state = model.state_dict()
+    state["fc.bias"][0] = float("inf")
+    save_checkpoint(tmp_path / "inf.pt", state, {**config, "model": "micro", "image_size": 32})
+    with pytest.raises(UserError, match=r"inf.pt holds NaN or infinite weights \(1: fc.bias\)"):
+        model_from_checkpoint(tmp_path / "inf.pt")
 
 
 def test_unknown_model_name():

@@ -12,9 +12,10 @@ from pycocoevalcap.rouge.rouge import Rouge
 import catr.cli
 import catr.pipeline
 from catr.scores import METRICS, most_frequent_caption, score_captions, tokenize
-from data.io import UserError
+from data.io import UserError, sidecar_name
 
 import eval_captions
+from tests.support import lock_held_elsewhere
 
 TINY = ["--random_weights", "--config", "tiny", "--max_steps", "3"]
 REFERENCES = {
@@ -111,7 +112,7 @@ def test_captioning_writes_results_then_scores_them(coco, tmp_path, run_cli):
 
 
 def test_resuming_skips_the_images_already_done(coco, tmp_path, run_cli, monkeypatch):
-    out = write_results(tmp_path / "r.json", {2: "a caption from an earlier run"})
+    out = tmp_path / "r.json"
     captioned = []
 
     def counting_generate(model, images, **kwargs):
@@ -119,16 +120,18 @@ def test_resuming_skips_the_images_already_done(coco, tmp_path, run_cli, monkeyp
         return catr.generate(model, images, **kwargs)
     monkeypatch.setattr(catr.pipeline, "generate", counting_generate)
     argv = ["--annotations", coco / "captions.json", "--img_dir", coco / "val2017", "--out_results", out, *TINY]
+    assert run_cli(eval_captions.main, argv + ["--limit", "1"])[0] == 0
+    out.write_text(json.dumps([{"image_id": 1, "caption": "a caption kept"}]))  # the settings still hold
     code, stdout, err = run_cli(eval_captions.main, argv + ["--limit", "2"])
     assert code == 0, err
-    assert "2 images: 1 already in" in stdout and len(captioned) == 1
+    assert "2 images: 1 already in" in stdout and len(captioned) == 2
     results = {entry["image_id"]: entry["caption"] for entry in json.loads(out.read_text())}
-    assert sorted(results) == [1, 2] and results[2] == "a caption from an earlier run"
+    assert sorted(results) == [1, 2] and results[1] == "a caption kept"
     code, stdout, err = run_cli(eval_captions.main, argv)
     assert code == 0, err
-    assert "3 images: 2 already in" in stdout and len(captioned) == 2
+    assert "3 images: 2 already in" in stdout and len(captioned) == 3
     code, stdout, err = run_cli(eval_captions.main, argv)
-    assert "3 images: 3 already in" in stdout and len(captioned) == 2  # nothing left: the model is not even loaded
+    assert "3 images: 3 already in" in stdout and len(captioned) == 3  # nothing left: the model is not even loaded
 
 
 def test_an_unreadable_image_stops_the_run_keeping_the_others_unless_skipped(coco, tmp_path, run_cli):
@@ -369,10 +372,40 @@ def test_results_of_replaced_weights_or_another_image_folder_are_not_mixed(coco,
     assert len(json.loads(out.read_text())) == 1
 
 
-def test_a_non_finite_length_penalty_is_refused_before_any_work(coco, tmp_path, run_cli):
-    for value in ("nan", "inf"):
+def test_a_file_beside_the_results_that_is_not_their_settings_is_kept(coco, tmp_path, run_cli):
+    """An unrelated r.settings.json was replaced by the settings record, exit 0."""
+    notes = tmp_path / "r.settings.json"
+    notes.write_text("my settings\n")
+    code, _, err = run_cli(eval_captions.main, caption_argv(coco / "captions.json", coco / "val2017",
+                                                            tmp_path / "r.json", "--limit", "1"))
+    assert code == 2 and "is not the settings record of eval_captions.py" in err, err
+    assert notes.read_text() == "my settings\n" and not (tmp_path / "r.json").exists()
+
+
+def test_captions_without_their_settings_record_are_not_completed(coco, tmp_path, run_cli):
+    """Results whose settings file was lost were adopted, and completed by another model."""
+    out = tmp_path / "r.json"
+    argv = caption_argv(coco / "captions.json", coco / "val2017", out)
+    assert run_cli(eval_captions.main, argv + ["--limit", "1"])[0] == 0
+    (tmp_path / "r.settings.json").unlink()
+    code, _, err = run_cli(eval_captions.main, argv)
+    assert code == 2 and "holds captions but no record of the settings" in err, err
+    assert len(json.loads(out.read_text())) == 1
+
+
+def test_a_second_captioning_of_one_results_file_is_refused_while_the_first_runs(coco, tmp_path, run_cli):
+    out = tmp_path / "r.json"
+    with lock_held_elsewhere(tmp_path / sidecar_name(out, "lock"), "eval_captions.py"):
+        code, _, err = run_cli(eval_captions.main, caption_argv(coco / "captions.json", coco / "val2017", out))
+    assert code == 2 and "is being written by another run (eval_captions.py, process" in err, err
+    assert not out.exists()
+
+
+def test_a_non_finite_or_overflowing_length_penalty_is_refused_before_any_work(coco, tmp_path, run_cli):
+    for value, message in [("nan", "must be a finite number"), ("inf", "must be a finite number"),
+                           ("1e300", "must be in [-10, 10)"), ("-1e300", "must be in [-10, 10)")]:
         code, _, err = run_cli(eval_captions.main, caption_argv(coco / "captions.json", coco / "val2017",
                                                                 tmp_path / "r.json", "--beam", "2",
-                                                                "--length_penalty", value))
-        assert code == 2 and "--length_penalty must be a finite number" in err, err
+                                                                f"--length_penalty={value}"))
+        assert code == 2 and f"--length_penalty {message}" in err, err
     assert not (tmp_path / "r.json").exists()

@@ -19,7 +19,8 @@ def test_demo_takes_its_folder_from_where_it_is_called_and_refuses_an_earlier_de
 @pytest.mark.parametrize("script, usage", [("p1_inference.sh", "IMG_DIR OUT_CSV [CKPT]"),
                                            ("p2_vis_caption.sh", "IMG_DIR OUT_DIR"),
                                            ("gpu_check.sh", "OUT_DIR [--dry_run]"),
-                                           ("demo.sh", "bash scripts/demo.sh [OUT_DIR]")])
+                                           ("demo.sh", "bash scripts/demo.sh [OUT_DIR]"),
+                                           ("test.sh", "bash scripts/test.sh [PYTEST ARGS...]")])
 def test_help_of_a_shell_script_is_its_description_and_exits_0(tmp_path, script, usage):
     for flag in ("--help", "-h"):
         result = subprocess.run(["bash", ROOT / "scripts" / script, flag], cwd=tmp_path, capture_output=True,

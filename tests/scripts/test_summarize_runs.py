@@ -1,9 +1,6 @@
 """scripts/summarize_runs.py, data/run_files.py and data/resume.py on two real short p1_train.py runs of the 'micro' model."""
 import csv
 import json
-import subprocess
-import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from data.run_files import Run
 from data.synthetic import make_synthetic_split
 import summarize_runs
 from summarize_runs import final_run_index, summary_markdown
-from tests.support import ROOT
+from tests.support import lock_held_elsewhere
 
 # Two runs that differ in optimizer and learning rate only.
 RUN_SETTINGS = {"adamw_3e-3": ["--optimizer", "adamw", "--lr", "3e-3"],
@@ -134,28 +131,12 @@ def write_run(folder, val_accs, **config):
     return folder
 
 
-@contextmanager
-def training_holds_lock(folder):
-    """Another process holding the folder's train.lock, as a running p1_train.py does."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom data.io import exclusive_lock\n"
-         f"with exclusive_lock({str(folder / 'train.lock')!r}, 'p1_train.py', 'in use', ''):\n"
-         "    print('locked', flush=True)\n    time.sleep(60)\n"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        holder.kill()
-        holder.wait()
-
-
 def test_a_run_still_training_is_marked_in_progress(tmp_path, run_cli):
     """A run whose train.lock is held was marked final with no hint that it still trains."""
     done = write_run(tmp_path / "done", [40.0, 50.0], lr=0.1)
     training = write_run(tmp_path / "training", [60.0], lr=0.2)
     (done / "train.lock").write_text("p1_train.py, process 1 on host, since earlier\n")  # left unlocked
-    with training_holds_lock(training):
+    with lock_held_elsewhere(training / "train.lock", "p1_train.py"):
         code, out, err = run_cli(summarize_runs.main, [done, training])
     assert code == 0, err
     rows = table_rows(out)
