@@ -1,7 +1,8 @@
 """A captioner's word maps graded against the objects the words name (the measures are
 models.explain.grounding's): for each caption word whose category is in the image, every method's map
 of the word, its attention correctness, pointing games and, optionally, its deletion test.
-scripts/eval_grounding.py feeds it images and captions and keeps its results (data.resumable)."""
+scripts/eval_grounding.py feeds it images and captions and keeps its results (data.resumable);
+`is_record` tells such a kept result from anything else."""
 import torch
 
 from data.coco_instances import category_mask
@@ -22,6 +23,47 @@ DELETION_ROWS = 128  # teacher-forced re-scorings run together in the deletion t
 def caption_ids(ids: list, ended: bool = True) -> list:
     """A caption's tokens as teacher forcing reads them: [SEP] last, at most MAX_STEPS + 1 in all."""
     return (list(ids)[: MAX_STEPS] + [SEP_ID]) if ended else list(ids)[: MAX_STEPS + 1]
+
+
+def _of(kind):
+    """Tells a value of `kind` (int and float are no bool)."""
+    return lambda value: isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def _list_of(check):
+    return lambda value: isinstance(value, list) and all(check(item) for item in value)
+
+
+def _object_with(**fields):
+    """Tells a dict whose every field (name=check) passes its check; a missing field is None."""
+    return lambda value: isinstance(value, dict) and all(check(value.get(name)) for name, check in fields.items())
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+_number = _of((int, float))
+_mention = _object_with(named=_list_of(_of(str)), absent=_list_of(_of(str)))
+_word = _object_with(category=_of(str), word=_of(str), caption=_of(int))
+# a log-probability above 0 is none (and a large one would overflow its exp); NaN is what a broken model gives
+_log_prob = _optional(lambda value: _number(value) and not value > 0)
+_curve = _optional(lambda value: _list_of(_number)(value) and len(value) == len(FRACTIONS))
+_scores = _object_with(correctness=_number, pointing=_of(bool), pointing_scaled=_of(bool),
+                       deletion_most=_curve, deletion_least=_curve)  # no curves without the deletion test
+
+
+def is_record(record: dict, methods: list) -> bool:
+    """Whether `record` is an image's record as `Grader.grade` writes it for `methods`, or as
+    eval_grounding.py writes an image it leaves out (no captions or words, `excluded` saying why): a
+    results cache edited by hand is refused when read, not met as a KeyError in the report."""
+    scored = _object_with(**dict.fromkeys(methods, _scores))
+
+    def graded(word):
+        return _word(word) and _log_prob(word.get("log_prob")) and scored(word.get("methods"))
+
+    return _object_with(captions=_list_of(_mention), words=_list_of(graded), empty_masks=_optional(_list_of(_word)),
+                        excluded=_optional(_of(str)))(record)
 
 
 class Grader:

@@ -67,34 +67,35 @@ def held(results, program: str, flag: str):
 
 
 @contextmanager
-def results_cache(path, settings: dict, program: str, flag: str, key: str, fields: dict):
+def results_cache(path, settings: dict, program: str, flag: str, key: str, is_result, shape: str):
     """The `ResultsCache` at `path` (None: kept in memory only), held (`held`) for the block."""
     if path is None:
-        yield ResultsCache(None, settings, program, flag, key, fields)
+        yield ResultsCache(None, settings, program, flag, key, is_result, shape)
         return
     with held(path, program, flag):
-        yield ResultsCache(path, settings, program, flag, key, fields)
+        yield ResultsCache(path, settings, program, flag, key, is_result, shape)
 
 
 class ResultsCache:
     """Per-item results in a file of JSON lines: the settings record first, then one object per item,
     appended as items are done and found again by their `key` field. Open it with `results_cache`.
 
-    `fields` maps each field every item must hold to its type: a line without them, or that is not
-    JSON, is one line naming it, except a last line cut short by a crash, which is dropped (and the
-    file rewritten without it). A file whose first line is no settings record is not this cache and is
-    refused, never overwritten.
+    Every item is an object with an int `key` for which `is_result(item)` holds, as `shape` describes
+    it: a line that is not, or is not JSON, is one line naming it (never a failure where the item is
+    used), except a last line cut short by a crash, which is dropped (and the file rewritten without
+    it). A file whose first line is no settings record is not this cache and is refused, never
+    overwritten.
     """
 
-    def __init__(self, path, settings: dict, program: str, flag: str, key: str, fields: dict):
+    def __init__(self, path, settings: dict, program: str, flag: str, key: str, is_result, shape: str):
         self.path = Path(path) if path else None
         self.settings, self.program, self.flag, self.key = settings, program, flag, key
         self.items = {}
         self._written = False
         if self.path is not None and self.path.exists():
-            self._read(fields)
+            self._read(is_result, shape)
 
-    def _read(self, fields: dict) -> None:
+    def _read(self, is_result, shape: str) -> None:
         advice = f"delete it to start over, or give another {self.flag}"
         try:
             lines = self.path.read_text(encoding="utf-8").splitlines()
@@ -110,17 +111,16 @@ class ResultsCache:
                     raise UserError(f"{self.flag} {self.path}: line {number} is not JSON, so it is not a results "
                                     f"cache of {self.program}; {advice}") from None
                 warn(f"{self.flag} {self.path}: its last line was cut short; that item is redone")
-        if not records or not isinstance(records[0], dict) or list(records[0]) != ["settings"]:
+        if not records or not isinstance(records[0], dict) or list(records[0]) != ["settings"] \
+                or not isinstance(records[0]["settings"], dict):
             raise UserError(f"{self.flag} {self.path} is not a results cache of {self.program} (its first line "
                             f"holds no settings record); {advice}")
         refuse_other_settings(records[0]["settings"], self.settings, self.path, "its line 1",
                               f"give another {self.flag}")
         for number, record in enumerate(records[1:], 2):
-            if not (isinstance(record, dict) and all(isinstance(record.get(name), kind) and
-                                                     not isinstance(record.get(name), bool)
-                                                     for name, kind in {self.key: int, **fields}.items())):
-                raise UserError(f"{self.flag} {self.path}: line {number} is not a result of {self.program} (an "
-                                f"object with {', '.join((self.key, *fields))}); {advice}")
+            if not (isinstance(record, dict) and type(record.get(self.key)) is int and is_result(record)):
+                raise UserError(f"{self.flag} {self.path}: line {number} is not a result of {self.program} "
+                                f"({shape}); {advice}")
             self.items[record[self.key]] = record
         self._written = True
         if len(records) < len(lines):

@@ -50,7 +50,7 @@ import catr
 from catr.cli import (add_search_arguments, add_skip_argument, add_weight_arguments, captioner_config, check_beam,
                       check_search_arguments, load_captioner, search_description, weights_description,
                       weights_identity)
-from catr.grounding import Grader, caption_ids
+from catr.grounding import Grader, caption_ids, is_record
 from catr.token_methods import TOKEN_METHODS
 from data.coco_captions import CaptionAnnotations, load_annotations, load_results
 from data.coco_instances import load_instances
@@ -345,10 +345,11 @@ def grade_images(args, methods, table, instances, tokenizer, captions, paths) ->
         warn("no --cache or --out_json: an interrupted run starts over")
     unreadable, grader = 0, None
     with results_cache(cache_path, settings_record(args, methods, table), "eval_grounding.py", "--cache",
-                       "image_id", {"captions": list, "words": list}) as cache:
+                       "image_id", lambda record: is_record(record, methods),
+                       "an image's image_id, captions and words, as it writes them") as cache:
         pending = [image_id for image_id in paths if image_id not in cache.items]
-        print(f"{len(paths)} images: {len(paths) - len(pending)} already in {cache_path}, {len(pending)} to "
-              f"grade ({weights_description(args)}; "
+        done = f"{len(paths) - len(pending)} already in {cache_path}, " if cache_path else ""
+        print(f"{len(paths)} images: {done}{len(pending)} to grade ({weights_description(args)}; "
               f"{'reference captions' if args.captions else 'generated captions'})")
         if pending:
             grader = make_grader(args, methods, table, instances, tokenizer)

@@ -9,8 +9,8 @@ from pycocotools import mask as mask_utils
 
 import catr
 import eval_grounding
-from catr.grounding import Grader
-from data.coco_instances import category_mask, load_instances
+from catr.grounding import Grader, is_record
+from data.coco_instances import category_mask, load_instances, rle_counts
 
 TINY = ["--random_weights", "--config", "tiny"]
 SQUARE = (8, 10, 40, 42)  # x0, y0, x1, y1 of the red square (pixels x0..x1-1, y0..y1-1)
@@ -80,6 +80,18 @@ def test_polygon_and_rle_masks_line_up_with_the_drawn_shapes(coco):
     assert instances.present[1] == {"square", "circle"}
 
 
+def test_compressed_run_lengths_are_read_as_pycocotools_writes_them():
+    rng = np.random.default_rng(0)
+    for height, width in ((56, 80), (300, 7), (1, 1)):
+        mask = np.asfortranarray(rng.random((height, width)) < rng.random())
+        mask[: height // 2] = False  # a long run: numbers of several characters
+        flat = mask.flatten(order="F")
+        changes = np.flatnonzero(np.diff(flat)) + 1
+        runs = np.diff(np.concatenate(([0], changes, [flat.size]))).tolist()
+        expected = runs if not flat[0] else [0, *runs]
+        assert rle_counts(mask_utils.encode(mask.astype(np.uint8))["counts"].decode("ascii")) == expected
+
+
 def test_reference_report_json_and_figure(coco, tmp_path, run_cli):
     out = tmp_path / "g.json"
     argv = _args(coco, "--captions", coco / "captions.json", "--limit", 1, "--layers", -1, "--out_json", out,
@@ -101,7 +113,8 @@ def test_reference_report_json_and_figure(coco, tmp_path, run_cli):
     assert "| relevancy |" in stdout and "hallucination" not in result
     with Image.open(tmp_path / "g.png") as figure:
         assert figure.width > 500
-    assert len((tmp_path / "g.images.jsonl").read_text().splitlines()) == 2  # settings and the image
+    _, record = (tmp_path / "g.images.jsonl").read_text().splitlines()
+    assert is_record(json.loads(record), list(methods))  # what a rerun takes for its own
 
 
 @pytest.mark.slow  # two captioners, every method, and the sanity check's 7 stages: 40 s or more on 2 cores
