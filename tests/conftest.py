@@ -4,8 +4,16 @@ import functools
 import os
 import sys
 
-import pytest
-import torch
+# Under pytest-xdist every worker is a process of its own, and torch's default of one thread per core
+# in each of them oversubscribes the cores: OpenMP's threads then wait on each other, and a training
+# step took up to 8 times as long. So each worker gets its share of the cores, before torch is
+# imported (an OMP_NUM_THREADS of the user's is kept). Subprocesses that tests start inherit it.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _WORKERS)))
+
+import pytest  # noqa: E402  (after the thread count, which torch reads when it loads)
+import torch  # noqa: E402
 import torch._dynamo
 import torch._inductor.config
 
