@@ -1,6 +1,8 @@
-"""scripts/demo.sh's install step: what it asks pip for, seen through a stand-in Python."""
+"""scripts/demo.sh seen through a stand-in Python: what its install step asks pip for, and its two
+problems side by side."""
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -54,3 +56,46 @@ def test_unmet_requirements_names_what_is_missing_or_too_old(tmp_path):
     assert unmet(lines) == ["numpy>=999", "no-such-package-here>=1"]  # a local build (+cu130) meets >=
     (tmp_path / "r.txt").write_text("\n".join(lines))
     assert main([str(tmp_path / "r.txt")]) == 0 and main([str(tmp_path / "missing.txt")]) == 2
+
+
+# Every step succeeds at once, but for the first step of each problem: $PROBLEM1 or $PROBLEM2 is run
+# there (problem 1's makes the set with --masks, problem 2's the scenes with --captions). Each call
+# is recorded in $CALLS.
+STEPS_PYTHON = """#!/usr/bin/env bash
+[ "$1" = -c ] && exit 1
+[ "$1" = scripts/unmet_requirements.py ] && exit 0
+echo "$@" >> "$CALLS"
+case "$*" in
+    *--masks*) eval "$PROBLEM1" ;;
+    *--captions*) eval "$PROBLEM2" ;;
+esac
+exit 0
+"""
+
+
+def run_demo(tmp_path, problem1: str, problem2: str):
+    python = tmp_path / "python"
+    python.write_text(STEPS_PYTHON)
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(python), "PROBLEM1": problem1, "PROBLEM2": problem2,
+           "CALLS": str(tmp_path / "calls")}
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), str(tmp_path / "out")], env=env,
+                            capture_output=True, text=True, timeout=60)
+    return result, (tmp_path / "calls").read_text()
+
+
+def test_a_failed_problem_2_fails_the_demo_after_problem_1_with_its_log(tmp_path):
+    result, calls = run_demo(tmp_path, problem1="", problem2="echo 'scenes failed' >&2; exit 5")
+    assert result.returncode == 5
+    assert "error: problem 2 stopped (exit status 5)" in result.stderr
+    assert "scenes failed" in result.stdout  # its log, printed after problem 1's steps
+    assert "check_demo.py" not in calls and calls.count("run_steps.py") == 3  # problem 1 ran to its end
+
+
+def test_a_failed_problem_1_stops_problem_2_at_once(tmp_path):
+    started = time.monotonic()
+    result, _ = run_demo(tmp_path, problem1="exit 4", problem2="exec sleep 41.5")
+    assert result.returncode == 4 and time.monotonic() - started < 30
+    time.sleep(0.5)
+    still = subprocess.run(["pgrep", "-f", "sleep 41.5"], capture_output=True, text=True).stdout
+    assert still == "", "problem 2 kept running"
