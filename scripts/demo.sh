@@ -139,3 +139,4 @@ echo "  captioner_backbone.pt  its ResNet trained alone on the scenes' shapes an
 echo "  caption/, caption_relevancy/   three held-out scenes, one attention (relevancy) panel per word"
 echo "  captions_val.json      its captions of the held-out scenes; grounding.json/.png its word maps' scores"
 echo "  attention_explorer.html, caption_explorer.html   interactive pages of every map: open them in a browser"
+echo "  problem2.log           what problem 2's steps printed while problem 1 ran"
