@@ -16,13 +16,14 @@ fi
 cd -- "$(dirname -- "$(readlink -f -- "$0")")/.."
 PY=${PYTHON:-python3}
 
+pip_install() { PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check "$@"; }
 if [ -n "${UNPINNED:-}" ]; then
-    VERSIONS=(--upgrade)
-else
-    VERSIONS=(-c constraints.txt)
+    pip_install --upgrade -r requirements.txt -r requirements-test.txt
+# pip is asked only when a package is missing or not at its pinned version: it takes seconds to find
+# nothing to do (scripts/unmet_requirements.py checks in a fraction of one).
+elif [ -n "$($PY scripts/unmet_requirements.py --constraints constraints.txt requirements.txt requirements-test.txt)" ]; then
+    pip_install -c constraints.txt -r requirements.txt -r requirements-test.txt
 fi
-PIP_ROOT_USER_ACTION=ignore $PY -m pip install -q --disable-pip-version-check "${VERSIONS[@]}" \
-    -r requirements.txt -r requirements-test.txt
 # apt_install WHAT PACKAGES...: as root on a machine with apt-get, install PACKAGES; else say what is skipped.
 apt_install() {
     local what=$1; shift

@@ -1,62 +1,104 @@
-"""usage: python scripts/unmet_requirements.py REQUIREMENTS_FILE...
+"""usage: python scripts/unmet_requirements.py [--constraints FILE] REQUIREMENTS_FILE...
 
 Print each line of the requirement files that the installed packages do not meet, nothing when all
-are met: scripts/demo.sh asks pip to install only then, since pip takes seconds to find that
-nothing is missing.
+are met: scripts/demo.sh and scripts/test.sh ask pip to install only then, since pip takes seconds
+to find that nothing is missing.
 
 A requirement is met when a distribution of its name is installed at a version its specifier allows
-(a local build such as torch 2.14.1+cu130 meets torch>=2.4) or when its environment marker excludes
-this machine. Only the standard library and `packaging` (pip's own copy where it is not installed)
-are imported, so the check costs a fraction of a second.
+(a local build such as torch 2.14.1+cu130 meets torch>=2.4 and torch==2.14.1) or when its
+environment marker excludes this machine. With --constraints (pip's -c file of exact versions), every
+installed package that file pins must also be at its pinned version, as pip would make it; a package
+it pins that is not installed counts only if a requirement names it. Only the standard library and
+`packaging` (pip's own copy where it is not installed) are imported, so the check costs a fraction of
+a second.
 """
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
 try:
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
 except ImportError:  # a bare Python: pip carries its own copy
     from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
+    from pip._vendor.packaging.utils import canonicalize_name
 
 
-def unmet(lines) -> list:
-    """The requirement lines (comments and blanks skipped) that the installed packages do not meet; a
-    line that is no requirement counts as unmet, so that pip reports it."""
-    missing = []
+def _requirements(lines) -> list:
+    """(text, Requirement or None) of each requirement line, comments and blanks skipped; None for a
+    line that is no requirement."""
+    parsed = []
     for line in lines:
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
         try:
-            requirement = Requirement(text)
+            parsed.append((text, Requirement(text)))
         except InvalidRequirement:
+            parsed.append((text, None))
+    return parsed
+
+
+def _installed(name: str):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def unmet(lines, constraints=()) -> list:
+    """The requirement lines that the installed packages do not meet, then the `constraints` lines
+    whose package is installed at another version (or required and missing). A line that is no
+    requirement counts as unmet, so that pip reports it."""
+    missing, required = [], set()
+    for text, requirement in _requirements(lines):
+        if requirement is None:
             missing.append(text)
             continue
         if requirement.marker is not None and not requirement.marker.evaluate():
             continue
-        try:
-            installed = version(requirement.name)
-        except PackageNotFoundError:
+        required.add(canonicalize_name(requirement.name))
+        installed = _installed(requirement.name)
+        if installed is None or not requirement.specifier.contains(installed, prereleases=True):
+            missing.append(text)
+    for text, pin in _requirements(constraints):
+        if pin is None:
             missing.append(text)
             continue
-        if not requirement.specifier.contains(installed, prereleases=True):
+        installed = _installed(pin.name)
+        if installed is None:
+            if canonicalize_name(pin.name) in required:
+                missing.append(text)
+        elif not pin.specifier.contains(installed, prereleases=True):
             missing.append(text)
     return missing
 
 
-def main(argv=None) -> int:
-    paths = sys.argv[1:] if argv is None else argv
-    if not paths or paths[0] in ("-h", "--help"):
-        print(__doc__, file=sys.stdout if paths else sys.stderr)
-        return 0 if paths else 2
+def _read_lines(paths) -> list:
     lines = []
     for path in paths:
-        try:
-            with open(path, encoding="utf-8") as stream:
-                lines += stream.read().splitlines()
-        except OSError as err:
-            print(f"error: cannot read {path}: {err.strerror or err}", file=sys.stderr)
+        with open(path, encoding="utf-8") as stream:
+            lines += stream.read().splitlines()
+    return lines
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__, file=sys.stdout if args else sys.stderr)
+        return 0 if args else 2
+    constraints = []
+    if args[0] == "--constraints":
+        if len(args) < 3:
+            print("usage: python scripts/unmet_requirements.py [--constraints FILE] REQUIREMENTS_FILE...",
+                  file=sys.stderr)
             return 2
-    for text in unmet(lines):
+        constraints, args = [args[1]], args[2:]
+    try:
+        lines, pins = _read_lines(args), _read_lines(constraints)
+    except OSError as err:
+        print(f"error: cannot read {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
+    for text in unmet(lines, pins):
         print(text)
     return 0
 

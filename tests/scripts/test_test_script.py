@@ -1,5 +1,9 @@
 """The test command: the README's is the one CI runs; it installs what the browser tests need, at the
 versions the suite last passed with."""
+import os
+import subprocess
+
+import pytest
 from packaging.requirements import Requirement
 
 from tests.support import ROOT
@@ -24,9 +28,35 @@ def test_the_test_script_installs_playwright_chromium_and_opencvs_libgl():
     assert any(r.startswith("pytest") for r in requirements)
 
 
-def test_the_test_script_installs_the_pinned_versions_unless_asked_for_the_newest():
-    script = (ROOT / "scripts" / "test.sh").read_text()
-    assert "VERSIONS=(-c constraints.txt)" in script and 'if [ -n "${UNPINNED:-}" ]' in script
+# A stand-in Python for scripts/test.sh: its requirements check prints $UNMET, OpenCV imports, and
+# every other call (pip's, then pytest's) is recorded in $CALLS, one line each.
+FAKE_PYTHON = """#!/usr/bin/env bash
+[ "$1" = scripts/unmet_requirements.py ] && printf '%s' "$UNMET" && exit 0
+[ "$1" = -c ] && exit 0
+echo "$@" >> "$CALLS"
+"""
+
+
+@pytest.mark.parametrize("unmet, unpinned, pip", [
+    ("", "", None),  # everything at its pinned version: pip is not even asked
+    ("numpy==2.3.4\n", "", "-m pip install -q --disable-pip-version-check -c constraints.txt -r requirements.txt "
+                           "-r requirements-test.txt"),
+    ("", "1", "-m pip install -q --disable-pip-version-check --upgrade -r requirements.txt -r requirements-test.txt"),
+])
+def test_the_test_script_installs_the_pinned_versions_when_one_is_unmet_or_the_newest_when_asked(
+        tmp_path, unmet, unpinned, pip):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("python", FAKE_PYTHON), ("chromium", "#!/bin/sh\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PYTHON": str(bin_dir / "python"), "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "UNMET": unmet, "UNPINNED": unpinned, "CALLS": str(tmp_path / "calls")}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "test.sh"), "-x"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls == ([pip] if pip else []) + ["-m pytest -q -n auto -x"]
 
 
 def test_every_requirement_is_pinned_to_a_version_it_allows():
