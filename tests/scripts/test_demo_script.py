@@ -25,14 +25,18 @@ exit 3
 """
 
 
-def first_call_after_the_check(tmp_path, installed: str, unmet: str) -> list:
+def demo_through(tmp_path, fake_python: str, **env) -> subprocess.CompletedProcess:
+    """scripts/demo.sh into tmp_path/out with `fake_python` as its Python and `env` added."""
     python = tmp_path / "python"
-    python.write_text(FAKE_PYTHON)
+    python.write_text(fake_python)
     python.chmod(0o755)
-    env = {**os.environ, "PYTHON": str(python), "TORCH_VERSION": installed, "UNMET": unmet,
-           "NEXT_CALL": str(tmp_path / "call")}
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), str(tmp_path / "out")], env=env,
-                            capture_output=True, text=True, timeout=60)
+    return subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), str(tmp_path / "out")], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "PYTHON": str(python), **env})
+
+
+def first_call_after_the_check(tmp_path, installed: str, unmet: str) -> list:
+    result = demo_through(tmp_path, FAKE_PYTHON, TORCH_VERSION=installed, UNMET=unmet,
+                          NEXT_CALL=str(tmp_path / "call"))
     assert result.returncode == 3, result.stderr
     return (tmp_path / "call").read_text().split()
 
@@ -64,13 +68,7 @@ exit 0
 
 
 def run_demo(tmp_path, problem1: str, problem2: str):
-    python = tmp_path / "python"
-    python.write_text(STEPS_PYTHON)
-    python.chmod(0o755)
-    env = {**os.environ, "PYTHON": str(python), "PROBLEM1": problem1, "PROBLEM2": problem2,
-           "CALLS": str(tmp_path / "calls")}
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), str(tmp_path / "out")], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = demo_through(tmp_path, STEPS_PYTHON, PROBLEM1=problem1, PROBLEM2=problem2, CALLS=str(tmp_path / "calls"))
     return result, (tmp_path / "calls").read_text()
 
 
