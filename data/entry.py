@@ -2,10 +2,10 @@
 
 `run_main(main)` runs a script's `main`, prints a `UserError` as `error: ...` and exits with status 2,
 and Ctrl-C as `error: interrupted` with status 130. A path given with a name longer than the file
-system takes is bad input too, wherever it is first touched (Python's `Path.exists` raises for it). Importing this module is the one side effect it
-exists for: it installs the same report of Ctrl-C for the slow imports (torch) that follow it at the
-top of a script, before `run_main` is reached. Nothing else in the repository changes global state
-when imported.
+system takes is bad input too, wherever it is first touched (Python's `Path.exists` raises for it).
+Importing this module is the one side effect it exists for: it installs the same report of Ctrl-C for
+the slow imports (torch) that follow it at the top of a script, before `run_main` is reached. Nothing
+else in the repository changes global state when imported.
 """
 import errno
 import sys

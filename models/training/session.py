@@ -38,8 +38,8 @@ def resolve_run_args(make_parser, argv, check, make_config, required=()) -> argp
     parser = make_parser()
     args = parser.parse_args(argv)
     out = Path(args.output_dir)
-    check_names_fit([out], "--output_dir")
     if args.resume:
+        check_names_fit([out], "--output_dir")  # a new run's folder gets every check of check_output_folder
         path = out / "config.json"
         if not path.is_file():
             raise UserError(f"no run to resume in {out}: it holds no config.json")
