@@ -74,10 +74,16 @@ def unmet(lines, constraints=()) -> list:
 
 
 def _read_lines(paths) -> list:
+    """The lines of the text files `paths`; ValueError, one line naming the file, for one that cannot be
+    read or is not text."""
     lines = []
     for path in paths:
-        with open(path, encoding="utf-8") as stream:
-            lines += stream.read().splitlines()
+        try:
+            with open(path, encoding="utf-8") as stream:
+                lines += stream.read().splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot read {path}: {getattr(err, 'strerror', None) or 'it is not a text file'}") \
+                from None
     return lines
 
 
@@ -95,8 +101,8 @@ def main(argv=None) -> int:
         constraints, args = [args[1]], args[2:]
     try:
         lines, pins = _read_lines(args), _read_lines(constraints)
-    except OSError as err:
-        print(f"error: cannot read {err.filename}: {err.strerror or err}", file=sys.stderr)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
     for text in unmet(lines, pins):
         print(text)

@@ -13,6 +13,13 @@ def test_unmet_requirements_names_what_is_missing_or_too_old(tmp_path):
     assert main([str(tmp_path / "r.txt")]) == 0 and main([str(tmp_path / "missing.txt")]) == 2
 
 
+def test_a_file_that_cannot_be_read_or_is_not_text_is_one_line(tmp_path, capsys):
+    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    for name, reason in (("missing.txt", "No such file or directory"), ("image.png", "it is not a text file")):
+        assert main(["--constraints", str(tmp_path / name), str(tmp_path / name)]) == 2
+        assert capsys.readouterr().err == f"error: cannot read {tmp_path / name}: {reason}\n"
+
+
 def test_unmet_constraints_are_installed_packages_at_another_version_and_required_ones_missing():
     numpy = version("numpy")
     pins = [f"numpy=={numpy}", "scipy==0.1", "not-installed-anywhere==1.0", "required-but-missing==2.0"]
