@@ -89,12 +89,14 @@ def build_vit(name: str, num_classes: int = 37, image_size: int | None = None,
     With `image_size` other than the weights' native size the position embeddings are resized.
     """
     image_size = image_size or native_image_size(name)
+    # The weights first: without a network that fails at once, not after building a large model.
+    state = fetch_pretrained_state(name, weights) if weights is not None or pretrained else None
     # The package builds a model only from an entry of its table (its name=None path fails): ours is
     # there for this call alone.
     with patch.dict(PRETRAINED_MODELS, {name: model_entry(name)}):
         model = ViT(name, pretrained=False, image_size=image_size, num_classes=num_classes)
-    if weights is not None or pretrained:
-        load_pretrained(model, name, weights)
+    if state is not None:
+        load_pretrained(model, name, state, source=weights or model_entry(name)["url"])
     return set_input_config(model, MEAN, STD)
 
 
@@ -130,10 +132,10 @@ def fetch_pretrained_state(name: str, weights: str | None = None) -> dict:
     return download_state(url, f"{name} weights")
 
 
-def load_pretrained(model: ViT, name: str, weights: str | None = None) -> None:
-    """Load pretrained weights into `model`, keeping its own head when the class count differs."""
-    state = dict(fetch_pretrained_state(name, weights))
-    source = weights or model_entry(name)["url"]
+def load_pretrained(model: ViT, name: str, state: dict, source: str) -> None:
+    """Load the pretrained `state` of model `name`, read from `source`, into `model`, keeping its own
+    head when the class count differs."""
+    state = dict(state)
     own = model.state_dict()
     state.pop("pre_logits.weight", None)  # the 21k models' representation layer, unused by the package
     state.pop("pre_logits.bias", None)

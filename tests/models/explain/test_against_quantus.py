@@ -9,7 +9,13 @@ import torch.nn.functional as F
 
 from models.explain.faithfulness import energy_pointing_game, object_shares, pointing_game, top_patch_iou
 
-quantus = pytest.importorskip("quantus", reason="the agreement tests need quantus (requirements-test.txt)")
+
+
+@pytest.fixture(scope="module")
+def quantus():
+    """Quantus, imported by the tests that use it (its import takes seconds, and each pytest-xdist
+    worker collects this file)."""
+    return pytest.importorskip("quantus", reason="the agreement tests need quantus (requirements-test.txt)")
 
 GRID, PATCH, IMAGES = 4, 8, 6
 
@@ -42,7 +48,7 @@ def as_pixels(grid_values: torch.Tensor) -> np.ndarray:
     return grid_values.repeat_interleave(PATCH, dim=1).repeat_interleave(PATCH, dim=2).numpy().astype(np.float32)
 
 
-def test_pointing_game_equals_quantus_on_patch_aligned_masks(maps_and_masks):
+def test_pointing_game_equals_quantus_on_patch_aligned_masks(maps_and_masks, quantus):
     maps, _, patch_masks = maps_and_masks
     ours = pointing_game(maps, patch_masks).numpy()
     theirs = quantus_scores(quantus.PointingGame(disable_warnings=True), as_pixels(maps), as_pixels(patch_masks))
@@ -50,7 +56,7 @@ def test_pointing_game_equals_quantus_on_patch_aligned_masks(maps_and_masks):
     assert 0 < ours.sum() < IMAGES  # both outcomes are compared
 
 
-def test_energy_pointing_game_equals_quantus_relevance_mass_accuracy(maps_and_masks):
+def test_energy_pointing_game_equals_quantus_relevance_mass_accuracy(maps_and_masks, quantus):
     maps, pixel_masks, _ = maps_and_masks
     signed = maps - 0.3  # negative relevance counts for neither: Quantus is given the positive part
     shares = torch.stack([object_shares(mask, (GRID, GRID)) for mask in pixel_masks])
@@ -60,7 +66,7 @@ def test_energy_pointing_game_equals_quantus_relevance_mass_accuracy(maps_and_ma
     np.testing.assert_allclose(ours, theirs, rtol=1e-5)
 
 
-def test_top_patch_iou_follows_from_quantus_top_k_intersection(maps_and_masks):
+def test_top_patch_iou_follows_from_quantus_top_k_intersection(maps_and_masks, quantus):
     """With k the object's patch count, IoU = p / (2 - p) for Quantus's share p of the top k on the object."""
     maps, _, patch_masks = maps_and_masks
     ours = top_patch_iou(maps, patch_masks).numpy()

@@ -14,6 +14,7 @@ from tests.support import ROOT
 import bench_caption_train
 import bench_data
 import compile_time
+import make_inference_bench_inputs
 import bench_infer
 import bench_table
 import bench_train
@@ -162,11 +163,11 @@ def test_largest_fitting_finds_the_capacity(capacity, start):
     assert len(tried) <= 2 * 12 + 1  # doubling and bisection, not a linear scan
 
 
-def test_inference_bench_inputs_feed_the_grader_script(tmp_path):
+def test_inference_bench_inputs_feed_the_grader_script(tmp_path, run_cli):
     import csv
-    make = [sys.executable, "scripts/dev/make_inference_bench_inputs.py", "--out", str(tmp_path), "--count", "3",
-            "--model", "micro"]
-    subprocess.run(make, cwd=ROOT, check=True, capture_output=True, timeout=120)
+    with torch.random.fork_rng():  # it seeds the random head
+        code, _, err = run_cli(make_inference_bench_inputs.main, ["--out", tmp_path, "--count", "3", "--model", "micro"])
+    assert code == 0, err
     out = tmp_path / "pred.csv"
     subprocess.run(["bash", "scripts/p1_inference.sh", str(tmp_path / "images"), str(out), str(tmp_path / "micro.pt")],
                    cwd=ROOT, check=True, capture_output=True, timeout=120)
