@@ -9,6 +9,7 @@ from pytorch_pretrained_vit.configs import PRETRAINED_MODELS
 from data.io import UserError
 from models.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from data.weights import read_torch_file
+import models.vit
 from models.vit import MODEL_NAMES, PACKAGE_MODELS, SMALL_MODELS, build_vit, grid_size, random_vit
 
 EXPECTED = {  # name: (dim, layers, patch, native size)
@@ -82,6 +83,7 @@ def test_download_failure_names_url_and_flag(monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(models.vit, "ViT", None)  # fails before the model is built, not after
     with pytest.raises(UserError, match=r"https://github.com/lukemelas/.*B_32.pth.*--weights FILE"):
         build_vit("B_32", num_classes=37)
     with pytest.raises(UserError, match="L_16 has no published weights"):
