@@ -74,3 +74,45 @@ def test_top_patch_iou_follows_from_quantus_top_k_intersection(maps_and_masks, q
         metric = quantus.TopKIntersection(k=k, normalise=False, abs=False, disable_warnings=True)
         share = quantus_scores(metric, maps[image:image + 1].numpy(), patch_masks[image:image + 1].numpy())[0]
         assert ours[image] == pytest.approx(share / (2 - share))
+
+
+def input_times_gradient(model, inputs, targets):
+    """(B, 1, H, W) gradient x input of the target logits: a map that depends on every layer."""
+    inputs = torch.as_tensor(inputs).requires_grad_(True)
+    logits = model(inputs)
+    (gradient,) = torch.autograd.grad(logits.gather(1, torch.as_tensor(targets).view(-1, 1)).sum(), inputs)
+    return (gradient * inputs).detach()
+
+
+def test_cascading_randomisation_equals_quantus_mprt_given_its_reinitialisation(monkeypatch, quantus):
+    """With Quantus's re-initialisation (reset_parameters after seeding, layer by layer from the top),
+    our cascade gives Quantus's MPRT correlations stage for stage and image for image. (Our own rule
+    re-draws each tensor at its trained scale instead, so the draws themselves differ.)"""
+    from models.explain import sanity
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                                torch.nn.Tanh(), torch.nn.Linear(8, 3)).eval()
+    inputs = torch.randn(IMAGES, 1, GRID, GRID)
+    targets = torch.arange(IMAGES) % 3
+    layers = [(name, [module]) for name, module in reversed(list(model.named_modules()))
+              if hasattr(module, "reset_parameters")]
+
+    def quantus_rule(modules, generator):
+        torch.manual_seed(42 + 1)  # what Quantus's get_random_layer_generator does before each layer
+        for module in modules:
+            module.reset_parameters()
+
+    with torch.random.fork_rng():
+        metric = quantus.MPRT(layer_order="top_down", seed=42, abs=False, normalise=False, disable_warnings=True,
+                              display_progressbar=False)
+        theirs = metric(model=model, x_batch=inputs.numpy(), y_batch=targets.numpy(), a_batch=None, device="cpu",
+                        explain_func=lambda model, inputs, targets, **_: input_times_gradient(model, inputs,
+                                                                                              targets).numpy())
+        monkeypatch.setattr(sanity, "randomise", quantus_rule)
+        ours = sanity.cascading_randomisation(
+            model, layers, lambda m: {"input x gradient": input_times_gradient(m, inputs, targets)})
+    assert ours["stages"] == [name for name in theirs if name != "original"] == ["5", "3", "1"]
+    expected = np.array([theirs[name] for name in ours["stages"]])
+    np.testing.assert_allclose(ours["correlation"]["input x gradient"].numpy(), expected, atol=1e-6)
+    assert expected[-1].mean() < 0.9  # the maps did change: the comparison is not of constants
