@@ -5,15 +5,16 @@ are met: scripts/demo.sh and scripts/test.sh ask pip to install only then, since
 to find that nothing is missing.
 
 A requirement is met when a distribution of its name is installed at a version its specifier allows
-(a local build such as torch 2.14.1+cu130 meets torch>=2.4 and torch==2.14.1) or when its
-environment marker excludes this machine. With --constraints (pip's -c file of exact versions), every
+(a local build such as torch 2.14.1+cu130 meets torch>=2.4 and torch==2.14.1), and so are the
+dependencies that the installed distributions declare, all the way down; or when its environment
+marker excludes this machine. With --constraints (pip's -c file of exact versions), every
 installed package that file pins must also be at its pinned version, as pip would make it; a package
 it pins that is not installed counts only if a requirement names it. Only the standard library and
 `packaging` (pip's own copy where it is not installed) are imported, so the check costs a fraction of
 a second.
 """
 import sys
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, requires, version
 
 try:
     from packaging.requirements import InvalidRequirement, Requirement
@@ -45,21 +46,55 @@ def _installed(name: str):
         return None
 
 
+def _applies(requirement, extras=()) -> bool:
+    """Whether `requirement`'s environment marker, if any, holds here for a distribution installed with `extras`."""
+    marker = requirement.marker
+    return marker is None or any(marker.evaluate({"extra": extra}) for extra in (*extras, ""))
+
+
+def _unmet_dependencies(requirement, seen: set) -> list:
+    """'dependency (of package)' for each dependency, at any depth, that the installed distribution of
+    `requirement` declares and that is missing or at a version it does not allow; `seen` holds the
+    packages already walked."""
+    found = []
+    try:
+        declared = requires(requirement.name) or []
+    except PackageNotFoundError:
+        return found
+    for text in declared:
+        try:
+            dependency = Requirement(text)
+        except InvalidRequirement:
+            continue
+        if not _applies(dependency, requirement.extras):
+            continue
+        installed = _installed(dependency.name)
+        if installed is None or not dependency.specifier.contains(installed, prereleases=True):
+            found.append(f"{dependency.name}{dependency.specifier} (of {requirement.name})")
+        elif canonicalize_name(dependency.name) not in seen:
+            seen.add(canonicalize_name(dependency.name))
+            found += _unmet_dependencies(dependency, seen)
+    return found
+
+
 def unmet(lines, constraints=()) -> list:
     """The requirement lines that the installed packages do not meet, then the `constraints` lines
     whose package is installed at another version (or required and missing). A line that is no
     requirement counts as unmet, so that pip reports it."""
-    missing, required = [], set()
+    missing, required, walked = [], set(), set()
     for text, requirement in _requirements(lines):
         if requirement is None:
             missing.append(text)
             continue
-        if requirement.marker is not None and not requirement.marker.evaluate():
+        if not _applies(requirement):
             continue
         required.add(canonicalize_name(requirement.name))
         installed = _installed(requirement.name)
         if installed is None or not requirement.specifier.contains(installed, prereleases=True):
             missing.append(text)
+        elif canonicalize_name(requirement.name) not in walked:
+            walked.add(canonicalize_name(requirement.name))
+            missing += _unmet_dependencies(requirement, walked)
     for text, pin in _requirements(constraints):
         if pin is None:
             missing.append(text)

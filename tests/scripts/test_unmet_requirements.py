@@ -25,3 +25,22 @@ def test_unmet_constraints_are_installed_packages_at_another_version_and_require
     pins = [f"numpy=={numpy}", "scipy==0.1", "not-installed-anywhere==1.0", "required-but-missing==2.0"]
     assert unmet(["numpy>=1", "scipy>=1"], pins) == ["scipy==0.1"]  # pip would move scipy to its pin
     assert unmet(["required-but-missing"], pins[2:]) == ["required-but-missing", "required-but-missing==2.0"]
+
+
+def fake_distribution(folder, name: str, *requires: str) -> None:
+    """An installed distribution `name` 1.0 in `folder` (a dist-info, as pip leaves one) declaring `requires`."""
+    info = folder / f"{name.replace('-', '_')}-1.0.dist-info"
+    info.mkdir()
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", "Version: 1.0", *(f"Requires-Dist: {r}" for r in requires)]
+    (info / "METADATA").write_text("\n".join(lines) + "\n")
+
+
+def test_a_dependency_missing_at_any_depth_is_unmet_and_one_for_another_platform_or_extra_is_not(tmp_path,
+                                                                                                  monkeypatch):
+    """pip would install a declared dependency that is missing or too old, however deep: so it counts."""
+    fake_distribution(tmp_path, "top-package", "middle-package>=1", 'windows-only; sys_platform == "win32"',
+                      'fancy-extra; extra == "fancy"')
+    fake_distribution(tmp_path, "middle-package", "deep-missing>=2", "numpy>=999", "top-package")  # a cycle too
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert unmet(["top-package"]) == ["deep-missing>=2 (of middle-package)", "numpy>=999 (of middle-package)"]
+    assert unmet(["top-package[fancy]"])[-1] == "fancy-extra (of top-package)"
