@@ -76,10 +76,10 @@ problem2() {
     steps --title "a tiny CATR's ResNet (narrow stages) trained alone to tell each scene's shape and colour" \
         scripts/pretrain_backbone.py --data_dir "$OUT/scenes" --config tiny_narrow --image_size 96 --steps 800 \
         --device cpu --no_progress --out "$OUT/captioner_backbone.pt" \
-    ::: --title "the captioner trained on it for an epoch: backbone frozen, features cached, vocabulary closed to the captions' words" \
+    ::: --title "the captioner trained on it for 2 epochs: backbone frozen, features cached, vocabulary closed to the captions' words" \
         scripts/train_captioner.py --data_dir "$OUT/scenes" --config tiny_narrow --weights "$OUT/captioner_backbone.pt" \
         --image_size 96 --freeze_backbone --cache_features --closed_vocabulary --lr 5e-3 --weight_decay 0.01 \
-        --clip_grad 1 --epochs 1 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner" \
+        --clip_grad 1 --epochs 2 --warmup_epochs 0.25 --device cpu --no_progress --output_dir "$OUT/captioner" \
     ::: --title "three held-out scenes captioned, one map per word: decoder attention, then relevancy" \
         p2_vis_caption.py --images "${HELD_OUT[@]:0:3}" --weights "$OUT/captioner/best.pt" --out_dir "$OUT/caption" \
         --html "$OUT/caption_explorer.html" --beam 3 --device cpu \
