@@ -1,7 +1,6 @@
 """The benchmarks run a real step on the CPU and end with one JSON line; batch search and bad input."""
 import json
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -21,11 +20,6 @@ import bench_train
 import profile_vit_block
 
 
-def run_script(name, *args):
-    return subprocess.run([sys.executable, f"scripts/dev/{name}", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-
-
 def last_json(stdout):
     return json.loads(stdout.strip().splitlines()[-1])
 
@@ -38,14 +32,14 @@ def test_bench_caption_train_times_every_variant_in_one_record(capsys):
     assert all(seconds > 0 for seconds in record["seconds_per_step"].values())
 
 
-def test_bench_train_reports_a_json_line():
-    done = run_script("bench_train.py", "--model", "micro", "--batch_size", "4", "--device", "cpu",
-                      "--steps", "2", "--warmup", "1", "--optimizer", "adamw")
-    assert done.returncode == 0, done.stderr
-    record = last_json(done.stdout)
+def test_bench_train_reports_a_json_line(run_cli):
+    code, stdout, err = run_cli(bench_train.main, ["--model", "micro", "--batch_size", "4", "--device", "cpu",
+                                                   "--steps", "2", "--warmup", "1", "--optimizer", "adamw"])
+    assert code == 0, err
+    record = last_json(stdout)
     assert record["benchmark"] == "train" and record["model"] == "micro" and record["image_size"] == 32
     assert record["img_per_s"] > 0 and record["tflops"] > 0 and record["peak_mem_mb"] > 0
-    assert record["peak_fraction"] is None and "n/a" in done.stdout  # no known peak for a CPU
+    assert record["peak_fraction"] is None and "n/a" in stdout  # no known peak for a CPU
     assert record["epoch_s"] == pytest.approx(3680 / record["img_per_s"], rel=1e-3)
     assert record["flop_per_image"] == 3 * 2 * 415008  # 3 x forward of micro at 32 px
     assert (record["optimizer"], record["precision"], record["attention"]) == ("adamw", "fp32", "fast")
