@@ -47,7 +47,7 @@ from models.explain.faithfulness import (CURVES, FRACTIONS, FULL_FRACTIONS, HIGH
 from models.explain.methods import MEASURED, class_specific, explanation_maps
 from models.explain.sanity import cascading_randomisation, sanity_summary, sanity_table, verdict_stage, vit_stages
 from models.explain.statistics import (RESAMPLES, intervals, pairwise_differences, percentile_interval,
-                                       resample_means, spearman, summarize_measures, interval_text)
+                                       resample_means, estimates_rank_correlation, summarize_measures, interval_text)
 from models.figures.classifier import checkpoints_figure, perturbation_figure
 from models.figures.plots import check_figure_path, write_report
 from models.attention import inference_model
@@ -285,8 +285,8 @@ def checkpoint_series(all_scores: list, reports: list, args) -> dict:
             for measure, better in HIGHER_IS_BETTER.items():
                 values = torch.stack([s[section][method][measure] for s in all_scores])
                 replicates = resample_means(values, args.resamples, args.seed)
-                point = spearman(accuracy.mean(dim=1), values.nanmean(dim=1))
-                spread_ = percentile_interval(spearman(accuracy_replicates.T, replicates.T))
+                point = estimates_rank_correlation(accuracy.mean(dim=1), values.nanmean(dim=1))
+                spread_ = percentile_interval(estimates_rank_correlation(accuracy_replicates.T, replicates.T))
                 rank_correlation.setdefault(method + suffix, {})[measure] = {
                     "spearman": round(float(point), 3), "spearman_ci95": [round(float(b), 3) for b in spread_]}
                 if section != "methods":

@@ -62,7 +62,8 @@ from models.explain.faithfulness import FRACTIONS
 from models.explain.grounding import HIGHER_IS_BETTER, POINTING_TOLERANCE, summarize, word_measures
 from models.explain.sanity import cascading_randomisation, captioner_stages, sanity_summary, sanity_table, verdict_stage
 from models.explain.statistics import (RESAMPLES, estimate, interval_text, intervals, leader, pairwise_differences,
-                                       percentile_interval, resample_means, spearman, summarize_measures)
+                                       percentile_interval, resample_means, estimates_rank_correlation,
+                                       summarize_measures)
 from models.figures.grounding import grounding_figure
 from models.figures.plots import check_figure_path, write_report
 from models.training.runtime import resolve_device
@@ -445,8 +446,8 @@ def weights_series(reports: list, measured: list, strata, args) -> dict:
                 continue
             values = torch.stack([m[method][measure] for m in measured])
             replicates = resample_means(values, args.resamples, args.seed, strata)
-            point = spearman(estimate(probability, strata), estimate(values, strata))
-            bounds = percentile_interval(spearman(probability_replicates.T, replicates.T))
+            point = estimates_rank_correlation(estimate(probability, strata), estimate(values, strata))
+            bounds = percentile_interval(estimates_rank_correlation(probability_replicates.T, replicates.T))
             rank_correlation.setdefault(method, {})[measure] = {
                 "spearman": round(float(point), 3), "spearman_ci95": [round(float(b), 3) for b in bounds]}
             compared = summarize_measures({**{k: {measure: values[k]} for k in range(len(measured))},

@@ -8,7 +8,8 @@
   the mean of the category means that the grounding report gives.
 - `percentile_interval`: the 2.5th and 97.5th percentiles of the resampled means (95%).
 - `compare`: a difference's verdict, "beats" only when its interval excludes 0.
-- `spearman`: Spearman's rank correlation per row, ties given their average rank.
+- `spearman`: Spearman's rank correlation per row, ties given their average rank;
+  `estimates_rank_correlation` the same between series of estimates, which rounding cannot order.
 
 Seeded: the same values, seed and strata give the same intervals on any machine.
 """
@@ -117,6 +118,19 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     ra, rb = ra - ra.mean(dim=-1, keepdim=True), rb - rb.mean(dim=-1, keepdim=True)
     norm = (ra.square().sum(dim=-1) * rb.square().sum(dim=-1)).sqrt()
     return torch.where(norm > 0, (ra * rb).sum(dim=-1) / norm.where(norm > 0, torch.ones_like(norm)), 0.0)
+
+
+def estimates_rank_correlation(a: torch.Tensor, b: torch.Tensor, digits: int = 9) -> torch.Tensor:
+    """`spearman` of two series of estimates (means over the same items, one per model, on the last
+    axis), estimates that agree to `digits` significant digits of their row's largest counted as
+    tied. The same values averaged by a matrix product can differ in the last bit from one row to
+    the next (the product's blocking), and such a difference is no order: without this, two models
+    with identical scores would be ranked, and correlate at +1 or -1."""
+    def snapped(x):
+        x = x.double()
+        scale = x.abs().amax(dim=-1, keepdim=True).clamp(min=torch.finfo(torch.float64).tiny)
+        return torch.round(x / scale, decimals=digits)
+    return spearman(snapped(a), snapped(b))
 
 
 def intervals(rows: dict, resamples: int = RESAMPLES, seed: int = 0, strata=None, level: float = LEVEL) -> dict:

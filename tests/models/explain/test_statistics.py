@@ -3,8 +3,9 @@ the intervals' coverage on simulated data."""
 import pytest
 import torch
 
-from models.explain.statistics import (compare, estimate, intervals, leader, mean_interval, paired_difference,
-                                       pairwise_differences, resample_means, spearman, summarize_measures)
+from models.explain.statistics import (compare, estimate, estimates_rank_correlation, intervals, leader, mean_interval,
+                                       paired_difference, pairwise_differences, resample_means, spearman,
+                                       summarize_measures)
 
 
 def test_estimate_is_the_mean_or_the_mean_of_the_strata_means():
@@ -96,3 +97,21 @@ def test_spearman_matches_its_definition_with_ties():
     expected = torch.corrcoef(torch.stack((ra, rb)))[0, 1]
     assert spearman(a, b).tolist() == pytest.approx([float(expected), -1.0])
     assert float(spearman(torch.ones(5), torch.arange(5.0))) == 0.0  # no spread: no shared order
+
+
+def test_two_models_with_the_same_scores_are_not_ranked_by_rounding():
+    """The stratified mean of two identical rows of 250 words can differ in the last bit (a matrix
+    product's blocking: it did on an AMD EPYC), and Spearman then read a perfect order. Estimates a
+    bit apart are tied: their rank correlation is 0, and a genuine difference is still ranked."""
+    values = torch.rand(250, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    strata = torch.arange(250) % 6
+    mean = estimate(values, strata)
+    bit_apart = torch.stack([mean, torch.nextafter(mean, torch.tensor(2.0, dtype=torch.float64))])
+    accuracy = torch.tensor([0.1, 0.3], dtype=torch.float64)
+    assert float(spearman(accuracy, bit_apart)) == 1.0  # the last bit, read as an order
+    assert float(estimates_rank_correlation(accuracy, bit_apart)) == 0.0
+    assert float(estimates_rank_correlation(accuracy, estimate(torch.stack([values, values]), strata))) == 0.0
+    better = estimate(torch.stack([values, values + 1e-4]), strata)
+    assert float(estimates_rank_correlation(accuracy, better)) == 1.0
+    replicates = resample_means(torch.stack([values, values]), 50, 0, strata)  # (2, 50): one column a draw
+    assert torch.all(estimates_rank_correlation(accuracy.expand(50, 2), replicates.T) == 0.0)
