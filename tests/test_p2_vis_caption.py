@@ -1,7 +1,6 @@
 """p2_vis_caption.py: figures, .npy maps and one-line errors, with the tiny random-weight captioner."""
 import os
 import subprocess
-import sys
 import urllib.error
 from pathlib import Path
 
@@ -165,15 +164,24 @@ def test_a_decompression_bomb_is_skipped_with_a_warning(img_dir, tmp_path, capsy
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide.png"]
 
 
-def test_grader_script_passes_p2_weights_on_through_a_link(img_dir, tmp_path):
-    """Called by a link, folder names starting with '-': the script reaches P2_WEIGHTS' file."""
+def test_grader_script_passes_p2_weights_on_through_a_link(img_dir, tmp_path, monkeypatch):
+    """Called by a link, folder names starting with '-': the script hands the repository's
+    p2_vis_caption.py both folders and P2_WEIGHTS' file (seen through a stand-in Python that prints
+    what it is given), and those arguments reach the weights' file."""
     (tmp_path / "-imgs").symlink_to(img_dir, target_is_directory=True)
     (tmp_path / "caption.sh").symlink_to(ROOT / "scripts" / "p2_vis_caption.sh")
-    env = {**os.environ, "P2_WEIGHTS": str(img_dir / "notes.txt"), "PYTHON": sys.executable}
+    stand_in = tmp_path / "python"
+    stand_in.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    stand_in.chmod(0o755)
+    env = {**os.environ, "P2_WEIGHTS": str(img_dir / "notes.txt"), "PYTHON": str(stand_in)}
     result = subprocess.run(["bash", "caption.sh", "-imgs", "-out"], cwd=tmp_path, capture_output=True,
                             text=True, env=env)
-    assert result.returncode == 2  # the script ran, read both folder names and reached the weights
-    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {img_dir / 'notes.txt'} is not a CATR checkpoint")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [str(ROOT / "p2_vis_caption.py"), "--img_dir=-imgs", "--out_dir=-out",
+                                          f"--weights={img_dir / 'notes.txt'}"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=f"{img_dir / 'notes.txt'} is not a CATR checkpoint"):
+        p2_vis_caption.main(result.stdout.splitlines()[1:])
 
 
 def test_out_dir_that_holds_the_inputs_never_overwrites_them(tmp_path, monkeypatch):

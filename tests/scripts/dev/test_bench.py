@@ -1,6 +1,5 @@
 """The benchmarks run a real step on the CPU and end with one JSON line; batch search and bad input."""
 import json
-import subprocess
 
 import pytest
 import torch
@@ -8,7 +7,6 @@ import torch
 from data.entry import run_main
 from data.io import UserError
 from benchlib import compile_payoff, largest_fitting
-from tests.support import ROOT
 
 import bench_caption_train
 import bench_data
@@ -157,14 +155,19 @@ def test_largest_fitting_finds_the_capacity(capacity, start):
     assert len(tried) <= 2 * 12 + 1  # doubling and bisection, not a linear scan
 
 
-def test_inference_bench_inputs_feed_the_grader_script(tmp_path, run_cli):
+def test_inference_bench_inputs_are_what_p1_inference_predicts(tmp_path, run_cli):
+    """The folder and checkpoint the GPU check times p1_inference.sh on: p1_inference.py, called as
+    that script calls it (the script itself runs in tests/test_p1_inference.py and the dry run)."""
     import csv
+    import p1_inference
+
     with torch.random.fork_rng():  # it seeds the random head
         code, _, err = run_cli(make_inference_bench_inputs.main, ["--out", tmp_path, "--count", "3", "--model", "micro"])
     assert code == 0, err
     out = tmp_path / "pred.csv"
-    subprocess.run(["bash", "scripts/p1_inference.sh", str(tmp_path / "images"), str(out), str(tmp_path / "micro.pt")],
-                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    code, _, err = run_cli(p1_inference.main, [f"--ckpt={tmp_path / 'micro.pt'}", f"--img_dir={tmp_path / 'images'}",
+                                               f"--out_csv={out}"])
+    assert code == 0, err
     with open(out) as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["filename", "label"] and [r[0] for r in rows[1:]] == ["0.jpg", "1.jpg", "2.jpg"]
