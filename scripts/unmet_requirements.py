@@ -52,15 +52,25 @@ def _applies(requirement, extras=()) -> bool:
     return marker is None or any(marker.evaluate({"extra": extra}) for extra in (*extras, ""))
 
 
-def _unmet_dependencies(requirement, seen: set) -> list:
+def _met(requirement) -> bool:
+    """Whether a distribution of `requirement`'s name is installed at a version its specifier allows."""
+    installed = _installed(requirement.name)
+    return installed is not None and requirement.specifier.contains(installed, prereleases=True)
+
+
+def _unmet_dependencies(requirement, walked: set) -> list:
     """'dependency (of package)' for each dependency, at any depth, that the installed distribution of
-    `requirement` declares and that is missing or at a version it does not allow; `seen` holds the
-    packages already walked."""
-    found = []
+    `requirement` declares and that is missing or at a version it does not allow; `walked` holds the
+    packages already walked, each walked once."""
+    name = canonicalize_name(requirement.name)
+    if name in walked:
+        return []
+    walked.add(name)
     try:
         declared = requires(requirement.name) or []
     except PackageNotFoundError:
-        return found
+        return []
+    found = []
     for text in declared:
         try:
             dependency = Requirement(text)
@@ -68,12 +78,10 @@ def _unmet_dependencies(requirement, seen: set) -> list:
             continue
         if not _applies(dependency, requirement.extras):
             continue
-        installed = _installed(dependency.name)
-        if installed is None or not dependency.specifier.contains(installed, prereleases=True):
+        if _met(dependency):
+            found += _unmet_dependencies(dependency, walked)
+        else:
             found.append(f"{dependency.name}{dependency.specifier} (of {requirement.name})")
-        elif canonicalize_name(dependency.name) not in seen:
-            seen.add(canonicalize_name(dependency.name))
-            found += _unmet_dependencies(dependency, seen)
     return found
 
 
@@ -89,21 +97,18 @@ def unmet(lines, constraints=()) -> list:
         if not _applies(requirement):
             continue
         required.add(canonicalize_name(requirement.name))
-        installed = _installed(requirement.name)
-        if installed is None or not requirement.specifier.contains(installed, prereleases=True):
-            missing.append(text)
-        elif canonicalize_name(requirement.name) not in walked:
-            walked.add(canonicalize_name(requirement.name))
+        if _met(requirement):
             missing += _unmet_dependencies(requirement, walked)
+        else:
+            missing.append(text)
     for text, pin in _requirements(constraints):
         if pin is None:
             missing.append(text)
             continue
-        installed = _installed(pin.name)
-        if installed is None:
+        if _installed(pin.name) is None:
             if canonicalize_name(pin.name) in required:
                 missing.append(text)
-        elif not pin.specifier.contains(installed, prereleases=True):
+        elif not _met(pin):
             missing.append(text)
     return missing
 
